@@ -1,0 +1,70 @@
+"""One configured database: migrations, the writer's connection, and a reader per thread.
+
+Request threads never share a connection; each gets its own read-only one on first use. Only the
+storage writer actor opens a writable connection (`open_writer`), which is what serializes writes.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from anon_ticket.config import DatabaseUrl
+from anon_ticket.errors import StorageError
+from anon_ticket.storage import migrations
+from anon_ticket.storage.base import Store
+from anon_ticket.storage.sqlite import SqliteStore, connect
+
+
+class Database:
+    def __init__(self, url: DatabaseUrl) -> None:
+        if url.backend != "sqlite" or url.sqlite_path is None:
+            raise StorageError(
+                f"the {url.backend} backend is not available in this version; use sqlite:///PATH"
+            )
+        self.url = url
+        self.path = url.sqlite_path
+        self._local = threading.local()
+        self._readers: list[SqliteStore] = []
+        self._readers_lock = threading.Lock()
+
+    def migrate(self) -> int:
+        """Apply pending migrations and return the schema version."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the database folder {self.path.parent}: {exc}") from exc
+        conn = connect(self.path)
+        try:
+            return migrations.migrate_sqlite(conn)
+        finally:
+            conn.close()
+
+    def schema_version(self) -> int:
+        conn = connect(self.path)
+        try:
+            return migrations.current_version_sqlite(conn)
+        finally:
+            conn.close()
+
+    def open_writer(self) -> Store:
+        return SqliteStore(self.path)
+
+    def reader(self) -> Store:
+        """This thread's read-only connection, opened on first use."""
+        store: SqliteStore | None = getattr(self._local, "store", None)
+        if store is None:
+            store = SqliteStore(self.path, query_only=True)
+            self._local.store = store
+            with self._readers_lock:
+                self._readers.append(store)
+        return store
+
+    def close(self) -> None:
+        """Close every reader connection (call once request threads have stopped)."""
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for store in readers:
+            try:
+                store.close()
+            except Exception:  # a connection owned by a dead thread may refuse; it dies with it
+                pass

@@ -1,0 +1,369 @@
+"""The embedded SQLite backend: one file, WAL, one writer connection, one reader per thread.
+
+Every connection gets `journal_mode=WAL` and `synchronous=NORMAL` (pysqlite3-binary defaults to FULL,
+which triples the cost of a claim for no durability a claim needs: a committed transaction survives a
+killed process under NORMAL, and a claim lost to a power cut is rebuilt identically on the next
+redeem). An operator revocation cannot be rebuilt, so it alone commits with `synchronous=FULL`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from anon_ticket.domain import PaymentId, TxId
+from anon_ticket.errors import CursorMoved, StorageError, WalletMismatch
+from anon_ticket.payments import (
+    TokenStatus,
+    Transfer,
+    TransferFlag,
+    evaluate,
+    reorg_decision,
+    standing_total,
+)
+from anon_ticket.storage.base import (
+    BatchOutcome,
+    ClaimOutcome,
+    ClaimRecord,
+    Counts,
+    MonitorState,
+    TransferBatch,
+)
+
+MIN_SQLITE = (3, 35, 0)  # UPDATE/INSERT … RETURNING
+
+_CLAIM_COLUMNS = (
+    "payment_id, claim_txid, token_digest, claimed_at, min_amount, status, revoked_at, revoke_reason"
+)
+_HIDDEN_MASK = int(TransferFlag.LOCKED | TransferFlag.DOUBLE_SPEND | TransferFlag.GONE)
+
+
+def sqlite_module() -> types.ModuleType:
+    """pysqlite3 where its wheel exists, else the standard module if its SQLite is new enough."""
+    module: types.ModuleType
+    try:
+        import pysqlite3.dbapi2 as module  # type: ignore[no-redef]
+    except ImportError:
+        import sqlite3 as module
+    if module.sqlite_version_info < MIN_SQLITE:
+        raise StorageError(
+            f"SQLite {module.sqlite_version} is too old: anon_ticket needs 3.35 or newer (RETURNING); "
+            "install pysqlite3-binary or a newer Python"
+        )
+    return module
+
+
+def connect(path: Path, *, query_only: bool = False) -> Any:
+    """Open a connection configured the way every part of the daemon relies on."""
+    sqlite = sqlite_module()
+    try:
+        # Each connection is used by one thread at a time by design; closing may happen elsewhere.
+        conn = sqlite.connect(
+            str(path), isolation_level=None, timeout=10.0, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        if query_only:
+            conn.execute("PRAGMA query_only=1")
+    except sqlite.Error as exc:
+        raise StorageError(f"cannot open SQLite database {path}: {exc}") from exc
+    return conn
+
+
+def _claim(row: Any) -> ClaimRecord:
+    return ClaimRecord(
+        payment_id=row[0],
+        claim_txid=row[1],
+        token_digest=row[2],
+        claimed_at=row[3],
+        min_amount=row[4],
+        status=TokenStatus(row[5]),
+        revoked_at=row[6],
+        operator_reason=row[7],
+    )
+
+
+class SqliteStore:
+    """All three storage protocols over one connection. Not thread-safe: one per thread."""
+
+    def __init__(self, path: Path, *, query_only: bool = False) -> None:
+        self._sqlite = sqlite_module()
+        self._conn = connect(path, query_only=query_only)
+        self.path = path
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self, *, durable: bool = False) -> Iterator[Any]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any error; SQLite errors become StorageError."""
+        conn = self._conn
+        try:
+            if durable:
+                conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except self._sqlite.Error as exc:
+            raise StorageError(f"database write failed: {exc}") from exc
+        finally:
+            if durable:
+                with contextlib.suppress(self._sqlite.Error):
+                    conn.execute("PRAGMA synchronous=NORMAL")
+
+    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return list(self._conn.execute(sql, params).fetchall())
+        except self._sqlite.Error as exc:
+            raise StorageError(f"database read failed: {exc}") from exc
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    # -- PaymentStore ---------------------------------------------------------------------------
+
+    def transfers_for(self, payment_id: bytes) -> list[Transfer]:
+        rows = self._all(
+            "SELECT txid, amount, height, flags FROM transfers WHERE payment_id = ?", (payment_id,)
+        )
+        return [Transfer(*row) for row in rows]
+
+    def known_payment_ids(self) -> Iterator[bytes]:
+        try:
+            cursor = self._conn.execute("SELECT DISTINCT payment_id FROM transfers")
+            for (payment_id,) in cursor:
+                yield payment_id
+        except self._sqlite.Error as exc:
+            raise StorageError(f"database read failed: {exc}") from exc
+
+    def unsettled_transfers(self) -> list[tuple[bytes, Transfer]]:
+        rows = self._all(
+            "SELECT payment_id, txid, amount, height, flags FROM transfers WHERE settled = 0"
+        )
+        return [(row[0], Transfer(*row[1:])) for row in rows]
+
+    def counts(self, min_confirmations: int, min_amount: int) -> Counts:
+        height = self.monitor_state().wallet_height or 0
+        unclaimed = self._one(
+            f"""
+            SELECT coalesce(sum(counted >= :min), 0), coalesce(sum(counted < :min AND pending > 0), 0)
+            FROM (
+                SELECT
+                    sum(CASE WHEN flags & {_HIDDEN_MASK} = 0 AND height > 0
+                             AND :h - height >= :conf THEN amount ELSE 0 END) AS counted,
+                    sum(CASE WHEN flags & {_HIDDEN_MASK} = 0 AND (height = 0 OR :h - height < :conf)
+                             THEN 1 ELSE 0 END) AS pending
+                FROM transfers AS t
+                WHERE NOT EXISTS (SELECT 1 FROM claims AS c WHERE c.payment_id = t.payment_id)
+                GROUP BY payment_id
+            )
+            """.replace(":min", "?1").replace(":h", "?2").replace(":conf", "?3"),
+            (min_amount, height, min_confirmations),
+        )
+        by_status = dict(self._all("SELECT status, count(*) FROM claims GROUP BY status"))
+        claimed = sum(by_status.values())
+        return Counts(
+            payments_pending=unclaimed[1],
+            payments_redeemable=unclaimed[0],
+            payments_claimed=claimed,
+            tokens_active=by_status.get(int(TokenStatus.ACTIVE), 0),
+            tokens_revoked=claimed - by_status.get(int(TokenStatus.ACTIVE), 0),
+        )
+
+    # -- TokenStore -----------------------------------------------------------------------------
+
+    def claim_for(self, payment_id: bytes) -> ClaimRecord | None:
+        row = self._one(f"SELECT {_CLAIM_COLUMNS} FROM claims WHERE payment_id = ?", (payment_id,))
+        return _claim(row) if row else None
+
+    def claim_by_digest(self, token_digest: bytes) -> ClaimRecord | None:
+        # The index holds an 8-byte prefix of the digest (a third of the size of a full one); the
+        # full comparison settles the rare prefix collision.
+        row = self._one(
+            f"SELECT {_CLAIM_COLUMNS} FROM claims "
+            "WHERE substr(token_digest, 1, 8) = ? AND token_digest = ?",
+            (token_digest[:8], token_digest),
+        )
+        return _claim(row) if row else None
+
+    def claim(
+        self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int
+    ) -> ClaimOutcome | None:
+        """Claim the payment of `pid` once, ever; a second call returns the first claim.
+
+        The whole decision runs inside one write transaction, so two racing callers (or a poll that
+        lands in between) cannot produce two claims or bind one to a transfer that no longer counts.
+        Returns None when the payment is not (or no longer) redeemable.
+        """
+        payment_id = pid.chain_payment_id().raw
+        with self._transaction() as conn:
+            existing = self.claim_for(payment_id)
+            if existing is not None:
+                return ClaimOutcome(existing, pid.service_token(TxId(existing.claim_txid)), False)
+            height = self._wallet_height(conn)
+            view = evaluate(self.transfers_for(payment_id), height, min_confirmations)
+            if view.earliest_counted_txid is None or view.counted_total < min_amount:
+                return None
+            token = pid.service_token(TxId(view.earliest_counted_txid))
+            row = conn.execute(
+                f"INSERT INTO claims (payment_id, claim_txid, token_digest, claimed_at, min_amount, "
+                f"status) VALUES (?, ?, ?, ?, ?, ?) RETURNING {_CLAIM_COLUMNS}",
+                (
+                    payment_id,
+                    view.earliest_counted_txid,
+                    token.digest().raw,
+                    now,
+                    min_amount,
+                    int(TokenStatus.ACTIVE),
+                ),
+            ).fetchone()
+        return ClaimOutcome(_claim(row), token, True)
+
+    def revoke(self, token_digest: bytes, reason: str | None, now: int) -> ClaimRecord | None:
+        """Revoke for the operator, durably (FULL sync) before returning.
+
+        A second revocation keeps the first time and reason; a `payment_reorged` token becomes an
+        operator revocation, which nothing reinstates.
+        """
+        with self._transaction(durable=True) as conn:
+            record = self.claim_by_digest(token_digest)
+            if record is None:
+                return None
+            if record.status is TokenStatus.REVOKED:
+                return record
+            row = conn.execute(
+                f"UPDATE claims SET status = ?, revoked_at = ?, revoke_reason = ? "
+                f"WHERE payment_id = ? RETURNING {_CLAIM_COLUMNS}",
+                (int(TokenStatus.REVOKED), now, reason, record.payment_id),
+            ).fetchone()
+        return _claim(row)
+
+    # -- MonitorStateStore ----------------------------------------------------------------------
+
+    def monitor_state(self) -> MonitorState:
+        row = self._one(
+            "SELECT wallet_address, scan_floor, scan_cursor, wallet_height, last_poll_at "
+            "FROM monitor_state WHERE id = 1"
+        )
+        return MonitorState(*row)
+
+    def _wallet_height(self, conn: Any) -> int:
+        row = conn.execute("SELECT wallet_height FROM monitor_state WHERE id = 1").fetchone()
+        return int(row[0] or 0)
+
+    def bind_wallet(self, address: str) -> None:
+        """Record the wallet on first start; refuse a different one later (CONTRACT §3)."""
+        with self._transaction() as conn:
+            (bound,) = conn.execute("SELECT wallet_address FROM monitor_state WHERE id = 1").fetchone()
+            if bound is None:
+                conn.execute("UPDATE monitor_state SET wallet_address = ? WHERE id = 1", (address,))
+            elif bound != address:
+                raise WalletMismatch(
+                    f"this database belongs to the wallet {bound[:12]}…, but monero-wallet-rpc serves "
+                    f"{address[:12]}…; point MONERO_RPC_URL at the original wallet or use a new database"
+                )
+
+    def start_scan(self, height: int) -> MonitorState:
+        """Set floor and cursor on the very first start; a persisted cursor always wins."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE monitor_state SET scan_floor = ?1, scan_cursor = ?1 "
+                "WHERE id = 1 AND scan_cursor IS NULL",
+                (height,),
+            )
+        return self.monitor_state()
+
+    def rescan_from(self, height: int) -> MonitorState:
+        """Move the cursor back on purpose; transfers above it are watched again."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE monitor_state SET scan_cursor = ?1, "
+                "scan_floor = min(coalesce(scan_floor, ?1), ?1) WHERE id = 1",
+                (height,),
+            )
+            conn.execute("UPDATE transfers SET settled = 0 WHERE settled = 1 AND height >= ?", (height,))
+        return self.monitor_state()
+
+    def apply_batch(self, batch: TransferBatch) -> BatchOutcome:
+        """Apply one poll: transfers, disappearances, reorg revocations and the cursor, atomically."""
+        with self._transaction() as conn:
+            (cursor,) = conn.execute("SELECT scan_cursor FROM monitor_state WHERE id = 1").fetchone()
+            if cursor != batch.expected_cursor:
+                raise CursorMoved(f"scan cursor is {cursor}, the batch expected {batch.expected_cursor}")
+            conn.executemany(
+                "INSERT INTO transfers (payment_id, txid, amount, height, flags, settled) "
+                "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (payment_id, txid) DO UPDATE SET "
+                "amount = excluded.amount, height = excluded.height, flags = excluded.flags, settled = 0",
+                [(pid, t.txid, t.amount, t.height, int(t.flags)) for pid, t in batch.upserts],
+            )
+            conn.executemany(
+                f"UPDATE transfers SET flags = flags | {int(TransferFlag.GONE)} "
+                "WHERE payment_id = ? AND txid = ?",
+                batch.gone,
+            )
+            conn.execute(
+                "UPDATE transfers SET settled = 1 WHERE settled = 0 AND "
+                f"(height BETWEEN 1 AND ? OR (height = 0 AND flags & {int(TransferFlag.GONE)}))",
+                (batch.settle_at_or_below,),
+            )
+            conn.execute(
+                "UPDATE monitor_state SET scan_cursor = ?, wallet_height = ?, last_poll_at = ? "
+                "WHERE id = 1",
+                (batch.new_cursor, batch.wallet_height, batch.polled_at),
+            )
+            touched = {pid for pid, _ in batch.upserts} | {pid for pid, _ in batch.gone}
+            touched |= {
+                row[0]
+                for row in conn.execute(
+                    "SELECT payment_id FROM claims WHERE status = ?", (int(TokenStatus.REORGED),)
+                )
+            }
+            revoked, reinstated = self._judge_claims(conn, touched, batch)
+        return BatchOutcome(
+            new_payment_ids=tuple({pid for pid, _ in batch.upserts}),
+            revoked=tuple(revoked),
+            reinstated=tuple(reinstated),
+            changed_transfers=len(batch.upserts) + len(batch.gone),
+        )
+
+    def _judge_claims(
+        self, conn: Any, payment_ids: set[bytes], batch: TransferBatch
+    ) -> tuple[list[bytes], list[bytes]]:
+        revoked: list[bytes] = []
+        reinstated: list[bytes] = []
+        for payment_id in payment_ids:
+            record = self.claim_for(payment_id)
+            if record is None or record.status is TokenStatus.REVOKED:
+                continue
+            transfers = self.transfers_for(payment_id)
+            view = evaluate(transfers, batch.wallet_height, batch.min_confirmations)
+            status = reorg_decision(record.status, record.min_amount, view, standing_total(transfers))
+            if status is record.status:
+                continue
+            if status is TokenStatus.REORGED:
+                conn.execute(
+                    "UPDATE claims SET status = ?, revoked_at = ?, revoke_reason = NULL "
+                    "WHERE payment_id = ?",
+                    (int(status), batch.polled_at, payment_id),
+                )
+                revoked.append(payment_id)
+            else:
+                conn.execute(
+                    "UPDATE claims SET status = ?, revoked_at = NULL, revoke_reason = NULL "
+                    "WHERE payment_id = ?",
+                    (int(status), payment_id),
+                )
+                reinstated.append(payment_id)
+        return revoked, reinstated
