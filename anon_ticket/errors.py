@@ -14,6 +14,14 @@ class AnonTicketError(Exception):
     code = "internal_error"
     status = 500
 
+    def extra(self) -> dict[str, object]:
+        """Fields the error body carries besides `error` and `message`."""
+        return {}
+
+    def headers(self) -> list[tuple[str, str]]:
+        """HTTP headers the answer carries (Allow, Retry-After)."""
+        return []
+
 
 class InvalidRequest(AnonTicketError):
     """The body is not a JSON object, or a required key is missing or of the wrong shape."""
@@ -81,6 +89,9 @@ class MethodNotAllowed(AnonTicketError):
         super().__init__("use " + ", ".join(allow))
         self.allow = allow
 
+    def headers(self) -> list[tuple[str, str]]:
+        return [("Allow", ", ".join(self.allow))]
+
 
 class PaymentNotFound(AnonTicketError):
     """Nothing visible is known for this PID (or the PID does not rebuild the stored token)."""
@@ -106,6 +117,9 @@ class RateLimited(AnonTicketError):
         super().__init__("too many requests; retry later")
         self.retry_after = retry_after
 
+    def headers(self) -> list[tuple[str, str]]:
+        return [("Retry-After", str(self.retry_after))]
+
 
 class Unavailable(AnonTicketError):
     """A component (actor, storage, wallet) is down or did not answer in time."""
@@ -116,6 +130,9 @@ class Unavailable(AnonTicketError):
     def __init__(self, message: str = "temporarily unavailable", retry_after: int = 5) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [("Retry-After", str(self.retry_after))]
 
 
 class ConfigError(AnonTicketError):
@@ -172,3 +189,36 @@ class CursorMoved(AnonTicketError):
     """The scan cursor changed under a batch (an operator rescan); the batch was not applied."""
 
     code = "cursor_moved"
+
+
+class TokenRevoked(AnonTicketError):
+    """The token of this payment was revoked; `reason` is `revoked` or `payment_reorged`."""
+
+    code = "token_revoked"
+    status = 410
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            "the token was revoked by the operator"
+            if reason == "revoked"
+            else "the payment was reversed by a chain reorganisation"
+        )
+        self.reason = reason
+
+    def extra(self) -> dict[str, object]:
+        return {"reason": self.reason}
+
+
+class InsufficientPayment(AnonTicketError):
+    """Everything visible has counted and the total is below the minimum."""
+
+    code = "insufficient_payment"
+    status = 402
+
+    def __init__(self, amount: int, min_payment_amount: int) -> None:
+        super().__init__("the payment is below the minimum amount")
+        self.amount = amount
+        self.min_payment_amount = min_payment_amount
+
+    def extra(self) -> dict[str, object]:
+        return {"amount": self.amount, "min_payment_amount": self.min_payment_amount}

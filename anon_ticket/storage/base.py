@@ -48,6 +48,16 @@ class ClaimOutcome:
     record: ClaimRecord
     token: ServiceToken
     fresh: bool
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSnapshot:
+    """One payment as a redeem sees it, read in one transaction so the parts agree."""
+
+    claim: ClaimRecord | None
+    transfers: list[Transfer]
+    wallet_height: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +111,8 @@ class Counts:
 
 class PaymentStore(Protocol):
     def transfers_for(self, payment_id: bytes) -> list[Transfer]: ...
+
+    def snapshot(self, payment_id: bytes) -> PaymentSnapshot: ...
 
     def known_payment_ids(self) -> Iterator[bytes]: ...
 

@@ -6,6 +6,7 @@ storage writer actor opens a writable connection (`open_writer`), which is what 
 
 from __future__ import annotations
 
+import os
 import threading
 
 from anon_ticket.config import DatabaseUrl
@@ -31,8 +32,10 @@ class Database:
         """Apply pending migrations and return the schema version."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Created owner-only before SQLite sees it; SQLite gives -wal and -shm the same mode.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         except OSError as exc:
-            raise StorageError(f"cannot create the database folder {self.path.parent}: {exc}") from exc
+            raise StorageError(f"cannot create the database {self.path}: {exc}") from exc
         conn = connect(self.path)
         try:
             return migrations.migrate_sqlite(conn)
@@ -49,6 +52,10 @@ class Database:
     def open_writer(self) -> Store:
         return SqliteStore(self.path)
 
+    def open_reader(self) -> Store:
+        """A fresh read-only connection for one owner (an actor's rebuild, a CLI command)."""
+        return SqliteStore(self.path, query_only=True)
+
     def reader(self) -> Store:
         """This thread's read-only connection, opened on first use."""
         store: SqliteStore | None = getattr(self._local, "store", None)
@@ -64,7 +71,4 @@ class Database:
         with self._readers_lock:
             readers, self._readers = self._readers, []
         for store in readers:
-            try:
-                store.close()
-            except Exception:  # a connection owned by a dead thread may refuse; it dies with it
-                pass
+            store.close()

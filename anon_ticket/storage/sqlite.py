@@ -9,6 +9,7 @@ redeem). An operator revocation cannot be rebuilt, so it alone commits with `syn
 from __future__ import annotations
 
 import contextlib
+import importlib
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from anon_ticket.storage.base import (
     ClaimRecord,
     Counts,
     MonitorState,
+    PaymentSnapshot,
     TransferBatch,
 )
 
@@ -45,9 +47,9 @@ def sqlite_module() -> types.ModuleType:
     """pysqlite3 where its wheel exists, else the standard module if its SQLite is new enough."""
     module: types.ModuleType
     try:
-        import pysqlite3.dbapi2 as module  # type: ignore[no-redef]
+        module = importlib.import_module("pysqlite3.dbapi2")
     except ImportError:
-        import sqlite3 as module
+        module = importlib.import_module("sqlite3")
     if module.sqlite_version_info < MIN_SQLITE:
         raise StorageError(
             f"SQLite {module.sqlite_version} is too old: anon_ticket needs 3.35 or newer (RETURNING); "
@@ -140,6 +142,22 @@ class SqliteStore:
         )
         return [Transfer(*row) for row in rows]
 
+    def snapshot(self, payment_id: bytes) -> PaymentSnapshot:
+        """Claim, transfers and wallet height from one read transaction (one WAL snapshot)."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            try:
+                return PaymentSnapshot(
+                    self.claim_for(payment_id),
+                    self.transfers_for(payment_id),
+                    self._wallet_height(conn),
+                )
+            finally:
+                conn.execute("COMMIT")
+        except self._sqlite.Error as exc:
+            raise StorageError(f"database read failed: {exc}") from exc
+
     def known_payment_ids(self) -> Iterator[bytes]:
         try:
             cursor = self._conn.execute("SELECT DISTINCT payment_id FROM transfers")
@@ -210,10 +228,11 @@ class SqliteStore:
         payment_id = pid.chain_payment_id().raw
         with self._transaction() as conn:
             existing = self.claim_for(payment_id)
-            if existing is not None:
-                return ClaimOutcome(existing, pid.service_token(TxId(existing.claim_txid)), False)
             height = self._wallet_height(conn)
             view = evaluate(self.transfers_for(payment_id), height, min_confirmations)
+            if existing is not None:
+                token = pid.service_token(TxId(existing.claim_txid))
+                return ClaimOutcome(existing, token, False, view.counted_total)
             if view.earliest_counted_txid is None or view.counted_total < min_amount:
                 return None
             token = pid.service_token(TxId(view.earliest_counted_txid))
@@ -229,7 +248,7 @@ class SqliteStore:
                     int(TokenStatus.ACTIVE),
                 ),
             ).fetchone()
-        return ClaimOutcome(_claim(row), token, True)
+        return ClaimOutcome(_claim(row), token, True, view.counted_total)
 
     def revoke(self, token_digest: bytes, reason: str | None, now: int) -> ClaimRecord | None:
         """Revoke for the operator, durably (FULL sync) before returning.

@@ -1,0 +1,1 @@
+from . import plugins as plugins, wspbus as wspbus

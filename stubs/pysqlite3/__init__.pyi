@@ -1,0 +1,1 @@
+# Local stub: pysqlite3 mirrors the standard sqlite3 module.
