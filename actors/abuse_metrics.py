@@ -74,6 +74,16 @@ class AbuseMetrics(pykka.ThreadingActor):
         if self._ticker is not None:
             self._ticker.stop()
         self.flush()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def on_failure(self, *_: object) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def on_receive(self, message: object) -> object:
         if isinstance(message, Event):

@@ -126,18 +126,9 @@ class Daemon:
 
     def public_app(self) -> PublicApp:
         config = self.config
-        redeemer = Redeemer(
-            self.registry,
-            self.database.reader,
-            RedeemSettings(
-                min_payment_amount=config.min_payment_amount,
-                min_confirmations=config.monitor_min_confirmations,
-                writer_timeout_secs=config.actor_timeout_secs,
-            ),
-        )
         return PublicApp(
             self.registry,
-            redeemer,
+            self.redeemer(),
             self.database.reader,
             config.min_payment_amount,
             config.monitor_min_confirmations,
@@ -220,6 +211,39 @@ class Daemon:
         log.critical("stopping: %s", reason)
         threading.Thread(target=self.bus.exit, name="daemon-exit", daemon=True).start()
 
+    def start_actors(self) -> None:
+        """Start the actors in dependency order under a new supervisor (not yet watching)."""
+        config = self.config
+        self._supervisor = Supervisor(
+            self.registry,
+            self.actor_specs(),
+            max_restarts=config.supervisor_max_restarts,
+            window_secs=config.supervisor_window_secs,
+            ping_timeout_secs=max(30.0, config.actor_timeout_secs),
+            on_give_up=self.fail,
+        )
+        try:
+            self._supervisor.start_actors()
+        except StartupError as exc:
+            raise AnonTicketError(str(exc)) from exc
+
+    @property
+    def supervisor(self) -> Supervisor:
+        assert self._supervisor is not None, "start_actors() first"
+        return self._supervisor
+
+    def redeemer(self) -> Redeemer:
+        config = self.config
+        return Redeemer(
+            self.registry,
+            self.database.reader,
+            RedeemSettings(
+                min_payment_amount=config.min_payment_amount,
+                min_confirmations=config.monitor_min_confirmations,
+                writer_timeout_secs=config.actor_timeout_secs,
+            ),
+        )
+
     def prepare(self) -> None:
         """Everything up to serving: lock, migrate, start actors, bind. Raises AnonTicketError."""
         config = self.config
@@ -234,22 +258,11 @@ class Daemon:
         version = self.database.migrate()
         log.info("database schema version %d", version)
         internal = self.internal_app()
-        self._supervisor = Supervisor(
-            self.registry,
-            self.actor_specs(),
-            max_restarts=config.supervisor_max_restarts,
-            window_secs=config.supervisor_window_secs,
-            ping_timeout_secs=max(30.0, config.actor_timeout_secs),
-            on_give_up=self.fail,
-        )
-        try:
-            self._supervisor.start_actors()
-        except StartupError as exc:
-            raise AnonTicketError(str(exc)) from exc
+        self.start_actors()
         try:
             self._bind_listeners(internal)
         except BaseException:
-            self._supervisor.stop()
+            self.supervisor.stop()
             raise
 
     def serve(self) -> int:

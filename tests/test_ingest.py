@@ -1,0 +1,140 @@
+"""What a get_transfers answer becomes (CONTRACT §3), on shapes captured from the real wallet."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from anon_ticket.errors import WalletUnreachable
+from anon_ticket.ingest import parse_transfers, plan_changes, scan_window
+from anon_ticket.payments import Transfer, TransferFlag
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "monero" / "samples"
+
+
+def sample(name: str) -> dict[str, Any]:
+    path = SAMPLES / name
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    result: dict[str, Any] = json.loads(path.read_text())["response"]["result"]
+    return result
+
+
+def test_an_integrated_payment_in_the_pool() -> None:
+    result = sample("get_transfers_pool_integrated_random.json")
+    [item] = parse_transfers(result)
+    entry = result["pool"][0]
+    assert item.payment_id.hex() == entry["payment_id"]
+    assert item.transfer == Transfer(bytes.fromhex(entry["txid"]), entry["amount"], 0, 0)
+
+
+def test_a_confirmed_integrated_payment() -> None:
+    result = sample("get_transfers_integrated_random_1conf.json")
+    [item] = parse_transfers(result)
+    entry = result["in"][0]
+    assert item.transfer.height == entry["height"] > 0
+
+
+def test_subaddress_payments_are_ignored() -> None:
+    result = sample("get_transfers_pool_explicit_pid_and_subaddress.json")
+    parsed = parse_transfers(result)
+    assert all(item.payment_id != bytes(8) for item in parsed)
+    zero = [e for kind in ("in", "pool") for e in result.get(kind, []) if e["payment_id"] == "0" * 16]
+    assert zero, "the sample should hold a subaddress payment"
+
+
+def test_in_wins_over_pool_right_after_a_reorg() -> None:
+    result = sample("reorg_2_after_pop.json")
+    [item] = parse_transfers(result)
+    assert item.transfer.height == result["in"][0]["height"]
+    assert item.transfer.amount == result["in"][0]["amount"] > 0
+
+
+def test_unlock_time_and_double_spend_are_flagged() -> None:
+    entry = dict(sample("get_transfers_integrated_random_1conf.json")["in"][0])
+    entry.update(unlock_time=300, double_spend_seen=True)
+    [item] = parse_transfers({"in": [entry]})
+    assert item.transfer.flags == TransferFlag.LOCKED | TransferFlag.DOUBLE_SPEND
+
+
+def test_other_accounts_and_long_payment_ids_are_not_ours() -> None:
+    entry = dict(sample("get_transfers_integrated_random_1conf.json")["in"][0])
+    other_account = {**entry, "subaddr_index": {"major": 1, "minor": 0}}
+    long_id = {**entry, "payment_id": "ab" * 32}
+    assert parse_transfers({"in": [other_account, long_id]}) == []
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda e: e.pop("txid"),
+        lambda e: e.update(txid="zz" * 32),
+        lambda e: e.update(amount="1000"),
+        lambda e: e.update(amount=-1),
+        lambda e: e.update(height=None),
+        lambda e: e.update(double_spend_seen="no"),
+        lambda e: e.pop("subaddr_index"),
+        lambda e: e.update(payment_id=7),
+    ],
+)
+def test_garbage_rejects_the_whole_answer(damage: Any) -> None:
+    result = copy.deepcopy(sample("get_transfers_integrated_random_1conf.json"))
+    good = copy.deepcopy(result["in"][0])
+    damage(result["in"][0])
+    result["in"].append(good)
+    with pytest.raises(WalletUnreachable):
+        parse_transfers(result)
+
+
+@pytest.mark.parametrize("result", [None, [], {"in": {}}, {"pool": "x"}, {"in": [1]}])
+def test_malformed_results_are_rejected(result: object) -> None:
+    with pytest.raises(WalletUnreachable):
+        parse_transfers(result)
+
+
+def test_an_empty_answer_is_nothing() -> None:
+    assert parse_transfers(sample("get_transfers_min_height_equal_tx_height_EXCLUSIVE.json")) == []
+
+
+PID = b"\x11" * 8
+TX_A, TX_B = b"\xaa" * 32, b"\xbb" * 32
+
+
+def test_plan_upserts_only_what_changed_and_marks_the_vanished() -> None:
+    [reported_a] = parse_transfers(
+        {"in": [_entry(TX_A, height=150)]}
+    )
+    unsettled = [(PID, Transfer(TX_A, 5, 150)), (PID, Transfer(TX_B, 5, 0))]
+    plan = plan_changes([reported_a], unsettled, min_height=120)
+    assert plan.upserts == ()
+    assert plan.gone == ((PID, TX_B),)
+
+
+def test_plan_ignores_stored_transfers_below_the_window_and_already_gone() -> None:
+    unsettled = [(PID, Transfer(TX_A, 5, 100)), (PID, Transfer(TX_B, 5, 150, TransferFlag.GONE))]
+    assert plan_changes([], unsettled, min_height=120).gone == ()
+
+
+def test_the_scan_window() -> None:
+    assert scan_window(floor=1, cursor=1000, wallet_height=1000, rescan_depth=30) == 970
+    assert scan_window(floor=990, cursor=1000, wallet_height=1000, rescan_depth=30) == 989
+    # After an outage longer than the window, the scan reaches back to the cursor.
+    assert scan_window(floor=1, cursor=500, wallet_height=1000, rescan_depth=30) == 499
+    assert scan_window(floor=0, cursor=0, wallet_height=5, rescan_depth=30) == 0
+
+
+def _entry(txid: bytes, height: int) -> dict[str, Any]:
+    return {
+        "amount": 5,
+        "double_spend_seen": False,
+        "height": height,
+        "payment_id": PID.hex(),
+        "subaddr_index": {"major": 0, "minor": 0},
+        "txid": txid.hex(),
+        "type": "in",
+        "unlock_time": 0,
+    }
