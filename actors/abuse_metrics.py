@@ -102,7 +102,7 @@ class AbuseMetrics(pykka.ThreadingActor):
     def record(self, name: str, count: int = 1) -> None:
         self._pending[name] += count
         self.totals[name] += count
-        if name in SUSPICIOUS:
+        if name.rpartition(".")[2] in SUSPICIOUS:
             second = int(self._clock())
             if self._suspicious and self._suspicious[-1][0] == second:
                 self._suspicious[-1] = (second, self._suspicious[-1][1] + count)

@@ -114,6 +114,10 @@ class Config:
     actor_timeout_secs: float
     supervisor_max_restarts: int
     supervisor_window_secs: float
+    abuse_storage_rate: float
+    abuse_storage_burst: int
+    abuse_elevated_per_sec: float
+    abuse_under_attack_per_sec: float
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
@@ -153,6 +157,10 @@ class Config:
             actor_timeout_secs=env.get("ACTOR_TIMEOUT_SECS", _positive_float, 5.0),
             supervisor_max_restarts=env.get("SUPERVISOR_MAX_RESTARTS", _positive_int, 5),
             supervisor_window_secs=env.get("SUPERVISOR_WINDOW_SECS", _positive_float, 60.0),
+            abuse_storage_rate=env.get("ABUSE_STORAGE_RATE", _positive_float, 200.0),
+            abuse_storage_burst=env.get("ABUSE_STORAGE_BURST", _positive_int, 400),
+            abuse_elevated_per_sec=env.get("ABUSE_ELEVATED_PER_SEC", _positive_float, 20.0),
+            abuse_under_attack_per_sec=env.get("ABUSE_UNDER_ATTACK_PER_SEC", _positive_float, 200.0),
         )
         if env.problems:
             raise ConfigError(env.problems)

@@ -18,7 +18,7 @@ from pathlib import Path
 import statsd
 from cherrypy.process import plugins, wspbus
 
-from actors.abuse_metrics import AbuseMetrics
+from actors.abuse_metrics import AbuseMetrics, AbuseSettings
 from actors.pid_cache import PidCache, PidCacheProxy
 from actors.registry import Registry, wait
 from actors.storage_writer import StorageWriter
@@ -115,7 +115,14 @@ class Daemon:
                 "pid_cache",
                 lambda: PidCache.start(registry, database.open_reader, config.pid_screen_capacity),
             ),
-            ActorSpec("abuse_metrics", lambda: AbuseMetrics.start(registry, self._statsd)),
+            ActorSpec(
+                "abuse_metrics",
+                lambda: AbuseMetrics.start(
+                    registry,
+                    self._statsd,
+                    AbuseSettings(config.abuse_elevated_per_sec, config.abuse_under_attack_per_sec),
+                ),
+            ),
             ActorSpec(
                 "wallet_poller",
                 lambda: WalletPoller.start(
@@ -241,6 +248,8 @@ class Daemon:
                 min_payment_amount=config.min_payment_amount,
                 min_confirmations=config.monitor_min_confirmations,
                 writer_timeout_secs=config.actor_timeout_secs,
+                storage_rate=config.abuse_storage_rate,
+                storage_burst=config.abuse_storage_burst,
             ),
         )
 

@@ -14,8 +14,15 @@ from typing import Any
 
 from actors.registry import Registry, wait
 from actors.storage_writer import StorageWriterProxy
+from anon_ticket.abuse import TokenBucket
 from anon_ticket.domain import PaymentId, TxId
-from anon_ticket.errors import InsufficientPayment, PaymentNotFound, TokenRevoked, Unavailable
+from anon_ticket.errors import (
+    InsufficientPayment,
+    PaymentNotFound,
+    RateLimited,
+    TokenRevoked,
+    Unavailable,
+)
 from anon_ticket.payments import PaymentView, TokenStatus, evaluate
 from anon_ticket.storage.base import ClaimRecord, Store
 from anon_ticket.timefmt import rfc3339
@@ -29,6 +36,8 @@ class RedeemSettings:
     min_payment_amount: int
     min_confirmations: int
     writer_timeout_secs: float
+    storage_rate: float = 200.0
+    storage_burst: int = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +60,7 @@ class Redeemer:
         self._reader = reader
         self._settings = settings
         self._clock = clock
+        self._bucket = TokenBucket(settings.storage_rate, settings.storage_burst)
 
     def redeem(self, pid: PaymentId) -> RedeemAnswer:
         screen = self._registry.pid_screen
@@ -59,6 +69,9 @@ class Redeemer:
         payment_id = pid.chain_payment_id().raw
         if not screen.might_contain(payment_id):
             raise PaymentNotFound("no payment is known for this pid")
+        retry_after = self._bucket.take()
+        if retry_after:
+            raise RateLimited(retry_after)
         snapshot = self._reader().snapshot(payment_id)
         view = evaluate(snapshot.transfers, snapshot.wallet_height, self._settings.min_confirmations)
         if snapshot.claim is not None:
