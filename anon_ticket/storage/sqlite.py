@@ -1,9 +1,10 @@
 """The embedded SQLite backend: one file, WAL, one writer connection, one reader per thread.
 
-Every connection gets `journal_mode=WAL` and `synchronous=NORMAL` (pysqlite3-binary defaults to FULL,
-which triples the cost of a claim for no durability a claim needs: a committed transaction survives a
-killed process under NORMAL, and a claim lost to a power cut is rebuilt identically on the next
-redeem). An operator revocation cannot be rebuilt, so it alone commits with `synchronous=FULL`.
+Every connection gets `journal_mode=WAL` and `synchronous=NORMAL` (pysqlite3-binary defaults to FULL).
+Under NORMAL a committed transaction survives a killed process but not a power cut, which is right
+for a poll batch: the cursor commits with it, so a lost batch is simply polled again. What the daemon
+acknowledges to a person must survive both: a claim (its token is in the buyer's hands) and an
+operator revocation commit with `synchronous=FULL`, i.e. with the WAL fsynced before the answer.
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ class SqliteStore:
         Returns None when the payment is not (or no longer) redeemable.
         """
         payment_id = pid.chain_payment_id().raw
-        with self._transaction() as conn:
+        with self._transaction(durable=True) as conn:
             existing = self.claim_for(payment_id)
             height = self._wallet_height(conn)
             view = evaluate(self.transfers_for(payment_id), height, min_confirmations)
