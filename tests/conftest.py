@@ -11,6 +11,10 @@ import pytest
 from anon_ticket.config import DatabaseUrl
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.sqlite import SqliteStore
+from tests.support.fake_wallet import FakeWallet
+from tests.support.pipeline import Pipeline, pipeline_config
+
+pytest_plugins = ("tests.support.fixtures",)
 
 
 @pytest.fixture
@@ -33,3 +37,18 @@ def _stop_all_actors() -> Iterator[None]:
     """No actor outlives its test (Mopidy's rule): leaked actor threads would cross-talk."""
     yield
     pykka.ActorRegistry.stop_all()
+
+
+@pytest.fixture
+def wallet() -> Iterator[FakeWallet]:
+    """A scriptable monero-wallet-rpc on a real socket, at height 200."""
+    with FakeWallet(height=200) as fake:
+        yield fake
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, wallet: FakeWallet) -> Iterator[Pipeline]:
+    """The real actors on a real database file, scanning that wallet from height 100."""
+    running = Pipeline(pipeline_config(tmp_path / "at.db", wallet.url, MONITOR_START_HEIGHT="100"))
+    yield running
+    running.close()

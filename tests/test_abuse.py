@@ -55,12 +55,6 @@ def statsd_socket() -> Iterator[socket.socket]:
 
 
 @pytest.fixture
-def wallet() -> Iterator[FakeWallet]:
-    with FakeWallet() as fake:
-        yield fake
-
-
-@pytest.fixture
 def pipeline(tmp_path: Path, wallet: FakeWallet, statsd_socket: socket.socket) -> Iterator[Pipeline]:
     running = Pipeline(
         pipeline_config(
@@ -81,7 +75,9 @@ def pipeline(tmp_path: Path, wallet: FakeWallet, statsd_socket: socket.socket) -
 
 @pytest.fixture
 def port(pipeline: Pipeline) -> Iterator[int]:
-    listener = Listener("public", BindAddress("127.0.0.1", 0), pipeline.daemon.public_app(), threads=2, keepalive_limit=2)
+    listener = Listener(
+        "public", BindAddress("127.0.0.1", 0), pipeline.daemon.public_app(), threads=2, keepalive_limit=2
+    )
     listener.bind()
     listener.serve_in_thread()
     yield listener.bound_port or 0
@@ -91,7 +87,9 @@ def port(pipeline: Pipeline) -> Iterator[int]:
 def redeem(port: int, pid_text: str) -> tuple[int, dict[str, str], dict[str, object]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request("POST", "/api/v1/redeem", json.dumps({"pid": pid_text}), {"Content-Type": "application/json"})
+        conn.request(
+            "POST", "/api/v1/redeem", json.dumps({"pid": pid_text}), {"Content-Type": "application/json"}
+        )
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, json.loads(response.read())
     finally:

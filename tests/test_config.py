@@ -25,7 +25,11 @@ def test_defaults() -> None:
     assert config.monitor_min_confirmations == 10
     assert config.monitor_rescan_depth == 30
     assert config.min_payment_amount == 10_000_000_000
-    assert (config.statsd_host, config.statsd_port, config.statsd_prefix) == ("127.0.0.1", 8125, "anon_ticket")
+    assert (config.statsd_host, config.statsd_port, config.statsd_prefix) == (
+        "127.0.0.1",
+        8125,
+        "anon_ticket",
+    )
     assert (config.log_level, config.log_format) == ("INFO", "text")
     assert any("MIN_PAYMENT_AMOUNT" in w for w in config.warnings())
 

@@ -72,7 +72,11 @@ def test_non_string_pid_is_refused(value: object) -> None:
         PaymentId.parse(value)
 
 
-@given(st.text(max_size=80).filter(lambda s: not (len(s) == 64 and all(c in "0123456789abcdefABCDEF" for c in s))))
+@given(
+    st.text(max_size=80).filter(
+        lambda s: not (len(s) == 64 and all(c in "0123456789abcdefABCDEF" for c in s))
+    )
+)
 def test_anything_but_64_hex_is_refused(text: str) -> None:
     with pytest.raises(InvalidPid):
         PaymentId.parse(text)

@@ -13,14 +13,12 @@ from anon_ticket.errors import WalletUnreachable
 from anon_ticket.ingest import parse_transfers, plan_changes, scan_window
 from anon_ticket.payments import Transfer, TransferFlag
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "monero" / "samples"
+SAMPLES = Path(__file__).resolve().parent / "support" / "samples"
 
 
 def sample(name: str) -> dict[str, Any]:
-    path = SAMPLES / name
-    if not path.exists():
-        pytest.skip(f"{path} is not available")
-    result: dict[str, Any] = json.loads(path.read_text())["response"]["result"]
+    """The `result` of a wallet answer captured on real regtest (copied from shared/monero/samples)."""
+    result: dict[str, Any] = json.loads((SAMPLES / name).read_text())["response"]["result"]
     return result
 
 
@@ -105,9 +103,7 @@ TX_A, TX_B = b"\xaa" * 32, b"\xbb" * 32
 
 
 def test_plan_upserts_only_what_changed_and_marks_the_vanished() -> None:
-    [reported_a] = parse_transfers(
-        {"in": [_entry(TX_A, height=150)]}
-    )
+    [reported_a] = parse_transfers({"in": [_entry(TX_A, height=150)]})
     unsettled = [(PID, Transfer(TX_A, 5, 150)), (PID, Transfer(TX_B, 5, 0))]
     plan = plan_changes([reported_a], unsettled, min_height=120)
     assert plan.upserts == ()

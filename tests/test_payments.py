@@ -87,7 +87,9 @@ flags = st.sampled_from([0, 1, 2, 4, 3, 7])
 
 
 @given(st.lists(st.tuples(amounts, heights, flags), max_size=12), heights, st.integers(1, 30))
-def test_totals_partition_the_visible_transfers(items: list[tuple[int, int, int]], height: int, conf: int) -> None:
+def test_totals_partition_the_visible_transfers(
+    items: list[tuple[int, int, int]], height: int, conf: int
+) -> None:
     transfers = [Transfer(i.to_bytes(32, "big"), a, h, f) for i, (a, h, f) in enumerate(items)]
     view = evaluate(transfers, height, conf)
     visible = [t for t in transfers if t.visible]

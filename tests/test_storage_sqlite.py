@@ -88,7 +88,9 @@ def test_nothing_is_claimed_below_the_minimum_or_confirmations(store: SqliteStor
     assert store.claim_for(short.chain_payment_id().raw) is None
 
 
-def test_concurrent_claims_on_separate_connections_make_one_claim(database: Database, store: SqliteStore) -> None:
+def test_concurrent_claims_on_separate_connections_make_one_claim(
+    database: Database, store: SqliteStore
+) -> None:
     pid = paid(store)
     stores = [SqliteStore(database.path) for _ in range(8)]
     results: list[object] = []
@@ -148,7 +150,9 @@ def test_an_operator_revocation_is_never_reinstated(store: SqliteStore) -> None:
     assert outcome is not None
     batch(store, gone=[(payment_id, TX1)], height=201)
     revoked = store.revoke(outcome.token.digest().raw, None, 30)
-    assert revoked is not None and revoked.status is TokenStatus.REVOKED and revoked.revoke_reason == "revoked"
+    assert (
+        revoked is not None and revoked.status is TokenStatus.REVOKED and revoked.revoke_reason == "revoked"
+    )
     batch(store, [(payment_id, Transfer(TX1, MIN, 150))], height=300)
     record = store.claim_for(payment_id)
     assert record is not None and record.status is TokenStatus.REVOKED
@@ -168,9 +172,7 @@ def test_the_cursor_guards_a_batch_against_a_concurrent_rescan(store: SqliteStor
     state = store.monitor_state()
     store.rescan_from(50)
     with pytest.raises(CursorMoved):
-        store.apply_batch(
-            TransferBatch((), (), 200, 0, state.scan_cursor, 200, 1, CONF)
-        )
+        store.apply_batch(TransferBatch((), (), 200, 0, state.scan_cursor, 200, 1, CONF))
     assert store.monitor_state().scan_cursor == 50
     assert store.monitor_state().scan_floor == 50
 
@@ -219,7 +221,9 @@ def test_no_pid_or_token_bytes_reach_the_database_files(database: Database, stor
         assert outcome is not None
         tokens.append(outcome.token)
     store.revoke(tokens[0].digest().raw, "x", 11)
-    files = b"".join(p.read_bytes() for p in database.path.parent.iterdir() if p.name.startswith("anon_ticket.db"))
+    files = b"".join(
+        p.read_bytes() for p in database.path.parent.iterdir() if p.name.startswith("anon_ticket.db")
+    )
     for pid, token in zip(pids, tokens, strict=True):
         for needle in (pid.raw, token.raw, pid.hex().encode(), token.hex().encode()):
             assert needle not in files
