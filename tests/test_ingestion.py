@@ -112,8 +112,9 @@ def test_a_double_spend_flag_hides_and_revokes(wallet: FakeWallet, pipeline: Pip
     assert pipeline.redeem(pid) == (410, {"error": "token_revoked", "reason": "payment_reorged"})
 
 
+@pytest.mark.parametrize("pool_entry", [True, False], ids=["listed-twice", "listed-once"])
 def test_the_observed_reorg_sequence_revokes_then_a_remined_tx_reinstates(
-    wallet: FakeWallet, pipeline: Pipeline
+    wallet: FakeWallet, pipeline: Pipeline, pool_entry: bool
 ) -> None:
     pid = PaymentId.generate()
     txid = pay(wallet, pid)
@@ -121,8 +122,9 @@ def test_the_observed_reorg_sequence_revokes_then_a_remined_tx_reinstates(
     pipeline.poll()
     status, claimed = pipeline.redeem(pid)
     assert status == 200
-    # Right after pop_blocks: listed under `in` and under `pool` with amount 0 - `in` wins.
-    wallet.pop_blocks(CONFIRMATIONS)
+    # Right after pop_blocks the wallet still lists the tx under `in`, and (only if it never saw it
+    # in the pool) again under `pool` with amount 0: `in` wins either way.
+    wallet.pop_blocks(CONFIRMATIONS, pool_entry=pool_entry)
     pipeline.poll()
     assert pipeline.redeem(pid)[1]["amount"] == MIN_AMOUNT
     claim = pipeline.claim_of(pid)
