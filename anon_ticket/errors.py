@@ -146,9 +146,13 @@ class ConfigError(AnonTicketError):
 
 
 class StorageError(AnonTicketError):
-    """The database cannot be used as it is (version, backend, lock, disk)."""
+    """The database cannot be used as it is (version, backend, disk full, I/O); clients see a 503."""
 
-    code = "storage_error"
+    code = "unavailable"
+    status = 503
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [("Retry-After", "5")]
 
 
 class SchemaTooNew(AnonTicketError):
