@@ -259,11 +259,8 @@ class Daemon:
         log.info("anon_ticket %s starting with %s", __version__, config.database_url)
         for warning in config.warnings():
             log.warning("%s", warning)
-        if config.database_url.sqlite_path is not None:
-            self._lock = DaemonLock(config.database_url.sqlite_path.with_name(
-                config.database_url.sqlite_path.name + ".lock"
-            ))
-            self._lock.acquire()
+        self._lock = self.database.daemon_lock(on_lost=self.fail)
+        self._lock.acquire()
         version = self.database.migrate()
         log.info("database schema version %d", version)
         internal = self.internal_app()
