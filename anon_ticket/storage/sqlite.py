@@ -143,21 +143,27 @@ class SqliteStore:
         )
         return [Transfer(*row) for row in rows]
 
-    def snapshot(self, payment_id: bytes) -> PaymentSnapshot:
-        """Claim, transfers and wallet height from one read transaction (one WAL snapshot)."""
+    @contextlib.contextmanager
+    def _read_transaction(self) -> Iterator[None]:
+        """Several reads from one WAL snapshot, so a commit in between cannot split them."""
         conn = self._conn
         try:
             conn.execute("BEGIN")
             try:
-                return PaymentSnapshot(
-                    self.claim_for(payment_id),
-                    self.transfers_for(payment_id),
-                    self._wallet_height(conn),
-                )
+                yield
             finally:
                 conn.execute("COMMIT")
         except self._sqlite.Error as exc:
             raise StorageError(f"database read failed: {exc}") from exc
+
+    def snapshot(self, payment_id: bytes) -> PaymentSnapshot:
+        """Claim, transfers and wallet height as of one moment."""
+        with self._read_transaction():
+            return PaymentSnapshot(
+                self.claim_for(payment_id),
+                self.transfers_for(payment_id),
+                self._wallet_height(self._conn),
+            )
 
     def known_payment_ids(self) -> Iterator[bytes]:
         try:
@@ -174,6 +180,10 @@ class SqliteStore:
         return [(row[0], Transfer(*row[1:])) for row in rows]
 
     def counts(self, min_confirmations: int, min_amount: int) -> Counts:
+        with self._read_transaction():
+            return self._counts(min_confirmations, min_amount)
+
+    def _counts(self, min_confirmations: int, min_amount: int) -> Counts:
         height = self.monitor_state().wallet_height or 0
         unclaimed = self._one(
             f"""
