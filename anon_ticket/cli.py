@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "client", help="the buyer's client (see: client --help)", add_help=False
     )
+    commands.add_parser(
+        "token", help="look up or revoke a service token (see: token --help)", add_help=False
+    )
     return parser
 
 
@@ -51,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
         from anon_ticket.client.cli import main as client_main
 
         return client_main(args[1:])
+    if args and args[0] == "token":
+        from anon_ticket.admin_cli import main as token_main
+
+        return token_main(args[1:])
     options = _parser().parse_args(args)
     try:
         config = Config.from_environ(os.environ)

@@ -27,6 +27,7 @@ from actors.wallet_poller import PollerSettings, WalletPoller
 from anon_ticket import __version__, internal_token
 from anon_ticket.config import BindAddress, Config
 from anon_ticket.errors import AnonTicketError, ConfigError
+from anon_ticket.http.admin import AdminApp
 from anon_ticket.http.internal import InternalApp, InternalSettings
 from anon_ticket.http.public import PublicApp
 from anon_ticket.http.server import Listener, ListenerPlugin
@@ -143,7 +144,7 @@ class Daemon:
 
     def internal_app(self) -> InternalApp:
         config = self.config
-        return InternalApp(
+        internal = InternalApp(
             self.registry,
             self.database.reader,
             internal_token.load_or_create(config),
@@ -154,6 +155,8 @@ class Daemon:
             ),
             clock=time.time,
         )
+        internal.mount("/admin/", AdminApp(internal))
+        return internal
 
     def _bind_listeners(self, internal: InternalApp) -> None:
         config = self.config

@@ -28,6 +28,7 @@ from anon_ticket.errors import (
     Unauthorized,
     Unavailable,
 )
+from anon_ticket.http import openapi
 from anon_ticket.http.wsgi import (
     Environ,
     StartResponse,
@@ -72,10 +73,17 @@ class InternalApp:
     ) -> None:
         self._registry = registry
         self._reader = reader
-        self._expected = ("Bearer " + api_token.reveal()).encode("utf-8")
+        self._expected = api_token.reveal().encode("utf-8")
         self._settings = settings
         self._clock = clock
-        self._extra_routes = extra_routes or {}
+        self._extra_routes = dict(extra_routes or {})
+
+    def mount(self, prefix: str, app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> None:
+        """Serve `app` under `prefix` before authentication: such apps (the admin panel) sign in alone.
+
+        A method, not only a constructor argument, because the panel itself needs this InternalApp.
+        """
+        self._extra_routes[prefix] = app
 
     # -- dispatch -------------------------------------------------------------------------------
 
@@ -110,6 +118,9 @@ class InternalApp:
         if not path.startswith("/api/v1/") and path != "/api/v1":
             raise NotFound("no such path")
         self.authenticate(environ.get("HTTP_AUTHORIZATION", ""))
+        if path == openapi.PATH:
+            _only(method, "GET")
+            return openapi.respond_document(start_response)
         if path == "/api/v1/status":
             _only(method, "GET")
             return respond(start_response, 200, self.status())
@@ -125,7 +136,14 @@ class InternalApp:
         return respond(start_response, 200, self.token_record(token))
 
     def authenticate(self, header: str) -> None:
-        if not hmac.compare_digest(header.encode("utf-8", "surrogateescape"), self._expected):
+        """Accept `Bearer <token>`: the scheme in any case, one or more spaces (RFC 7235, RFC 6750).
+
+        Only the token is compared, in constant time; its length may leak, its content cannot.
+        """
+        scheme, _, credentials = header.strip().partition(" ")
+        presented = credentials.lstrip(" ").encode("utf-8", "surrogateescape")
+        valid = hmac.compare_digest(presented, self._expected)
+        if not valid or scheme.lower() != "bearer":
             raise Unauthorized("a valid Authorization: Bearer token is required")
 
     # -- handlers -------------------------------------------------------------------------------
