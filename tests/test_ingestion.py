@@ -93,7 +93,7 @@ def test_a_payment_after_the_claim_raises_the_amount_of_the_same_token(
 def test_unlock_time_payments_are_recorded_but_never_count(wallet: FakeWallet, pipeline: Pipeline) -> None:
     pid = PaymentId.generate()
     wallet.add_confirmed(
-        payment_id=pid.chain_payment_id().hex(), amount=MIN_AMOUNT, confirmations=50, unlock_time=10
+        payment_id=pid.chain_payment_id().hex(), amount=MIN_AMOUNT, confirmations=20, unlock_time=10
     )
     pipeline.poll()
     assert len(pipeline.transfer_rows()) == 1
