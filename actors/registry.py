@@ -92,7 +92,14 @@ class Registry:
         return self._fatal.wait(timeout)
 
     def all_running(self) -> bool:
-        return bool(self.health) and all(h.state == "running" for h in self.health.values())
+        """Every actor recorded as running and really alive (a crash shows before the next watch round)."""
+        if not self.health:
+            return False
+        for name, health in self.health.items():
+            ref = self._refs.get(name)
+            if health.state != "running" or ref is None or not ref.is_alive():
+                return False
+        return True
 
 
 T = TypeVar("T")

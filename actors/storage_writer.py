@@ -89,7 +89,8 @@ class StorageWriter(pykka.ThreadingActor):
         payment in storage, the screen already lets it through.
         """
         plan = plan_changes(reported, self._db().unsettled_transfers(), min_height)
-        self._add_to_screen({payment_id for payment_id, _ in plan.upserts})
+        payment_ids = {payment_id for payment_id, _ in plan.upserts}
+        self._add_to_screen(payment_ids)
         outcome = self._db().apply_batch(
             TransferBatch(
                 upserts=plan.upserts,
@@ -102,6 +103,9 @@ class StorageWriter(pykka.ThreadingActor):
                 min_confirmations=min_confirmations,
             )
         )
+        # Once more after the commit (adding is idempotent): a PID cache that restarted between the
+        # first add and the commit rebuilt its screen without these ids.
+        self._add_to_screen(payment_ids)
         for payment_id in outcome.revoked:
             log.warning("payment %s… fell below its minimum (reorg): token revoked", payment_id.hex()[:6])
         for payment_id in outcome.reinstated:

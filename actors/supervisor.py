@@ -96,7 +96,14 @@ class Supervisor:
     def _start_one(self, spec: ActorSpec) -> None:
         health = self._registry.health.setdefault(spec.name, ActorHealth())
         health.state = "starting"
-        ref = spec.start()
+        try:
+            ref = spec.start()
+        except Exception as exc:
+            # Before any of the actor's code runs, e.g. RuntimeError "can't start new thread" when the
+            # process is out of threads: a failed start like any other, so that a restart retries it
+            # against the budget instead of the exception ending the watch thread.
+            health.state = "failed"
+            raise StartupError(f"{spec.name} could not be started: {exc}") from exc
         self._registry.set_ref(spec.name, ref)
         try:
             # Block until on_start has finished: an actor that dies there is a start failure.
@@ -140,6 +147,8 @@ class Supervisor:
         while self._restarts and self._restarts[0] <= now - self._window_secs:
             self._restarts.popleft()
         if len(self._restarts) >= self._max_restarts:
+            # It stays down: /healthz and /api/v1/status must say so while the daemon stops.
+            self._registry.health.setdefault(spec.name, ActorHealth()).state = "failed"
             self._give_up(
                 f"{len(self._restarts)} actor restarts within {self._window_secs:g} s "
                 f"(last: {spec.name}); stopping so the service manager can restart the process"

@@ -16,6 +16,7 @@ from anon_ticket.payments import POOL_HEIGHT, Transfer, TransferFlag
 
 _ZERO_PAYMENT_ID = "0" * (2 * CHAIN_PAYMENT_ID_BYTES)
 _HEX = frozenset("0123456789abcdef")
+MAX_STORED_INT = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT: larger is garbage, not a payment
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ def _bad(reason: str) -> WalletUnreachable:
 
 def _int(entry: Mapping[str, Any], key: str) -> int:
     value = entry.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_STORED_INT:
         raise _bad(f"{key} is {value!r}")
     return value
 

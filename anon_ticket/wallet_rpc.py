@@ -52,7 +52,7 @@ class WalletRpc:
             raise WalletUnreachable(f"{method}: HTTP {response.status_code}")
         try:
             body = response.json()
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
             raise WalletUnreachable(f"{method}: the answer is not JSON") from exc
         if not isinstance(body, dict):
             raise WalletUnreachable(f"{method}: the answer is not a JSON-RPC object")
@@ -68,7 +68,7 @@ class WalletRpc:
 
     def get_height(self) -> int:
         height = self.call("get_height").get("height")
-        if not isinstance(height, int) or isinstance(height, bool) or height < 0:
+        if not isinstance(height, int) or isinstance(height, bool) or not 0 <= height < 2**63:
             raise WalletUnreachable("get_height: no height in the answer")
         return height
 
