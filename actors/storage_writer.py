@@ -16,6 +16,7 @@ from pykka.typing import ActorMemberMixin, proxy_method
 
 from anon_ticket.domain import PaymentId
 from anon_ticket.ingest import ReportedTransfer, plan_changes
+from anon_ticket.payments import Transfer, TransferFlag
 from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
@@ -90,6 +91,7 @@ class StorageWriter(pykka.ThreadingActor):
         """
         plan = plan_changes(reported, self._db().unsettled_transfers(), min_height)
         payment_ids = {payment_id for payment_id, _ in plan.upserts}
+        _log_flagged(plan.upserts)
         self._add_to_screen(payment_ids)
         outcome = self._db().apply_batch(
             TransferBatch(
@@ -111,6 +113,23 @@ class StorageWriter(pykka.ThreadingActor):
         for payment_id in outcome.reinstated:
             log.info("payment %s… stands again: token reinstated", payment_id.hex()[:6])
         return outcome
+
+
+def _log_flagged(upserts: tuple[tuple[bytes, Transfer], ...]) -> None:
+    """CONTRACT §3: locked and double-spent transfers are recorded for the operator, never counted."""
+    for payment_id, transfer in upserts:
+        reasons = []
+        if transfer.flags & TransferFlag.LOCKED:
+            reasons.append("a non-zero unlock_time")
+        if transfer.flags & TransferFlag.DOUBLE_SPEND:
+            reasons.append("a double spend seen")
+        if reasons:
+            log.warning(
+                "transfer %s… for payment %s… has %s: recorded, not counted",
+                transfer.txid.hex()[:12],
+                payment_id.hex()[:6],
+                " and ".join(reasons),
+            )
 
 
 class StorageWriterProxy(ActorMemberMixin, pykka.ActorProxy[StorageWriter]):

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from anon_ticket import __version__
+from anon_ticket.domain import PaymentId
 from anon_ticket.http.admin import CONTENT_SECURITY_POLICY, MAX_SESSIONS, SESSION_TTL_SECS, Sessions
 from tests.support.daemon import DaemonProcess, claim_token, redeem_until
 from tests.support.fake_wallet import FakeWallet
@@ -269,9 +270,7 @@ def test_lookup_errors(signed_in: Browser) -> None:
     invalid = signed_in.post("/admin/token", {"token": "not-a-token", "csrf": csrf})
     assert invalid.status_code == 400
     assert "64 hex digits" in invalid.text
-    revoke_missing = signed_in.post(
-        "/admin/revoke", {"token": UNKNOWN_TOKEN, "confirm": "yes", "csrf": csrf}
-    )
+    revoke_missing = signed_in.post("/admin/revoke", {"token": UNKNOWN_TOKEN, "confirm": "yes", "csrf": csrf})
     assert revoke_missing.status_code == 404
     with signed_in.session.post(
         signed_in.base + "/admin/token",
@@ -367,3 +366,23 @@ def test_login_page_renders_in_headless_chromium(daemon: DaemonProcess, tmp_path
     assert (width, height) == (1200, 900)
     # The browser really fetched the page (and nothing else from our listener but its favicon).
     daemon.wait_for_log("internal GET /admin/ -> 200")
+
+
+def test_transfers_that_never_count_are_shown_to_the_operator(
+    signed_in: Browser, daemon: DaemonProcess, wallet: FakeWallet
+) -> None:
+    """CONTRACT §3: a non-zero unlock_time or a double spend is recorded for the operator (panel, logs)."""
+    daemon.wait_scanning()
+    locked = wallet.add_pool(
+        payment_id=PaymentId.generate().chain_payment_id().hex(), amount=7, unlock_time=999
+    )
+    spent = wallet.add_pool(
+        payment_id=PaymentId.generate().chain_payment_id().hex(), amount=8, double_spend_seen=True
+    )
+    daemon.wait_for_log(f"transfer {spent[:12]}")
+    page = signed_in.get("/admin/").text
+    assert "Transfers not counted" in page
+    assert locked in page and spent in page
+    assert "unlock_time" in page and "double spend" in page
+    log = daemon.log_text()
+    assert f"transfer {locked[:12]}… for payment" in log and "recorded, not counted" in log

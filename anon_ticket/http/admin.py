@@ -312,7 +312,29 @@ class AdminApp:
                     ("Tokens revoked", tokens["revoked"]),
                 ]
             )
+            + self._flagged_section()
         )
+
+    def _flagged_section(self) -> str:
+        """Transfers that never count (CONTRACT §3): the operator may want to refund or investigate."""
+        flagged = self._internal.flagged_transfers()
+        heading = "<h2>Transfers not counted</h2>"
+        if not flagged:
+            return heading + "<p>None: no transfer with an unlock time or a double spend.</p>"
+        rows = []
+        for item in flagged:
+            why = [
+                name
+                for name, on in (("unlock_time", item["locked"]), ("double spend", item["double_spend_seen"]))
+                if on
+            ]
+            rows.append(
+                f"<tr><td><code>{_e(item['txid'])}</code></td><td><code>{_e(item['payment_id'])}</code></td>"
+                f"<td>{_e(_xmr(item['amount']))}</td><td>{_e(item['height'] or 'pool')}</td>"
+                f"<td>{_e(', '.join(why))}</td></tr>"
+            )
+        header = "<tr><th>txid</th><th>payment id</th><th>amount</th><th>height</th><th>why</th></tr>"
+        return heading + "<table>" + header + "".join(rows) + "</table>"
 
     def _record_page(self, session: Session, record: Mapping[str, Any], notice: str) -> str:
         amount = int(record["amount"])
@@ -464,8 +486,7 @@ def _login_page(error: str = "") -> str:
     notice = _notice(error, "error") if error else ""
     return _page(
         "Sign in — anon_ticket admin",
-        notice
-        + f"<form class='box' method='post' action='{PREFIX}login'>"
+        notice + f"<form class='box' method='post' action='{PREFIX}login'>"
         "<label for='api_token'>Internal API token</label>"
         "<input type='password' id='api_token' name='api_token' required autocomplete='current-password' "
         "autofocus>"

@@ -38,7 +38,7 @@ from anon_ticket.http.wsgi import (
     respond,
     respond_error,
 )
-from anon_ticket.payments import TokenStatus, evaluate
+from anon_ticket.payments import TokenStatus, TransferFlag, evaluate
 from anon_ticket.storage.base import ClaimRecord, Store
 from anon_ticket.timefmt import rfc3339
 
@@ -207,6 +207,23 @@ class InternalApp:
         if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
             raise InvalidRequest(f"reason must be a string of at most {MAX_REASON_CHARS} characters")
         return reason
+
+    def flagged_transfers(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Transfers recorded but never counted (CONTRACT §3), for the admin panel."""
+        store = self._reader()
+        height = store.monitor_state().wallet_height or 0
+        return [
+            {
+                "txid": transfer.txid.hex(),
+                "payment_id": payment_id.hex(),
+                "amount": transfer.amount,
+                "height": transfer.height,
+                "confirmations": transfer.confirmations(height),
+                "locked": bool(transfer.flags & TransferFlag.LOCKED),
+                "double_spend_seen": bool(transfer.flags & TransferFlag.DOUBLE_SPEND),
+            }
+            for payment_id, transfer in store.flagged_transfers(limit)
+        ]
 
     def status(self) -> dict[str, Any]:
         store = self._reader()

@@ -179,6 +179,15 @@ class SqliteStore:
         )
         return [(row[0], Transfer(*row[1:])) for row in rows]
 
+    def flagged_transfers(self, limit: int) -> list[tuple[bytes, Transfer]]:
+        """Transfers recorded but never counted (locked or double-spent), pool first, then newest."""
+        rows = self._all(
+            "SELECT payment_id, txid, amount, height, flags FROM transfers "
+            "WHERE flags & 3 != 0 ORDER BY height = 0 DESC, height DESC LIMIT ?",
+            (limit,),
+        )
+        return [(row[0], Transfer(*row[1:])) for row in rows]
+
     def counts(self, min_confirmations: int, min_amount: int) -> Counts:
         with self._read_transaction():
             return self._counts(min_confirmations, min_amount)
