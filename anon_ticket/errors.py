@@ -71,6 +71,9 @@ class Unauthorized(AnonTicketError):
     code = "unauthorized"
     status = 401
 
+    def headers(self) -> list[tuple[str, str]]:
+        return [("WWW-Authenticate", 'Bearer realm="anon_ticket"')]  # RFC 6750 §3
+
 
 class NotFound(AnonTicketError):
     """No such path on this listener."""

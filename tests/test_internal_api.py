@@ -457,3 +457,11 @@ def test_token_file_is_created_exclusively_with_mode_0600(tmp_path: Path, wallet
     with daemon:
         daemon.wait_ready()
         assert stat.S_IMODE(daemon.token_file.stat().st_mode) == 0o600
+
+
+def test_healthz_answers_head_and_401_names_the_bearer_scheme(daemon: DaemonProcess) -> None:
+    head = requests.head(daemon.internal_url + "/healthz", timeout=5)
+    assert head.status_code == 200 and head.content == b""
+    refused = requests.get(daemon.internal_url + "/api/v1/status", timeout=5)
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"].startswith("Bearer")

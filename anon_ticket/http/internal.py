@@ -110,7 +110,9 @@ class InternalApp:
         self, environ: Environ, start_response: StartResponse, path: str, method: str
     ) -> Iterable[bytes]:
         if path == "/healthz":
-            _only(method, "GET")
+            # HEAD too: load balancers and monitors probe with it (cheroot sends no body for HEAD).
+            if method not in ("GET", "HEAD"):
+                raise MethodNotAllowed(("GET", "HEAD"))
             return self._healthz(start_response)
         for prefix, app in self._extra_routes.items():
             if path == prefix.rstrip("/") or path.startswith(prefix):
