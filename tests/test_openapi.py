@@ -41,6 +41,7 @@ EXPECTED: dict[tuple[str, str], set[int]] = {
     ("/api/v1/status", "get"): {200, 401, 503},
     ("/api/v1/openapi.json", "get"): {200, 401},
     ("/healthz", "get"): {200, 503},
+    ("/healthz", "head"): {200, 503},
 }
 # What a test cannot provoke from outside without faults the daemon does not expose.
 NOT_PROVOKED = {
@@ -50,6 +51,7 @@ NOT_PROVOKED = {
     ("/api/v1/token/{token}/revoke", "post", 503),
     ("/api/v1/status", "get", 503),
     ("/healthz", "get", 503),
+    ("/healthz", "head", 503),
 }
 
 
@@ -98,6 +100,9 @@ class Checker:
                 assert name in response.headers, f"{name} missing from {response.status_code}"
             if name in response.headers:
                 _validator(f"{header_pointer}/schema").validate(response.headers[name])
+        if "content" not in spec:  # HEAD: headers only
+            assert response.content == b""
+            return None
         assert list(spec["content"]) == ["application/json"]
         assert response.headers["Content-Type"] == "application/json; charset=utf-8"
         body = response.json()
@@ -277,6 +282,7 @@ def test_real_answers_match_the_document(
     check.check(daemon.internal("GET", "/api/v1/openapi.json"), "/api/v1/openapi.json", "get")
     check.check(daemon.internal("GET", "/api/v1/openapi.json", auth=False), "/api/v1/openapi.json", "get")
     check.check(daemon.internal("GET", "/healthz", auth=False), "/healthz", "get")
+    check.check(daemon.internal("HEAD", "/healthz", auth=False), "/healthz", "head")
     check.check_component(daemon.internal("DELETE", "/api/v1/status"), "MethodNotAllowed")
     check.check_component(daemon.internal("GET", "/api/v1/nothing"), "NotFound")
 
