@@ -122,9 +122,11 @@ class WalletPoller(pykka.ThreadingActor):
         try:
             report = self._poll()
         except WalletRpcError as exc:
-            if exc.rpc_code == NO_WALLET_OPEN:
-                self._reopen_wallet()
-            return self._failed(str(exc))
+            report = self._failed(str(exc))
+            if exc.rpc_code == NO_WALLET_OPEN and self._reopen_wallet():
+                # Reopened: poll again after the normal interval, not after a doubled backoff.
+                self._backoff = self._settings.poll_interval_secs
+            return report
         except (WalletUnreachable, Unavailable, CursorMoved, StorageError) as exc:
             return self._failed(str(exc))
         if self._failures:
@@ -175,15 +177,17 @@ class WalletPoller(pykka.ThreadingActor):
         self._registry.wallet_last_poll_at = now
         return PollReport(True, height, min_height, outcome.changed_transfers)
 
-    def _reopen_wallet(self) -> None:
+    def _reopen_wallet(self) -> bool:
         settings = self._settings
         if settings.wallet_file is None or self._wallet is None:
-            return
+            return False
         try:
             self._wallet.open_wallet(settings.wallet_file, settings.wallet_password or "")
-            log.info("reopened wallet file %s in monero-wallet-rpc", settings.wallet_file)
         except (WalletRpcError, WalletUnreachable) as exc:
             log.warning("could not reopen wallet file %s: %s", settings.wallet_file, exc)
+            return False
+        log.info("reopened wallet file %s in monero-wallet-rpc", settings.wallet_file)
+        return True
 
     def _failed(self, error: str) -> PollReport:
         self._failures += 1

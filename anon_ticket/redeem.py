@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pykka
+
 from actors.registry import Registry, wait
-from actors.storage_writer import StorageWriterProxy
+from actors.storage_writer import request_claim
 from anon_ticket.abuse import TokenBucket
 from anon_ticket.domain import PaymentId, TxId
 from anon_ticket.errors import (
@@ -24,7 +26,7 @@ from anon_ticket.errors import (
     Unavailable,
 )
 from anon_ticket.payments import PaymentView, TokenStatus, evaluate
-from anon_ticket.storage.base import ClaimRecord, Store
+from anon_ticket.storage.base import ClaimRecord, ClaimRequest, Store
 from anon_ticket.timefmt import rfc3339
 
 # While the PID screen is rebuilt the daemon cannot tell unknown PIDs from real ones.
@@ -85,17 +87,17 @@ class Redeemer:
         raise InsufficientPayment(view.counted_total, self._settings.min_payment_amount)
 
     def _claim(self, pid: PaymentId, view: PaymentView) -> RedeemAnswer:
-        writer = self._registry.proxy("storage_writer", StorageWriterProxy)
-        outcome = wait(
-            writer.claim(
-                pid,
-                int(self._clock()),
-                self._settings.min_payment_amount,
-                self._settings.min_confirmations,
-            ),
-            self._settings.writer_timeout_secs,
-            "storage writer",
+        ref = self._registry.ref("storage_writer")
+        request = ClaimRequest(
+            pid, int(self._clock()), self._settings.min_payment_amount, self._settings.min_confirmations
         )
+        try:
+            if ref is None:
+                raise pykka.ActorDeadError("no storage writer")
+            future = request_claim(ref, request)
+        except pykka.ActorDeadError:
+            raise Unavailable("storage writer is restarting") from None
+        outcome = wait(future, self._settings.writer_timeout_secs, "storage writer")
         if outcome is None:
             # A poll between our read and the writer's transaction took the payment below the
             # minimum (a reorg): answer from what is visible now.

@@ -7,7 +7,7 @@ the token inside its transaction and forgets it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -39,6 +39,16 @@ class ClaimRecord:
         if self.status is TokenStatus.REVOKED:
             return self.operator_reason or OPERATOR_REASON_DEFAULT
         return None
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ClaimRequest:
+    """One claim to make: the PID (in memory only) and the rules in force when it was asked."""
+
+    pid: PaymentId
+    now: int
+    min_amount: int
+    min_confirmations: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +141,8 @@ class TokenStore(Protocol):
     def claim(
         self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int
     ) -> ClaimOutcome | None: ...
+
+    def claim_many(self, requests: Sequence[ClaimRequest]) -> list[ClaimOutcome | None]: ...
 
     def revoke(self, token_digest: bytes, reason: str | None, now: int) -> ClaimRecord | None: ...
 

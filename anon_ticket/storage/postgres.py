@@ -44,6 +44,7 @@ from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
     ClaimRecord,
+    ClaimRequest,
     Counts,
     MonitorState,
     PaymentSnapshot,
@@ -277,41 +278,49 @@ class PostgresStore:
     def claim(
         self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int
     ) -> ClaimOutcome | None:
-        """Claim the payment of `pid` once, ever; a second call returns the first claim.
+        """Claim the payment of `pid` once, ever; a second call returns the first claim."""
+        return self.claim_many([ClaimRequest(pid, now, min_amount, min_confirmations)])[0]
+
+    def claim_many(self, requests: Sequence[ClaimRequest]) -> list[ClaimOutcome | None]:
+        """Several claims in one transaction, committed (and flushed) once: group commit.
 
         The poll lock is shared first, in its own statement: the reads after it see every batch
-        committed before, and no batch commits until this claim has.
+        committed before, and no batch commits until these claims have.
         """
-        payment_id = pid.chain_payment_id().raw
         with self._transaction() as conn:
             conn.execute("SELECT 1 FROM monitor_state WHERE id = 1 FOR SHARE")
-            seen = self._payment(payment_id)
-            view = evaluate(seen.transfers, seen.wallet_height, min_confirmations)
-            existing = seen.claim
-            if existing is None:
-                if view.earliest_counted_txid is None or view.counted_total < min_amount:
-                    return None
-                token = pid.service_token(TxId(view.earliest_counted_txid))
-                row = conn.execute(
-                    "INSERT INTO claims (payment_id, claim_txid, token_digest, claimed_at, "
-                    "min_amount, status) VALUES (%s, %s, %s, %s, %s, %s) "
-                    f"ON CONFLICT (payment_id) DO NOTHING RETURNING {_CLAIM_COLUMNS}",
-                    (
-                        payment_id,
-                        view.earliest_counted_txid,
-                        token.digest().raw,
-                        now,
-                        min_amount,
-                        int(TokenStatus.ACTIVE),
-                    ),
-                ).fetchone()
-                if row is not None:
-                    return ClaimOutcome(_claim(row), token, True, view.counted_total)
-                # A racing claim committed first (its insert made ours wait): answer as a replay.
-                existing = self.claim_for(payment_id)
-                assert existing is not None, "ON CONFLICT found a claim that is not there"
-            token = pid.service_token(TxId(existing.claim_txid))
-            return ClaimOutcome(existing, token, False, view.counted_total)
+            return [self._claim_one(conn, request) for request in requests]
+
+    def _claim_one(self, conn: Connection, request: ClaimRequest) -> ClaimOutcome | None:
+        pid = request.pid
+        payment_id = pid.chain_payment_id().raw
+        seen = self._payment(payment_id)
+        view = evaluate(seen.transfers, seen.wallet_height, request.min_confirmations)
+        existing = seen.claim
+        if existing is None:
+            if view.earliest_counted_txid is None or view.counted_total < request.min_amount:
+                return None
+            token = pid.service_token(TxId(view.earliest_counted_txid))
+            row = conn.execute(
+                "INSERT INTO claims (payment_id, claim_txid, token_digest, claimed_at, "
+                "min_amount, status) VALUES (%s, %s, %s, %s, %s, %s) "
+                f"ON CONFLICT (payment_id) DO NOTHING RETURNING {_CLAIM_COLUMNS}",
+                (
+                    payment_id,
+                    view.earliest_counted_txid,
+                    token.digest().raw,
+                    request.now,
+                    request.min_amount,
+                    int(TokenStatus.ACTIVE),
+                ),
+            ).fetchone()
+            if row is not None:
+                return ClaimOutcome(_claim(row), token, True, view.counted_total)
+            # A racing claim committed first (its insert made ours wait): answer as a replay.
+            existing = self.claim_for(payment_id)
+            assert existing is not None, "ON CONFLICT found a claim that is not there"
+        token = pid.service_token(TxId(existing.claim_txid))
+        return ClaimOutcome(existing, token, False, view.counted_total)
 
     def revoke(self, token_digest: bytes, reason: str | None, now: int) -> ClaimRecord | None:
         """Revoke for the operator, committed (and flushed) before returning.

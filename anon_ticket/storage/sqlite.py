@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
     ClaimRecord,
+    ClaimRequest,
     Counts,
     MonitorState,
     PaymentSnapshot,
@@ -241,33 +242,47 @@ class SqliteStore:
     ) -> ClaimOutcome | None:
         """Claim the payment of `pid` once, ever; a second call returns the first claim.
 
-        The whole decision runs inside one write transaction, so two racing callers (or a poll that
-        lands in between) cannot produce two claims or bind one to a transfer that no longer counts.
         Returns None when the payment is not (or no longer) redeemable.
         """
-        payment_id = pid.chain_payment_id().raw
+        return self.claim_many([ClaimRequest(pid, now, min_amount, min_confirmations)])[0]
+
+    def claim_many(self, requests: Sequence[ClaimRequest]) -> list[ClaimOutcome | None]:
+        """Several claims in one durable transaction: one fsync for all of them (group commit).
+
+        Each decision runs inside the write transaction, so racing callers (or a poll landing in
+        between) cannot produce two claims or bind one to a transfer that no longer counts. Two
+        requests for the same payment in one batch behave as two calls: the second is a replay.
+        """
+        results: list[ClaimOutcome | None] = []
         with self._transaction(durable=True) as conn:
-            existing = self.claim_for(payment_id)
             height = self._wallet_height(conn)
-            view = evaluate(self.transfers_for(payment_id), height, min_confirmations)
-            if existing is not None:
-                token = pid.service_token(TxId(existing.claim_txid))
-                return ClaimOutcome(existing, token, False, view.counted_total)
-            if view.earliest_counted_txid is None or view.counted_total < min_amount:
-                return None
-            token = pid.service_token(TxId(view.earliest_counted_txid))
-            row = conn.execute(
-                f"INSERT INTO claims (payment_id, claim_txid, token_digest, claimed_at, min_amount, "
-                f"status) VALUES (?, ?, ?, ?, ?, ?) RETURNING {_CLAIM_COLUMNS}",
-                (
-                    payment_id,
-                    view.earliest_counted_txid,
-                    token.digest().raw,
-                    now,
-                    min_amount,
-                    int(TokenStatus.ACTIVE),
-                ),
-            ).fetchone()
+            for request in requests:
+                results.append(self._claim_one(conn, request, height))
+        return results
+
+    def _claim_one(self, conn: Any, request: ClaimRequest, height: int) -> ClaimOutcome | None:
+        pid = request.pid
+        payment_id = pid.chain_payment_id().raw
+        existing = self.claim_for(payment_id)
+        view = evaluate(self.transfers_for(payment_id), height, request.min_confirmations)
+        if existing is not None:
+            token = pid.service_token(TxId(existing.claim_txid))
+            return ClaimOutcome(existing, token, False, view.counted_total)
+        if view.earliest_counted_txid is None or view.counted_total < request.min_amount:
+            return None
+        token = pid.service_token(TxId(view.earliest_counted_txid))
+        row = conn.execute(
+            f"INSERT INTO claims (payment_id, claim_txid, token_digest, claimed_at, min_amount, "
+            f"status) VALUES (?, ?, ?, ?, ?, ?) RETURNING {_CLAIM_COLUMNS}",
+            (
+                payment_id,
+                view.earliest_counted_txid,
+                token.digest().raw,
+                request.now,
+                request.min_amount,
+                int(TokenStatus.ACTIVE),
+            ),
+        ).fetchone()
         return ClaimOutcome(_claim(row), token, True, view.counted_total)
 
     def revoke(self, token_digest: bytes, reason: str | None, now: int) -> ClaimRecord | None:
