@@ -131,7 +131,8 @@ def plan_changes(
     for item in reported:
         key = (item.payment_id, item.transfer.txid)
         seen.add(key)
-        if stored.get(key) != item.transfer:
+        known = stored.get(key)
+        if known is None or known.as_reported() != item.transfer:
             upserts.append((item.payment_id, item.transfer))
     gone = [
         key

@@ -18,10 +18,12 @@ class TransferFlag(enum.IntFlag):
     LOCKED = 1  # non-zero unlock_time: recorded for the operator, never counted
     DOUBLE_SPEND = 2  # the wallet saw a double spend: invisible while flagged
     GONE = 4  # vanished from the wallet's lists inside the rescan window (reorg, dropped)
+    COUNTED = 8  # reached the required confirmations once: keeps counting while visible (storage-set)
 
 
 HIDDEN = TransferFlag.LOCKED | TransferFlag.DOUBLE_SPEND | TransferFlag.GONE
 POOL_HEIGHT = 0
+_POOL_ORDER = 2**62  # a counted transfer back in the pool sorts after every mined one
 
 
 class TokenStatus(enum.IntEnum):
@@ -44,6 +46,12 @@ class Transfer:
     @property
     def visible(self) -> bool:
         return not self.flags & HIDDEN
+
+    def as_reported(self) -> Transfer:
+        """Without what storage adds (the sticky COUNTED bit): comparable with a wallet entry."""
+        if not self.flags & TransferFlag.COUNTED:
+            return self
+        return Transfer(self.txid, self.amount, self.height, self.flags & ~TransferFlag.COUNTED)
 
     def confirmations(self, wallet_height: int) -> int:
         if self.height == POOL_HEIGHT:
@@ -70,8 +78,10 @@ def evaluate(transfers: Iterable[Transfer], wallet_height: int, min_confirmation
     """Add up one payment's transfers (CONTRACT §3).
 
     A transfer counts when it is visible (not locked, not double-spent, not gone) and has at least
-    `min_confirmations`; other visible transfers are pending. The earliest counted transfer (lowest
-    height, ties by txid bytes) is the one a first claim is bound to.
+    `min_confirmations`, or had them once (COUNTED): falling confirmations alone, as in a reorg that
+    mines the same transaction again, never take counted money away, so a token's amount does not
+    drop to 0 for the minutes the chain needs. Other visible transfers are pending. The earliest
+    counted transfer (lowest height, ties by txid bytes) is the one a first claim is bound to.
     """
     counted = visible = pending = 0
     fewest: int | None = None
@@ -81,9 +91,10 @@ def evaluate(transfers: Iterable[Transfer], wallet_height: int, min_confirmation
             continue
         visible += transfer.amount
         confirmations = transfer.confirmations(wallet_height)
-        if transfer.height != POOL_HEIGHT and confirmations >= min_confirmations:
+        confirmed = transfer.height != POOL_HEIGHT and confirmations >= min_confirmations
+        if confirmed or transfer.flags & TransferFlag.COUNTED:
             counted += transfer.amount
-            key = (transfer.height, transfer.txid)
+            key = (transfer.height or _POOL_ORDER, transfer.txid)
             if earliest is None or key < earliest:
                 earliest = key
         else:

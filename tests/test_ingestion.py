@@ -155,6 +155,9 @@ def test_falling_confirmations_alone_never_revoke(wallet: FakeWallet, pipeline: 
     pipeline.poll()
     claim = pipeline.claim_of(pid)
     assert claim is not None and claim.status is TokenStatus.ACTIVE
+    # ... nor take counted money away: the token's amount does not fall to 0 meanwhile.
+    status, body = pipeline.redeem(pid)
+    assert (status, body["status"], body["amount"]) == (200, "already_claimed", MIN_AMOUNT)
 
 
 def test_polls_ask_the_rescan_window_with_an_exclusive_min_height(

@@ -97,3 +97,18 @@ def test_totals_partition_the_visible_transfers(
     counted = [t for t in visible if t.height and height - t.height >= conf]
     assert view.counted_total == sum(t.amount for t in counted)
     assert view.pending_count == len(visible) - len(counted)
+
+
+def test_a_transfer_that_counted_once_keeps_counting_while_visible() -> None:
+    remined = Transfer(TX_A, 10, 199, TransferFlag.COUNTED)  # 1 confirmation after a reorg
+    in_pool = Transfer(TX_B, 10, 0, TransferFlag.COUNTED)  # popped back into the pool
+    view = evaluate([remined, in_pool], 200, 10)
+    assert (view.counted_total, view.pending_count) == (20, 0)
+    assert view.earliest_counted_txid == TX_A  # a mined transfer before one in the pool
+    hidden = Transfer(TX_C, 10, 150, TransferFlag.COUNTED | TransferFlag.GONE)
+    assert evaluate([hidden], 200, 10).counted_total == 0
+
+
+def test_as_reported_drops_only_the_storage_bit() -> None:
+    stored = Transfer(TX_A, 1, 5, TransferFlag.COUNTED | TransferFlag.LOCKED)
+    assert stored.as_reported() == Transfer(TX_A, 1, 5, TransferFlag.LOCKED)

@@ -342,12 +342,13 @@ def test_a_snapshot_holds_claim_transfers_and_height(db: Database, store: Store)
     empty = reader.snapshot(PaymentId.generate().chain_payment_id().raw)
     assert (empty.claim, empty.transfers, empty.wallet_height) == (None, [], 200)
     before = reader.snapshot(payment_id)
-    assert (before.claim, before.transfers) == (None, [Transfer(TX1, MIN, 150)])
+    # 50 confirmations at height 200: the batch marked it COUNTED for good.
+    assert (before.claim, before.transfers) == (None, [Transfer(TX1, MIN, 150, TransferFlag.COUNTED)])
     outcome = claimed(store, pid)
     batch(store, [(payment_id, Transfer(TX2, 7, 0))], height=205)
     after = reader.snapshot(payment_id)
     assert after.claim == outcome.record and after.wallet_height == 205
-    assert after.transfers == [Transfer(TX1, MIN, 150), Transfer(TX2, 7, 0)]
+    assert after.transfers == [Transfer(TX1, MIN, 150, TransferFlag.COUNTED), Transfer(TX2, 7, 0)]
 
 
 def test_known_payment_ids_lists_each_payment_once(store: Store) -> None:
@@ -418,3 +419,37 @@ def test_flagged_transfers_are_listed_pool_first_then_newest_and_only_they(store
     # Once the flag clears (a double spend that was not), it leaves the list.
     batch(store, [(spent, Transfer(TX2, 6, 170))])
     assert [t.txid for _, t in store.flagged_transfers(10)] == [TX1]
+
+
+# -- the sticky COUNTED rule ------------------------------------------------------------------------
+
+
+def test_a_counted_transfer_keeps_counting_when_a_reorg_lowers_its_confirmations(store: Store) -> None:
+    pid = paid(store, height=150)
+    payment_id = pid.chain_payment_id().raw
+    outcome = claimed(store, pid)
+    # The same transaction mined again two blocks from the top: 2 confirmations, and still counted.
+    batch(store, [(payment_id, Transfer(TX1, MIN, 199))], height=201)
+    [transfer] = store.transfers_for(payment_id)
+    assert transfer.flags == TransferFlag.COUNTED
+    record = store.claim_for(payment_id)
+    assert record is not None and record.status is TokenStatus.ACTIVE
+    replay = claimed(store, pid)
+    assert (replay.fresh, replay.amount, replay.token) == (False, MIN, outcome.token)
+
+
+def test_gone_or_double_spent_clears_counted(store: Store) -> None:
+    gone = paid(store, txid=TX1)
+    spent = paid(store, txid=TX2)
+    batch(store, gone=[(gone.chain_payment_id().raw, TX1)], height=201)
+    batch(
+        store,
+        [(spent.chain_payment_id().raw, Transfer(TX2, MIN, 150, TransferFlag.DOUBLE_SPEND))],
+        height=202,
+    )
+    assert store.transfers_for(gone.chain_payment_id().raw)[0].flags == TransferFlag.GONE
+    assert store.transfers_for(spent.chain_payment_id().raw)[0].flags == TransferFlag.DOUBLE_SPEND
+    # Back and mined again: it must earn its confirmations anew.
+    batch(store, [(gone.chain_payment_id().raw, Transfer(TX1, MIN, 200))], height=203)
+    assert store.transfers_for(gone.chain_payment_id().raw)[0].flags == 0
+    assert store.claim(gone, 1, MIN, CONF) is None

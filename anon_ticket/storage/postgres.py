@@ -64,6 +64,8 @@ _CLAIM_COLUMNS = (
 _C_CLAIM_COLUMNS = ", ".join("c." + name.strip() for name in _CLAIM_COLUMNS.split(","))
 _HIDDEN_MASK = int(TransferFlag.LOCKED | TransferFlag.DOUBLE_SPEND | TransferFlag.GONE)
 _GONE = int(TransferFlag.GONE)
+_COUNTED = int(TransferFlag.COUNTED)
+_DOUBLE_SPEND = int(TransferFlag.DOUBLE_SPEND)
 
 # Claim, transfers and wallet height of one payment in one statement, so in one snapshot: one row
 # per transfer (claim columns repeated), or one row with NULL transfer columns when there is none.
@@ -80,10 +82,11 @@ _COUNTS_SQL = f"""
     WITH h AS (SELECT coalesce(wallet_height, 0) AS h FROM monitor_state WHERE id = 1),
     unclaimed AS (
         SELECT
-            sum(CASE WHEN t.flags & {_HIDDEN_MASK} = 0 AND t.height > 0
-                     AND h.h - t.height >= %(conf)s THEN t.amount ELSE 0 END) AS counted,
-            count(*) FILTER (WHERE t.flags & {_HIDDEN_MASK} = 0
-                             AND (t.height = 0 OR h.h - t.height < %(conf)s)) AS pending
+            sum(CASE WHEN t.flags & {_HIDDEN_MASK} = 0 AND ((t.height > 0
+                     AND h.h - t.height >= %(conf)s) OR t.flags & {_COUNTED} <> 0)
+                     THEN t.amount ELSE 0 END) AS counted,
+            count(*) FILTER (WHERE t.flags & {_HIDDEN_MASK} = 0 AND NOT ((t.height > 0
+                             AND h.h - t.height >= %(conf)s) OR t.flags & {_COUNTED} <> 0)) AS pending
         FROM transfers AS t CROSS JOIN h
         WHERE NOT EXISTS (SELECT 1 FROM claims AS c WHERE c.payment_id = t.payment_id)
         GROUP BY t.payment_id
@@ -415,14 +418,23 @@ class PostgresStore:
                 cur.executemany(
                     "INSERT INTO transfers (payment_id, txid, amount, height, flags, settled) "
                     "VALUES (%s, %s, %s, %s, %s, false) ON CONFLICT (payment_id, txid) DO UPDATE SET "
-                    "amount = excluded.amount, height = excluded.height, flags = excluded.flags, "
-                    "settled = false",
+                    "amount = excluded.amount, height = excluded.height, settled = false, "
+                    # COUNTED survives an update (a reorg re-mining the tx) unless a double spend is seen.
+                    f"flags = excluded.flags | CASE WHEN excluded.flags & {_DOUBLE_SPEND} <> 0 THEN 0 "
+                    f"ELSE transfers.flags & {_COUNTED} END",
                     [(pid, t.txid, t.amount, t.height, int(t.flags)) for pid, t in batch.upserts],
                 )
                 cur.executemany(
-                    f"UPDATE transfers SET flags = flags | {_GONE} WHERE payment_id = %s AND txid = %s",
+                    f"UPDATE transfers SET flags = (flags | {_GONE}) & ~{_COUNTED} "
+                    "WHERE payment_id = %s AND txid = %s",
                     batch.gone,
                 )
+            # Transfers reaching the confirmations now count for good (see payments.evaluate).
+            conn.execute(
+                f"UPDATE transfers SET flags = flags | {_COUNTED} WHERE NOT settled "
+                f"AND flags & {_HIDDEN_MASK | _COUNTED} = 0 AND height > 0 AND %s - height >= %s",
+                (batch.wallet_height, batch.min_confirmations),
+            )
             conn.execute(
                 "UPDATE transfers SET settled = true WHERE NOT settled AND "
                 f"(height BETWEEN 1 AND %s OR (height = 0 AND flags & {_GONE} <> 0))",

@@ -43,6 +43,9 @@ _CLAIM_COLUMNS = (
     "payment_id, claim_txid, token_digest, claimed_at, min_amount, status, revoked_at, revoke_reason"
 )
 _HIDDEN_MASK = int(TransferFlag.LOCKED | TransferFlag.DOUBLE_SPEND | TransferFlag.GONE)
+_COUNTED = int(TransferFlag.COUNTED)
+_DOUBLE_SPEND = int(TransferFlag.DOUBLE_SPEND)
+_GONE = int(TransferFlag.GONE)
 
 
 def sqlite_module() -> types.ModuleType:
@@ -200,10 +203,10 @@ class SqliteStore:
             SELECT coalesce(sum(counted >= :min), 0), coalesce(sum(counted < :min AND pending > 0), 0)
             FROM (
                 SELECT
-                    sum(CASE WHEN flags & {_HIDDEN_MASK} = 0 AND height > 0
-                             AND :h - height >= :conf THEN amount ELSE 0 END) AS counted,
-                    sum(CASE WHEN flags & {_HIDDEN_MASK} = 0 AND (height = 0 OR :h - height < :conf)
-                             THEN 1 ELSE 0 END) AS pending
+                    sum(CASE WHEN flags & {_HIDDEN_MASK} = 0 AND ((height > 0 AND :h - height >= :conf)
+                             OR flags & {_COUNTED}) THEN amount ELSE 0 END) AS counted,
+                    sum(CASE WHEN flags & {_HIDDEN_MASK} = 0 AND NOT ((height > 0 AND :h - height >= :conf)
+                             OR flags & {_COUNTED}) THEN 1 ELSE 0 END) AS pending
                 FROM transfers AS t
                 WHERE NOT EXISTS (SELECT 1 FROM claims AS c WHERE c.payment_id = t.payment_id)
                 GROUP BY payment_id
@@ -356,20 +359,29 @@ class SqliteStore:
             (cursor,) = conn.execute("SELECT scan_cursor FROM monitor_state WHERE id = 1").fetchone()
             if cursor != batch.expected_cursor:
                 raise CursorMoved(f"scan cursor is {cursor}, the batch expected {batch.expected_cursor}")
+            # COUNTED survives an update (a reorg re-mining the tx) unless a double spend is seen.
             conn.executemany(
                 "INSERT INTO transfers (payment_id, txid, amount, height, flags, settled) "
                 "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (payment_id, txid) DO UPDATE SET "
-                "amount = excluded.amount, height = excluded.height, flags = excluded.flags, settled = 0",
+                "amount = excluded.amount, height = excluded.height, settled = 0, flags = excluded.flags "
+                f"| CASE WHEN excluded.flags & {_DOUBLE_SPEND} THEN 0 ELSE transfers.flags & {_COUNTED} END",
                 [(pid, t.txid, t.amount, t.height, int(t.flags)) for pid, t in batch.upserts],
             )
             conn.executemany(
-                f"UPDATE transfers SET flags = flags | {int(TransferFlag.GONE)} "
+                f"UPDATE transfers SET flags = (flags | {_GONE}) & ~{_COUNTED} "
                 "WHERE payment_id = ? AND txid = ?",
                 batch.gone,
             )
+            # Transfers reaching the confirmations now count for good (see payments.evaluate);
+            # only the unsettled window can change, and the partial index holds just that.
+            conn.execute(
+                f"UPDATE transfers SET flags = flags | {_COUNTED} WHERE settled = 0 "
+                f"AND flags & {_HIDDEN_MASK | _COUNTED} = 0 AND height > 0 AND ? - height >= ?",
+                (batch.wallet_height, batch.min_confirmations),
+            )
             conn.execute(
                 "UPDATE transfers SET settled = 1 WHERE settled = 0 AND "
-                f"(height BETWEEN 1 AND ? OR (height = 0 AND flags & {int(TransferFlag.GONE)}))",
+                f"(height BETWEEN 1 AND ? OR (height = 0 AND flags & {_GONE}))",
                 (batch.settle_at_or_below,),
             )
             conn.execute(
