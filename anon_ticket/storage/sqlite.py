@@ -42,6 +42,14 @@ MIN_SQLITE = (3, 35, 0)  # UPDATE/INSERT … RETURNING
 _CLAIM_COLUMNS = (
     "payment_id, claim_txid, token_digest, claimed_at, min_amount, status, revoked_at, revoke_reason"
 )
+_SNAPSHOT_SQL = f"""
+    SELECT m.wallet_height, {", ".join("c." + c.strip() for c in _CLAIM_COLUMNS.split(","))},
+           t.txid, t.amount, t.height, t.flags
+    FROM monitor_state AS m
+    LEFT JOIN claims AS c ON c.payment_id = ?1
+    LEFT JOIN transfers AS t ON t.payment_id = ?1
+    WHERE m.id = 1
+"""
 _HIDDEN_MASK = int(TransferFlag.LOCKED | TransferFlag.DOUBLE_SPEND | TransferFlag.GONE)
 _COUNTED = int(TransferFlag.COUNTED)
 _DOUBLE_SPEND = int(TransferFlag.DOUBLE_SPEND)
@@ -161,13 +169,16 @@ class SqliteStore:
             raise StorageError(f"database read failed: {exc}") from exc
 
     def snapshot(self, payment_id: bytes) -> PaymentSnapshot:
-        """Claim, transfers and wallet height as of one moment."""
-        with self._read_transaction():
-            return PaymentSnapshot(
-                self.claim_for(payment_id),
-                self.transfers_for(payment_id),
-                self._wallet_height(self._conn),
-            )
+        """Claim, transfers and wallet height as of one moment.
+
+        One statement (so one implicit read transaction): this is the read behind every redeem that
+        passes the PID screen, and one statement costs a fifth of BEGIN, three SELECTs and COMMIT.
+        """
+        rows = self._all(_SNAPSHOT_SQL, (payment_id,))
+        first = rows[0]
+        claim = _claim(first[1:9]) if first[1] is not None else None
+        transfers = [Transfer(*row[9:13]) for row in rows if row[9] is not None]
+        return PaymentSnapshot(claim, transfers, int(first[0] or 0))
 
     def known_payment_ids(self) -> Iterator[bytes]:
         try:
@@ -256,18 +267,15 @@ class SqliteStore:
         between) cannot produce two claims or bind one to a transfer that no longer counts. Two
         requests for the same payment in one batch behave as two calls: the second is a replay.
         """
-        results: list[ClaimOutcome | None] = []
         with self._transaction(durable=True) as conn:
-            height = self._wallet_height(conn)
-            for request in requests:
-                results.append(self._claim_one(conn, request, height))
-        return results
+            return [self._claim_one(conn, request) for request in requests]
 
-    def _claim_one(self, conn: Any, request: ClaimRequest, height: int) -> ClaimOutcome | None:
+    def _claim_one(self, conn: Any, request: ClaimRequest) -> ClaimOutcome | None:
         pid = request.pid
         payment_id = pid.chain_payment_id().raw
-        existing = self.claim_for(payment_id)
-        view = evaluate(self.transfers_for(payment_id), height, request.min_confirmations)
+        seen = self.snapshot(payment_id)  # inside the write transaction: nothing can move under it
+        existing = seen.claim
+        view = evaluate(seen.transfers, seen.wallet_height, request.min_confirmations)
         if existing is not None:
             token = pid.service_token(TxId(existing.claim_txid))
             return ClaimOutcome(existing, token, False, view.counted_total)
