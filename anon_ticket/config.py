@@ -116,6 +116,8 @@ class Config:
     supervisor_window_secs: float
     abuse_storage_rate: float
     abuse_storage_burst: int
+    abuse_pid_per_minute: int
+    abuse_tracked_pids: int
     abuse_elevated_per_sec: float
     abuse_under_attack_per_sec: float
 
@@ -157,8 +159,10 @@ class Config:
             actor_timeout_secs=env.get("ACTOR_TIMEOUT_SECS", _positive_float, 5.0),
             supervisor_max_restarts=env.get("SUPERVISOR_MAX_RESTARTS", _positive_int, 5),
             supervisor_window_secs=env.get("SUPERVISOR_WINDOW_SECS", _positive_float, 60.0),
-            abuse_storage_rate=env.get("ABUSE_STORAGE_RATE", _positive_float, 200.0),
-            abuse_storage_burst=env.get("ABUSE_STORAGE_BURST", _positive_int, 400),
+            abuse_storage_rate=env.get("ABUSE_STORAGE_RATE", _positive_float, 2000.0),
+            abuse_storage_burst=env.get("ABUSE_STORAGE_BURST", _positive_int, 4000),
+            abuse_pid_per_minute=env.get("ABUSE_PID_PER_MINUTE", _positive_int, 30),
+            abuse_tracked_pids=env.get("ABUSE_TRACKED_PIDS", _positive_int, 100_000),
             abuse_elevated_per_sec=env.get("ABUSE_ELEVATED_PER_SEC", _positive_float, 20.0),
             abuse_under_attack_per_sec=env.get("ABUSE_UNDER_ATTACK_PER_SEC", _positive_float, 200.0),
         )

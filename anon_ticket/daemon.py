@@ -253,6 +253,8 @@ class Daemon:
                 writer_timeout_secs=config.actor_timeout_secs,
                 storage_rate=config.abuse_storage_rate,
                 storage_burst=config.abuse_storage_burst,
+                pid_per_minute=config.abuse_pid_per_minute,
+                tracked_pids=config.abuse_tracked_pids,
             ),
         )
 

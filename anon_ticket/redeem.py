@@ -16,7 +16,7 @@ import pykka
 
 from actors.registry import Registry, wait
 from actors.storage_writer import request_claim
-from anon_ticket.abuse import TokenBucket
+from anon_ticket.abuse import PerKeyLimiter, TokenBucket
 from anon_ticket.domain import PaymentId, TxId
 from anon_ticket.errors import (
     InsufficientPayment,
@@ -38,8 +38,10 @@ class RedeemSettings:
     min_payment_amount: int
     min_confirmations: int
     writer_timeout_secs: float
-    storage_rate: float = 200.0
-    storage_burst: int = 400
+    storage_rate: float = 2000.0
+    storage_burst: int = 4000
+    pid_per_minute: int = 30
+    tracked_pids: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ class Redeemer:
         self._settings = settings
         self._clock = clock
         self._bucket = TokenBucket(settings.storage_rate, settings.storage_burst)
+        self._per_pid = PerKeyLimiter(settings.pid_per_minute, 60.0, settings.tracked_pids)
 
     def redeem(self, pid: PaymentId) -> RedeemAnswer:
         screen = self._registry.pid_screen
@@ -71,7 +74,7 @@ class Redeemer:
         payment_id = pid.chain_payment_id().raw
         if not screen.might_contain(payment_id):
             raise PaymentNotFound("no payment is known for this pid")
-        retry_after = self._bucket.take()
+        retry_after = self._per_pid.hit(payment_id) or self._bucket.take()
         if retry_after:
             raise RateLimited(retry_after)
         snapshot = self._reader().snapshot(payment_id)

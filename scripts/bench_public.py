@@ -299,9 +299,15 @@ def start_daemon(workdir: Path, wallet_url: str, options: argparse.Namespace) ->
         }
     )
     if not options.abuse_defaults:
-        # The global storage bucket (ABUSE_STORAGE_RATE, default 200/s) would cap scenarios b and c
-        # at 200 req/s by design; lift it to measure what the claim and replay paths can do.
-        env.update({"ABUSE_STORAGE_RATE": "1000000", "ABUSE_STORAGE_BURST": "1000000"})
+        # The abuse limits (a global storage bucket of 2,000/s and 30 redeems a minute per PID)
+        # would cap scenarios b and c by design; lift them to measure what the paths can do.
+        env.update(
+            {
+                "ABUSE_STORAGE_RATE": "1000000",
+                "ABUSE_STORAGE_BURST": "1000000",
+                "ABUSE_PID_PER_MINUTE": "1000000",
+            }
+        )
     log = workdir / "daemon.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

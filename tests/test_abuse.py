@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from actors.abuse_metrics import AbuseMetricsProxy
-from anon_ticket.abuse import TokenBucket
+from anon_ticket.abuse import PerKeyLimiter, TokenBucket
 from anon_ticket.config import BindAddress
 from anon_ticket.domain import PaymentId
 from anon_ticket.http.server import Listener
@@ -45,6 +45,26 @@ def test_a_slow_rate_asks_for_a_longer_wait() -> None:
     assert bucket.take() == 10
 
 
+def test_the_per_key_limiter_counts_each_key_in_its_own_window() -> None:
+    clock = Clock()
+    limiter = PerKeyLimiter(limit=3, window_secs=60, max_keys=100, clock=clock)
+    assert [limiter.hit(b"a") for _ in range(3)] == [0, 0, 0]
+    assert limiter.hit(b"a") == 60
+    assert limiter.hit(b"b") == 0  # another key is not affected
+    clock.now += 45
+    assert limiter.hit(b"a") == 15
+    clock.now += 15
+    assert limiter.hit(b"a") == 0  # a new window
+
+
+def test_the_per_key_limiter_forgets_the_oldest_keys_beyond_its_bound() -> None:
+    limiter = PerKeyLimiter(limit=1, window_secs=60, max_keys=10, clock=Clock())
+    for i in range(50):
+        assert limiter.hit(bytes([i])) == 0
+    assert limiter.hit(bytes([49])) > 0  # recent keys are still tracked
+    assert limiter.hit(bytes([0])) == 0  # the oldest were evicted: memory stays bounded
+
+
 @pytest.fixture
 def statsd_socket() -> Iterator[socket.socket]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -62,7 +82,8 @@ def pipeline(tmp_path: Path, wallet: FakeWallet, statsd_socket: socket.socket) -
             wallet.url,
             MONITOR_START_HEIGHT="100",
             ABUSE_STORAGE_RATE="0.2",
-            ABUSE_STORAGE_BURST="2",
+            ABUSE_STORAGE_BURST="3",
+            ABUSE_PID_PER_MINUTE="2",
             ABUSE_ELEVATED_PER_SEC="1",
             ABUSE_UNDER_ATTACK_PER_SEC="3",
             STATSD_PORT=str(statsd_socket.getsockname()[1]),
@@ -96,19 +117,27 @@ def redeem(port: int, pid_text: str) -> tuple[int, dict[str, str], dict[str, obj
         conn.close()
 
 
-def test_429_when_the_storage_bucket_is_empty_but_unknown_pids_still_404(
+def test_429_for_a_hammered_pid_and_for_an_empty_bucket_but_unknown_pids_still_404(
     wallet: FakeWallet, pipeline: Pipeline, port: int
 ) -> None:
-    pid = PaymentId.generate()
-    wallet.add_confirmed(payment_id=pid.chain_payment_id().hex(), amount=MIN_AMOUNT, confirmations=20)
+    first, second = PaymentId.generate(), PaymentId.generate()
+    for pid in (first, second):
+        wallet.add_confirmed(payment_id=pid.chain_payment_id().hex(), amount=MIN_AMOUNT, confirmations=20)
     pipeline.poll()
-    assert redeem(port, pid.hex())[0] == 200
-    assert redeem(port, pid.hex())[0] == 200
-    status, headers, body = redeem(port, pid.hex())
+    assert redeem(port, first.hex())[0] == 200
+    assert redeem(port, first.hex())[0] == 200
+    # The same PID a third time within the minute: limited, whoever holds it.
+    status, headers, body = redeem(port, first.hex())
+    assert (status, body["error"]) == (429, "rate_limited")
+    assert 1 <= int(headers["retry-after"]) <= 60
+    # Another payment still goes through (the global bucket had 3 tokens, 2 are spent)...
+    assert redeem(port, second.hex())[0] == 200
+    # ... and now the global bucket is empty: 429 for everything that would reach storage.
+    status, headers, body = redeem(port, second.hex())
     assert (status, body["error"]) == (429, "rate_limited")
     assert int(headers["retry-after"]) >= 1
     assert redeem(port, PaymentId.generate().hex())[0] == 404  # screened out: costs nothing, never limited
-    assert redeem(port, "nope")[0] == 400  # validation comes before the bucket
+    assert redeem(port, "nope")[0] == 400  # validation comes before the limits
 
 
 def test_outcomes_reach_statsd_and_floods_raise_the_abuse_level(

@@ -208,11 +208,18 @@ class Shop:
     # -- the database file, read-only -----------------------------------------------------------------
 
     def transfer_rows(self, *pids: PaymentId) -> list[tuple[str, str, int, int, int]]:
-        """(payment id, txid, amount, height, flags) of the `transfers` rows of these PIDs (all if none)."""
+        """(payment id, txid, amount, height, flags) of the `transfers` rows of these PIDs (all if none).
+
+        The flags are as the wallet reports them: without COUNTED, the bit storage adds once a
+        transfer has had its confirmations.
+        """
         ids = {pid.chain_payment_id().hex() for pid in pids}
         with contextlib.closing(sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)) as conn:
             rows = conn.execute("SELECT payment_id, txid, amount, height, flags FROM transfers").fetchall()
-        found = [(ChainPaymentId(p).hex(), bytes(t).hex(), a, h, f) for p, t, a, h, f in rows]
+        found = [
+            (ChainPaymentId(p).hex(), bytes(t).hex(), a, h, f & ~TransferFlag.COUNTED)
+            for p, t, a, h, f in rows
+        ]
         return sorted(row for row in found if not ids or row[0] in ids)
 
 

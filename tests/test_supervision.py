@@ -140,6 +140,7 @@ def running_stack(tmp_path: Path, wallet: FakeWallet, **overrides: str) -> Itera
         # protection is about here.
         "ABUSE_STORAGE_RATE": "100000",
         "ABUSE_STORAGE_BURST": "100000",
+        "ABUSE_PID_PER_MINUTE": "100000",
     }
     config = pipeline_config(tmp_path / "at.db", wallet.url, **{**settings, **overrides})
     pipeline = Pipeline(config)
