@@ -1,0 +1,124 @@
+"""Under attack: a flood of unknown PIDs and slow clients must not keep a paying buyer out.
+
+Bounded in time and count, loopback only. What this shows (and what it does not): the public listener
+keeps answering a real buyer while 8 threads flood it and while slow clients hold connections open;
+it cannot make one Python process faster than its one core, which is what Tor's onion-service
+defences (conf/torrc.snippet) are for.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from actors.abuse_metrics import AbuseMetricsProxy
+from anon_ticket.config import BindAddress
+from anon_ticket.domain import PaymentId
+from anon_ticket.http.server import Listener
+from tests.support.fake_wallet import FakeWallet
+from tests.support.pipeline import MIN_AMOUNT, Pipeline
+
+FLOOD_SECS = 3.0
+FLOOD_THREADS = 8
+
+
+@pytest.fixture
+def port(pipeline: Pipeline) -> Iterator[int]:
+    listener = Listener(
+        "public",
+        BindAddress("127.0.0.1", 0),
+        pipeline.daemon.public_app(),
+        threads=16,
+        keepalive_limit=64,
+        request_timeout=2.0,
+    )
+    listener.bind()
+    listener.serve_in_thread()
+    yield listener.bound_port or 0
+    listener.stop()
+
+
+def redeem(conn: http.client.HTTPConnection, pid_hex: str) -> tuple[int, dict[str, object]]:
+    conn.request("POST", "/api/v1/redeem", json.dumps({"pid": pid_hex}), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def test_a_paying_buyer_is_served_during_a_flood_of_unknown_pids(
+    wallet: FakeWallet, pipeline: Pipeline, port: int
+) -> None:
+    buyer = PaymentId.generate()
+    wallet.add_confirmed(payment_id=buyer.chain_payment_id().hex(), amount=MIN_AMOUNT, confirmations=20)
+    pipeline.poll()
+    stop = threading.Event()
+    statuses: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def flood() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        seen: Counter[int] = Counter()
+        try:
+            while not stop.is_set():
+                status, _ = redeem(conn, PaymentId.generate().hex())
+                seen[status] += 1
+        finally:
+            conn.close()
+            with lock:
+                statuses.update(seen)
+
+    threads = [threading.Thread(target=flood) for _ in range(FLOOD_THREADS)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.5)  # the flood is on
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        status, body = redeem(conn, buyer.hex())  # served while the flood goes on
+        conn.close()
+        time.sleep(FLOOD_SECS - 0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert (status, body["status"]) == (200, "claimed")
+    assert set(statuses) == {404} and statuses[404] > 1000  # every flood request answered from memory
+    metrics = pipeline.daemon.registry.proxy("abuse_metrics", AbuseMetricsProxy)
+    metrics.flush().get(timeout=5)
+    assert pipeline.daemon.registry.abuse_level in ("elevated", "under_attack")
+
+
+def test_slow_clients_do_not_hold_the_listener_and_are_cut_off(
+    wallet: FakeWallet, pipeline: Pipeline, port: int
+) -> None:
+    buyer = PaymentId.generate()
+    wallet.add_confirmed(payment_id=buyer.chain_payment_id().hex(), amount=MIN_AMOUNT, confirmations=20)
+    pipeline.poll()
+    slow = []
+    for _ in range(8):  # half the worker threads, each stuck in the middle of a request line
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(b"POST /api/v1/redeem HTTP/1.1\r\nHost: x\r\nContent-Type: appl")
+        slow.append(sock)
+    try:
+        time.sleep(0.3)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        assert redeem(conn, buyer.hex())[0] == 200
+        conn.close()
+        # ... answered while the slow clients still held their connections (nothing sent back yet) ...
+        for sock in slow:
+            sock.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                sock.recv(1)
+        # ... which the listener's request timeout (2 s here, 10 s by default) then closes.
+        for sock in slow:
+            sock.settimeout(30)
+            while sock.recv(65536):
+                pass
+    finally:
+        for sock in slow:
+            sock.close()
