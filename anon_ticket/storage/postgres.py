@@ -35,10 +35,7 @@ from anon_ticket.errors import CursorMoved, StorageError, WalletMismatch
 from anon_ticket.payments import (
     TokenStatus,
     Transfer,
-    TransferFlag,
     evaluate,
-    reorg_decision,
-    standing_total,
 )
 from anon_ticket.storage.base import (
     BatchOutcome,
@@ -50,6 +47,15 @@ from anon_ticket.storage.base import (
     PaymentSnapshot,
     TransferBatch,
 )
+from anon_ticket.storage.rows import (
+    CLAIM_COLUMNS,
+    COUNTED,
+    DOUBLE_SPEND,
+    GONE,
+    HIDDEN_MASK,
+    claim_from_row,
+    judged_status,
+)
 
 Connection = psycopg.Connection[TupleRow]
 
@@ -58,19 +64,12 @@ CONNECT_DEFAULTS = {"connect_timeout": "10", "application_name": "anon_ticket"}
 # Known-payment-id streaming: rows fetched per round trip from the server-side cursor.
 STREAM_CHUNK = 10_000
 
-_CLAIM_COLUMNS = (
-    "payment_id, claim_txid, token_digest, claimed_at, min_amount, status, revoked_at, revoke_reason"
-)
-_C_CLAIM_COLUMNS = ", ".join("c." + name.strip() for name in _CLAIM_COLUMNS.split(","))
-_HIDDEN_MASK = int(TransferFlag.LOCKED | TransferFlag.DOUBLE_SPEND | TransferFlag.GONE)
-_GONE = int(TransferFlag.GONE)
-_COUNTED = int(TransferFlag.COUNTED)
-_DOUBLE_SPEND = int(TransferFlag.DOUBLE_SPEND)
+_JOINED_CLAIM_COLUMNS = ", ".join("c." + name.strip() for name in CLAIM_COLUMNS.split(","))
 
 # Claim, transfers and wallet height of one payment in one statement, so in one snapshot: one row
 # per transfer (claim columns repeated), or one row with NULL transfer columns when there is none.
 _PAYMENT_SQL = f"""
-    SELECT m.wallet_height, {_C_CLAIM_COLUMNS}, t.txid, t.amount, t.height, t.flags
+    SELECT m.wallet_height, {_JOINED_CLAIM_COLUMNS}, t.txid, t.amount, t.height, t.flags
     FROM monitor_state AS m
     LEFT JOIN claims AS c ON c.payment_id = %(p)s
     LEFT JOIN transfers AS t ON t.payment_id = %(p)s
@@ -82,11 +81,11 @@ _COUNTS_SQL = f"""
     WITH h AS (SELECT coalesce(wallet_height, 0) AS h FROM monitor_state WHERE id = 1),
     unclaimed AS (
         SELECT
-            sum(CASE WHEN t.flags & {_HIDDEN_MASK} = 0 AND ((t.height > 0
-                     AND h.h - t.height >= %(conf)s) OR t.flags & {_COUNTED} <> 0)
+            sum(CASE WHEN t.flags & {HIDDEN_MASK} = 0 AND ((t.height > 0
+                     AND h.h - t.height >= %(conf)s) OR t.flags & {COUNTED} <> 0)
                      THEN t.amount ELSE 0 END) AS counted,
-            count(*) FILTER (WHERE t.flags & {_HIDDEN_MASK} = 0 AND NOT ((t.height > 0
-                             AND h.h - t.height >= %(conf)s) OR t.flags & {_COUNTED} <> 0)) AS pending
+            count(*) FILTER (WHERE t.flags & {HIDDEN_MASK} = 0 AND NOT ((t.height > 0
+                             AND h.h - t.height >= %(conf)s) OR t.flags & {COUNTED} <> 0)) AS pending
         FROM transfers AS t CROSS JOIN h
         WHERE NOT EXISTS (SELECT 1 FROM claims AS c WHERE c.payment_id = t.payment_id)
         GROUP BY t.payment_id
@@ -125,17 +124,6 @@ def connect(dsn: str, *, read_only: bool = False) -> Connection:
     return conn
 
 
-def _claim(row: Sequence[Any]) -> ClaimRecord:
-    return ClaimRecord(
-        payment_id=row[0],
-        claim_txid=row[1],
-        token_digest=row[2],
-        claimed_at=row[3],
-        min_amount=row[4],
-        status=TokenStatus(row[5]),
-        revoked_at=row[6],
-        operator_reason=row[7],
-    )
 
 
 class PostgresStore:
@@ -203,7 +191,7 @@ class PostgresStore:
         if not rows:
             raise StorageError("monitor_state has no row: the schema was not created by anon_ticket")
         first = rows[0]
-        claim = _claim(first[1:9]) if first[1] is not None else None
+        claim = claim_from_row(first[1:9]) if first[1] is not None else None
         transfers = [Transfer(*row[9:13]) for row in rows if row[9] is not None]
         return PaymentSnapshot(claim, transfers, int(first[0] or 0))
 
@@ -267,16 +255,16 @@ class PostgresStore:
     # -- TokenStore -----------------------------------------------------------------------------
 
     def claim_for(self, payment_id: bytes) -> ClaimRecord | None:
-        row = self._one(f"SELECT {_CLAIM_COLUMNS} FROM claims WHERE payment_id = %s", (payment_id,))
-        return _claim(row) if row else None
+        row = self._one(f"SELECT {CLAIM_COLUMNS} FROM claims WHERE payment_id = %s", (payment_id,))
+        return claim_from_row(row) if row else None
 
     def claim_by_digest(self, token_digest: bytes) -> ClaimRecord | None:
         row = self._one(
-            f"SELECT {_CLAIM_COLUMNS} FROM claims "
+            f"SELECT {CLAIM_COLUMNS} FROM claims "
             "WHERE substr(token_digest, 1, 8) = %s AND token_digest = %s",
             (token_digest[:8], token_digest),
         )
-        return _claim(row) if row else None
+        return claim_from_row(row) if row else None
 
     def claim(
         self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int
@@ -307,7 +295,7 @@ class PostgresStore:
             row = conn.execute(
                 "INSERT INTO claims (payment_id, claim_txid, token_digest, claimed_at, "
                 "min_amount, status) VALUES (%s, %s, %s, %s, %s, %s) "
-                f"ON CONFLICT (payment_id) DO NOTHING RETURNING {_CLAIM_COLUMNS}",
+                f"ON CONFLICT (payment_id) DO NOTHING RETURNING {CLAIM_COLUMNS}",
                 (
                     payment_id,
                     view.earliest_counted_txid,
@@ -318,7 +306,7 @@ class PostgresStore:
                 ),
             ).fetchone()
             if row is not None:
-                return ClaimOutcome(_claim(row), token, True, view.counted_total)
+                return ClaimOutcome(claim_from_row(row), token, True, view.counted_total)
             # A racing claim committed first (its insert made ours wait): answer as a replay.
             existing = self.claim_for(payment_id)
             assert existing is not None, "ON CONFLICT found a claim that is not there"
@@ -333,22 +321,22 @@ class PostgresStore:
         """
         with self._transaction() as conn:
             row = conn.execute(
-                f"SELECT {_CLAIM_COLUMNS} FROM claims "
+                f"SELECT {CLAIM_COLUMNS} FROM claims "
                 "WHERE substr(token_digest, 1, 8) = %s AND token_digest = %s FOR UPDATE",
                 (token_digest[:8], token_digest),
             ).fetchone()
             if row is None:
                 return None
-            record = _claim(row)
+            record = claim_from_row(row)
             if record.status is TokenStatus.REVOKED:
                 return record
             row = conn.execute(
                 "UPDATE claims SET status = %s, revoked_at = %s, revoke_reason = %s "
-                f"WHERE payment_id = %s RETURNING {_CLAIM_COLUMNS}",
+                f"WHERE payment_id = %s RETURNING {CLAIM_COLUMNS}",
                 (int(TokenStatus.REVOKED), now, reason, record.payment_id),
             ).fetchone()
         assert row is not None
-        return _claim(row)
+        return claim_from_row(row)
 
     # -- MonitorStateStore ----------------------------------------------------------------------
 
@@ -420,24 +408,24 @@ class PostgresStore:
                     "VALUES (%s, %s, %s, %s, %s, false) ON CONFLICT (payment_id, txid) DO UPDATE SET "
                     "amount = excluded.amount, height = excluded.height, settled = false, "
                     # COUNTED survives an update (a reorg re-mining the tx) unless a double spend is seen.
-                    f"flags = excluded.flags | CASE WHEN excluded.flags & {_DOUBLE_SPEND} <> 0 THEN 0 "
-                    f"ELSE transfers.flags & {_COUNTED} END",
+                    f"flags = excluded.flags | CASE WHEN excluded.flags & {DOUBLE_SPEND} <> 0 THEN 0 "
+                    f"ELSE transfers.flags & {COUNTED} END",
                     [(pid, t.txid, t.amount, t.height, int(t.flags)) for pid, t in batch.upserts],
                 )
                 cur.executemany(
-                    f"UPDATE transfers SET flags = (flags | {_GONE}) & ~{_COUNTED} "
+                    f"UPDATE transfers SET flags = (flags | {GONE}) & ~{COUNTED} "
                     "WHERE payment_id = %s AND txid = %s",
                     batch.gone,
                 )
             # Transfers reaching the confirmations now count for good (see payments.evaluate).
             conn.execute(
-                f"UPDATE transfers SET flags = flags | {_COUNTED} WHERE NOT settled "
-                f"AND flags & {_HIDDEN_MASK | _COUNTED} = 0 AND height > 0 AND %s - height >= %s",
+                f"UPDATE transfers SET flags = flags | {COUNTED} WHERE NOT settled "
+                f"AND flags & {HIDDEN_MASK | COUNTED} = 0 AND height > 0 AND %s - height >= %s",
                 (batch.wallet_height, batch.min_confirmations),
             )
             conn.execute(
                 "UPDATE transfers SET settled = true WHERE NOT settled AND "
-                f"(height BETWEEN 1 AND %s OR (height = 0 AND flags & {_GONE} <> 0))",
+                f"(height BETWEEN 1 AND %s OR (height = 0 AND flags & {GONE} <> 0))",
                 (batch.settle_at_or_below,),
             )
             conn.execute(
@@ -463,9 +451,9 @@ class PostgresStore:
         revocation either lands first and is respected, or waits and wins afterwards.
         """
         claims = [
-            _claim(row)
+            claim_from_row(row)
             for row in conn.execute(
-                f"SELECT {_CLAIM_COLUMNS} FROM claims "
+                f"SELECT {CLAIM_COLUMNS} FROM claims "
                 "WHERE (payment_id = ANY(%s) OR status = %s) AND status <> %s "
                 "ORDER BY payment_id FOR UPDATE",
                 (sorted(touched), int(TokenStatus.REORGED), int(TokenStatus.REVOKED)),
@@ -483,9 +471,7 @@ class PostgresStore:
         revoked: list[bytes] = []
         reinstated: list[bytes] = []
         for record in claims:
-            mine = transfers[record.payment_id]
-            view = evaluate(mine, batch.wallet_height, batch.min_confirmations)
-            status = reorg_decision(record.status, record.min_amount, view, standing_total(mine))
+            status = judged_status(record, transfers[record.payment_id], batch)
             if status is record.status:
                 continue
             if status is TokenStatus.REORGED:

@@ -21,10 +21,7 @@ from anon_ticket.errors import CursorMoved, StorageError, WalletMismatch
 from anon_ticket.payments import (
     TokenStatus,
     Transfer,
-    TransferFlag,
     evaluate,
-    reorg_decision,
-    standing_total,
 )
 from anon_ticket.storage.base import (
     BatchOutcome,
@@ -36,24 +33,26 @@ from anon_ticket.storage.base import (
     PaymentSnapshot,
     TransferBatch,
 )
+from anon_ticket.storage.rows import (
+    CLAIM_COLUMNS,
+    COUNTED,
+    DOUBLE_SPEND,
+    GONE,
+    HIDDEN_MASK,
+    claim_from_row,
+    judged_status,
+)
 
 MIN_SQLITE = (3, 35, 0)  # UPDATE/INSERT … RETURNING
 
-_CLAIM_COLUMNS = (
-    "payment_id, claim_txid, token_digest, claimed_at, min_amount, status, revoked_at, revoke_reason"
-)
 _SNAPSHOT_SQL = f"""
-    SELECT m.wallet_height, {", ".join("c." + c.strip() for c in _CLAIM_COLUMNS.split(","))},
+    SELECT m.wallet_height, {", ".join("c." + c.strip() for c in CLAIM_COLUMNS.split(","))},
            t.txid, t.amount, t.height, t.flags
     FROM monitor_state AS m
     LEFT JOIN claims AS c ON c.payment_id = ?1
     LEFT JOIN transfers AS t ON t.payment_id = ?1
     WHERE m.id = 1
 """
-_HIDDEN_MASK = int(TransferFlag.LOCKED | TransferFlag.DOUBLE_SPEND | TransferFlag.GONE)
-_COUNTED = int(TransferFlag.COUNTED)
-_DOUBLE_SPEND = int(TransferFlag.DOUBLE_SPEND)
-_GONE = int(TransferFlag.GONE)
 
 
 def sqlite_module() -> types.ModuleType:
@@ -89,17 +88,6 @@ def connect(path: Path, *, query_only: bool = False) -> Any:
     return conn
 
 
-def _claim(row: Any) -> ClaimRecord:
-    return ClaimRecord(
-        payment_id=row[0],
-        claim_txid=row[1],
-        token_digest=row[2],
-        claimed_at=row[3],
-        min_amount=row[4],
-        status=TokenStatus(row[5]),
-        revoked_at=row[6],
-        operator_reason=row[7],
-    )
 
 
 class SqliteStore:
@@ -176,7 +164,7 @@ class SqliteStore:
         """
         rows = self._all(_SNAPSHOT_SQL, (payment_id,))
         first = rows[0]
-        claim = _claim(first[1:9]) if first[1] is not None else None
+        claim = claim_from_row(first[1:9]) if first[1] is not None else None
         transfers = [Transfer(*row[9:13]) for row in rows if row[9] is not None]
         return PaymentSnapshot(claim, transfers, int(first[0] or 0))
 
@@ -214,10 +202,10 @@ class SqliteStore:
             SELECT coalesce(sum(counted >= :min), 0), coalesce(sum(counted < :min AND pending > 0), 0)
             FROM (
                 SELECT
-                    sum(CASE WHEN flags & {_HIDDEN_MASK} = 0 AND ((height > 0 AND :h - height >= :conf)
-                             OR flags & {_COUNTED}) THEN amount ELSE 0 END) AS counted,
-                    sum(CASE WHEN flags & {_HIDDEN_MASK} = 0 AND NOT ((height > 0 AND :h - height >= :conf)
-                             OR flags & {_COUNTED}) THEN 1 ELSE 0 END) AS pending
+                    sum(CASE WHEN flags & {HIDDEN_MASK} = 0 AND ((height > 0 AND :h - height >= :conf)
+                             OR flags & {COUNTED}) THEN amount ELSE 0 END) AS counted,
+                    sum(CASE WHEN flags & {HIDDEN_MASK} = 0 AND NOT ((height > 0 AND :h - height >= :conf)
+                             OR flags & {COUNTED}) THEN 1 ELSE 0 END) AS pending
                 FROM transfers AS t
                 WHERE NOT EXISTS (SELECT 1 FROM claims AS c WHERE c.payment_id = t.payment_id)
                 GROUP BY payment_id
@@ -238,18 +226,18 @@ class SqliteStore:
     # -- TokenStore -----------------------------------------------------------------------------
 
     def claim_for(self, payment_id: bytes) -> ClaimRecord | None:
-        row = self._one(f"SELECT {_CLAIM_COLUMNS} FROM claims WHERE payment_id = ?", (payment_id,))
-        return _claim(row) if row else None
+        row = self._one(f"SELECT {CLAIM_COLUMNS} FROM claims WHERE payment_id = ?", (payment_id,))
+        return claim_from_row(row) if row else None
 
     def claim_by_digest(self, token_digest: bytes) -> ClaimRecord | None:
         # The index holds an 8-byte prefix of the digest (a third of the size of a full one); the
         # full comparison settles the rare prefix collision.
         row = self._one(
-            f"SELECT {_CLAIM_COLUMNS} FROM claims "
+            f"SELECT {CLAIM_COLUMNS} FROM claims "
             "WHERE substr(token_digest, 1, 8) = ? AND token_digest = ?",
             (token_digest[:8], token_digest),
         )
-        return _claim(row) if row else None
+        return claim_from_row(row) if row else None
 
     def claim(
         self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int
@@ -284,7 +272,7 @@ class SqliteStore:
         token = pid.service_token(TxId(view.earliest_counted_txid))
         row = conn.execute(
             f"INSERT INTO claims (payment_id, claim_txid, token_digest, claimed_at, min_amount, "
-            f"status) VALUES (?, ?, ?, ?, ?, ?) RETURNING {_CLAIM_COLUMNS}",
+            f"status) VALUES (?, ?, ?, ?, ?, ?) RETURNING {CLAIM_COLUMNS}",
             (
                 payment_id,
                 view.earliest_counted_txid,
@@ -294,7 +282,7 @@ class SqliteStore:
                 int(TokenStatus.ACTIVE),
             ),
         ).fetchone()
-        return ClaimOutcome(_claim(row), token, True, view.counted_total)
+        return ClaimOutcome(claim_from_row(row), token, True, view.counted_total)
 
     def revoke(self, token_digest: bytes, reason: str | None, now: int) -> ClaimRecord | None:
         """Revoke for the operator, durably (FULL sync) before returning.
@@ -310,10 +298,10 @@ class SqliteStore:
                 return record
             row = conn.execute(
                 f"UPDATE claims SET status = ?, revoked_at = ?, revoke_reason = ? "
-                f"WHERE payment_id = ? RETURNING {_CLAIM_COLUMNS}",
+                f"WHERE payment_id = ? RETURNING {CLAIM_COLUMNS}",
                 (int(TokenStatus.REVOKED), now, reason, record.payment_id),
             ).fetchone()
-        return _claim(row)
+        return claim_from_row(row)
 
     # -- MonitorStateStore ----------------------------------------------------------------------
 
@@ -372,24 +360,24 @@ class SqliteStore:
                 "INSERT INTO transfers (payment_id, txid, amount, height, flags, settled) "
                 "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (payment_id, txid) DO UPDATE SET "
                 "amount = excluded.amount, height = excluded.height, settled = 0, flags = excluded.flags "
-                f"| CASE WHEN excluded.flags & {_DOUBLE_SPEND} THEN 0 ELSE transfers.flags & {_COUNTED} END",
+                f"| CASE WHEN excluded.flags & {DOUBLE_SPEND} THEN 0 ELSE transfers.flags & {COUNTED} END",
                 [(pid, t.txid, t.amount, t.height, int(t.flags)) for pid, t in batch.upserts],
             )
             conn.executemany(
-                f"UPDATE transfers SET flags = (flags | {_GONE}) & ~{_COUNTED} "
+                f"UPDATE transfers SET flags = (flags | {GONE}) & ~{COUNTED} "
                 "WHERE payment_id = ? AND txid = ?",
                 batch.gone,
             )
             # Transfers reaching the confirmations now count for good (see payments.evaluate);
             # only the unsettled window can change, and the partial index holds just that.
             conn.execute(
-                f"UPDATE transfers SET flags = flags | {_COUNTED} WHERE settled = 0 "
-                f"AND flags & {_HIDDEN_MASK | _COUNTED} = 0 AND height > 0 AND ? - height >= ?",
+                f"UPDATE transfers SET flags = flags | {COUNTED} WHERE settled = 0 "
+                f"AND flags & {HIDDEN_MASK | COUNTED} = 0 AND height > 0 AND ? - height >= ?",
                 (batch.wallet_height, batch.min_confirmations),
             )
             conn.execute(
                 "UPDATE transfers SET settled = 1 WHERE settled = 0 AND "
-                f"(height BETWEEN 1 AND ? OR (height = 0 AND flags & {_GONE}))",
+                f"(height BETWEEN 1 AND ? OR (height = 0 AND flags & {GONE}))",
                 (batch.settle_at_or_below,),
             )
             conn.execute(
@@ -422,8 +410,7 @@ class SqliteStore:
             if record is None or record.status is TokenStatus.REVOKED:
                 continue
             transfers = self.transfers_for(payment_id)
-            view = evaluate(transfers, batch.wallet_height, batch.min_confirmations)
-            status = reorg_decision(record.status, record.min_amount, view, standing_total(transfers))
+            status = judged_status(record, transfers, batch)
             if status is record.status:
                 continue
             if status is TokenStatus.REORGED:
