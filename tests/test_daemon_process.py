@@ -212,3 +212,17 @@ def test_the_daemon_keeps_serving_while_the_wallet_is_down_and_catches_up(tmp_pa
 
         poll_until(claimed, 30, "the payment made during the outage")
         assert "wallet polling restored" in daemon.log_text()
+
+
+def test_a_database_bound_to_another_wallet_stops_the_daemon_with_a_clear_error(tmp_path: Path) -> None:
+    with FakeWallet() as first_wallet:
+        daemon = DaemonProcess(tmp_path, wallet_url=first_wallet.url)
+        with daemon:
+            daemon.wait_scanning()
+    with FakeWallet(address=first_wallet.address[:-4] + "AAAA") as other_wallet:
+        other = DaemonProcess(tmp_path, wallet_url=other_wallet.url, log_path=tmp_path / "other.log")
+        other.start(wait=False)
+        assert other.wait_exit() == 1
+        text = other.log_text()
+        assert "this database belongs to the wallet" in text
+        assert "stopped with exit code 1" in text
