@@ -56,27 +56,34 @@ def _entry(entry: object, kind: str) -> ReportedTransfer | None:
     if not isinstance(subaddr, dict) or not isinstance(subaddr.get("major"), int):
         raise _bad("subaddr_index is missing")
     payment_id = entry.get("payment_id")
+    if not isinstance(payment_id, str):
+        raise _bad("payment_id is not a string")
+    payment_id = payment_id.lower()
+    # Only account 0 and 8-byte ids can be ours; subaddress payments carry the all-zero id and
+    # legacy 32-byte ids are refused by every current wallet anyway. Whatever is not ours is skipped
+    # before its other fields are judged: a payer controls some of them (unlock_time is a uint64),
+    # and one odd transaction to any address of the wallet must not stall every poll.
+    if subaddr["major"] != 0 or len(payment_id) != 16 or payment_id == _ZERO_PAYMENT_ID:
+        return None
+    if not _HEX.issuperset(payment_id):
+        raise _bad("payment_id is not hex")
     txid = entry.get("txid")
-    if not isinstance(payment_id, str) or not isinstance(txid, str):
-        raise _bad("payment_id or txid is not a string")
+    if not isinstance(txid, str):
+        raise _bad("txid is not a string")
     txid = txid.lower()
     if len(txid) != 64 or not _HEX.issuperset(txid):
         raise _bad(f"txid {txid[:70]!r} is not 64 hex digits")
     amount = _int(entry, "amount")
-    unlock_time = _int(entry, "unlock_time")
+    unlock_time = entry.get("unlock_time")
+    # Any non-negative integer, up to 2**64 - 1: only "zero or not" is kept.
+    if not isinstance(unlock_time, int) or isinstance(unlock_time, bool) or unlock_time < 0:
+        raise _bad(f"unlock_time is {unlock_time!r}")
     double_spend = entry.get("double_spend_seen", False)
     if not isinstance(double_spend, bool):
         raise _bad("double_spend_seen is not a boolean")
     height = _int(entry, "height") if kind == "in" else POOL_HEIGHT
     if kind == "in" and height == POOL_HEIGHT:
         raise _bad("an incoming entry has height 0")
-    payment_id = payment_id.lower()
-    # Only account 0 and 8-byte ids can be ours; subaddress payments carry the all-zero id and
-    # legacy 32-byte ids are refused by every current wallet anyway.
-    if subaddr["major"] != 0 or len(payment_id) != 16 or payment_id == _ZERO_PAYMENT_ID:
-        return None
-    if not _HEX.issuperset(payment_id):
-        raise _bad("payment_id is not hex")
     flags = TransferFlag(0)
     if unlock_time:
         flags |= TransferFlag.LOCKED

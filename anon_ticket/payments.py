@@ -74,14 +74,19 @@ class PaymentView:
         return self.counted_total > 0 or self.pending_count > 0 or self.visible_total > 0
 
 
-def evaluate(transfers: Iterable[Transfer], wallet_height: int, min_confirmations: int) -> PaymentView:
+def evaluate(
+    transfers: Iterable[Transfer], wallet_height: int, min_confirmations: int, *, claimed: bool = False
+) -> PaymentView:
     """Add up one payment's transfers (CONTRACT §3).
 
     A transfer counts when it is visible (not locked, not double-spent, not gone) and has at least
-    `min_confirmations`, or had them once (COUNTED): falling confirmations alone, as in a reorg that
-    mines the same transaction again, never take counted money away, so a token's amount does not
-    drop to 0 for the minutes the chain needs. Other visible transfers are pending. The earliest
-    counted transfer (lowest height, ties by txid bytes) is the one a first claim is bound to.
+    `min_confirmations`; other visible transfers are pending. The earliest counted transfer (lowest
+    height, ties by txid bytes) is the one a first claim is bound to.
+
+    For a `claimed` payment a transfer that counted once (COUNTED) keeps counting while visible:
+    falling confirmations alone, as in a reorg that mines the same transaction again, neither revoke
+    its token nor take its amount down to 0 for the minutes the chain needs. A first claim never
+    relies on that: it needs the confirmations now.
     """
     counted = visible = pending = 0
     fewest: int | None = None
@@ -92,7 +97,7 @@ def evaluate(transfers: Iterable[Transfer], wallet_height: int, min_confirmation
         visible += transfer.amount
         confirmations = transfer.confirmations(wallet_height)
         confirmed = transfer.height != POOL_HEIGHT and confirmations >= min_confirmations
-        if confirmed or transfer.flags & TransferFlag.COUNTED:
+        if confirmed or (claimed and transfer.flags & TransferFlag.COUNTED):
             counted += transfer.amount
             key = (transfer.height or _POOL_ORDER, transfer.txid)
             if earliest is None or key < earliest:
@@ -109,23 +114,15 @@ def evaluate(transfers: Iterable[Transfer], wallet_height: int, min_confirmation
     )
 
 
-def standing_total(transfers: Iterable[Transfer]) -> int:
-    """The total that still stands whatever the confirmations: what a reorg revocation is judged on.
+def reorg_decision(status: TokenStatus, claim_min_amount: int, view: PaymentView) -> TokenStatus:
+    """The token status a claimed payment should have after its transfers changed (CONTRACT §3).
 
-    Falling confirmations alone never revoke (a popped block puts its transaction back in the pool);
-    only a transfer that disappeared or was flagged as double-spent stops standing.
+    `view` is the claimed view (`evaluate(..., claimed=True)`): there only a transfer that disappeared
+    or was flagged as double-spent stops counting, so only that can revoke. The token comes back when
+    the counted total is at the claim's minimum again (the tx re-mined and confirmed, or another
+    payment). Only the poller's own revocation is ever undone: an operator revocation is final.
     """
-    return sum(t.amount for t in transfers if t.visible)
-
-
-def reorg_decision(
-    status: TokenStatus, claim_min_amount: int, view: PaymentView, standing: int
-) -> TokenStatus:
-    """The token status a claimed payment should have after its transfers changed.
-
-    Only the poller's own revocation is ever undone: an operator revocation is final.
-    """
-    if status is TokenStatus.ACTIVE and standing < claim_min_amount:
+    if status is TokenStatus.ACTIVE and view.counted_total < claim_min_amount:
         return TokenStatus.REORGED
     if status is TokenStatus.REORGED and view.counted_total >= claim_min_amount:
         return TokenStatus.ACTIVE

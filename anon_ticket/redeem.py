@@ -25,7 +25,7 @@ from anon_ticket.errors import (
     TokenRevoked,
     Unavailable,
 )
-from anon_ticket.payments import PaymentView, TokenStatus, evaluate
+from anon_ticket.payments import PaymentView, TokenStatus, Transfer, evaluate
 from anon_ticket.storage.base import ClaimRecord, ClaimRequest, Store
 from anon_ticket.timefmt import rfc3339
 
@@ -78,9 +78,15 @@ class Redeemer:
         if retry_after:
             raise RateLimited(retry_after)
         snapshot = self._reader().snapshot(payment_id)
-        view = evaluate(snapshot.transfers, snapshot.wallet_height, self._settings.min_confirmations)
-        if snapshot.claim is not None:
-            return self._claimed(pid, snapshot.claim, view)
+        claim = snapshot.claim
+        view = evaluate(
+            snapshot.transfers,
+            snapshot.wallet_height,
+            self._settings.min_confirmations,
+            claimed=claim is not None,
+        )
+        if claim is not None:
+            return self._claimed(pid, claim, view, snapshot.transfers)
         if not snapshot.transfers or not any(t.visible for t in snapshot.transfers):
             raise PaymentNotFound("no payment is known for this pid")
         if view.counted_total >= self._settings.min_payment_amount:
@@ -107,8 +113,8 @@ class Redeemer:
             if view.pending_count:
                 return self._pending(view)
             raise PaymentNotFound("the payment is no longer visible")
-        if not outcome.fresh:
-            return self._claimed(pid, outcome.record, view)
+        if not outcome.fresh:  # another request claimed it first: a replay of that claim
+            return self._claimed(pid, outcome.record, None, [])
         return RedeemAnswer(
             200,
             {
@@ -119,17 +125,29 @@ class Redeemer:
             },
         )
 
-    def _claimed(self, pid: PaymentId, claim: ClaimRecord, view: PaymentView) -> RedeemAnswer:
+    def _claimed(
+        self, pid: PaymentId, claim: ClaimRecord, view: PaymentView | None, transfers: list[Transfer]
+    ) -> RedeemAnswer:
+        """The rows of the §4 table for a payment that has a claim (`view` None: just claimed)."""
         token = pid.service_token(TxId(claim.claim_txid))
         # The 8-byte payment id can collide; only the PID that rebuilds the stored digest owns it.
         if token.digest().raw != claim.token_digest:
             raise PaymentNotFound("no payment is known for this pid")
         if claim.status is TokenStatus.REVOKED:
             raise TokenRevoked("revoked")
+        if view is None:
+            snapshot = self._reader().snapshot(claim.payment_id)
+            transfers = snapshot.transfers
+            view = evaluate(
+                transfers, snapshot.wallet_height, self._settings.min_confirmations, claimed=True
+            )
         if claim.status is TokenStatus.REORGED:
-            if view.pending_count:
-                return self._pending(view)
-            raise TokenRevoked("payment_reorged")
+            if not any(t.txid == claim.claim_txid and t.visible for t in transfers):
+                raise TokenRevoked("payment_reorged")
+            if view.counted_total < claim.min_amount and not view.pending_count:
+                raise InsufficientPayment(view.counted_total, claim.min_amount)
+            # Its transaction is back: pending until the poller reinstates the token.
+            return self._pending(view)
         return RedeemAnswer(
             200,
             {

@@ -59,6 +59,20 @@ def test_unlock_time_and_double_spend_are_flagged() -> None:
     assert item.transfer.flags == TransferFlag.LOCKED | TransferFlag.DOUBLE_SPEND
 
 
+def test_an_unlock_time_beyond_64_signed_bits_is_recorded_as_locked() -> None:
+    """A payer chooses unlock_time (uint64): 2**64 - 1 was accepted, mined and listed on real regtest."""
+    entry = dict(sample("get_transfers_integrated_random_1conf.json")["in"][0])
+    entry["unlock_time"] = 2**64 - 1
+    [item] = parse_transfers({"in": [entry]})
+    assert item.transfer.flags == TransferFlag.LOCKED
+
+
+def test_entries_that_are_not_ours_are_skipped_before_their_fields_are_judged() -> None:
+    entry = dict(sample("get_transfers_integrated_random_1conf.json")["in"][0])
+    odd = {**entry, "payment_id": "0" * 16, "unlock_time": -1, "amount": "lots", "txid": None}
+    assert parse_transfers({"in": [odd, entry]})[0].transfer.amount == entry["amount"]
+
+
 def test_other_accounts_and_long_payment_ids_are_not_ours() -> None:
     entry = dict(sample("get_transfers_integrated_random_1conf.json")["in"][0])
     other_account = {**entry, "subaddr_index": {"major": 1, "minor": 0}}

@@ -304,3 +304,40 @@ def test_rescan_moves_the_cursor_back_and_the_next_poll_starts_there(
     pipeline.daemon.database.open_writer().rescan_from(120)
     pipeline.poll()
     assert wallet.params_of("get_transfers")[-1]["min_height"] == 119
+
+
+def test_a_first_claim_after_a_reorg_waits_for_the_confirmations_again(
+    wallet: FakeWallet, pipeline: Pipeline
+) -> None:
+    pid = PaymentId.generate()
+    pay(wallet, pid)
+    wallet.mine(CONFIRMATIONS + 1)
+    pipeline.poll()  # counted once, not redeemed yet
+    wallet.pop_blocks(CONFIRMATIONS + 1)
+    wallet.mine(1)  # the same tx mined again: 1 confirmation
+    pipeline.poll()
+    status, body = pipeline.redeem(pid)
+    assert (status, body["status"], body["confirmations"]) == (202, "pending", 1)
+
+
+def test_a_claimed_transfer_that_vanishes_revokes_even_with_another_payment_pending(
+    wallet: FakeWallet, pipeline: Pipeline
+) -> None:
+    """CONTRACT §3: the counted total decides; a large payment still in the pool does not count yet."""
+    pid = PaymentId.generate()
+    first = pay(wallet, pid)
+    wallet.mine(CONFIRMATIONS)
+    pipeline.poll()
+    assert pipeline.redeem(pid)[0] == 200
+    pay(wallet, pid, amount=MIN_AMOUNT * 5)  # a second payment, waiting in the pool
+    wallet.pop_blocks(CONFIRMATIONS)
+    wallet.flush_pool([first])
+    wallet.mine(1, txids=[])  # the claimed transaction is gone for good
+    pipeline.poll()
+    claim = pipeline.claim_of(pid)
+    assert claim is not None and claim.status is TokenStatus.REORGED
+    assert pipeline.redeem(pid) == (410, {"error": "token_revoked", "reason": "payment_reorged"})
+    wallet.mine(CONFIRMATIONS)  # the other payment confirms: the token stands again, same as before
+    pipeline.poll()
+    status, body = pipeline.redeem(pid)
+    assert (status, body["status"], body["amount"]) == (200, "already_claimed", MIN_AMOUNT * 5)

@@ -11,7 +11,6 @@ from anon_ticket.payments import (
     TransferFlag,
     evaluate,
     reorg_decision,
-    standing_total,
 )
 
 TX_A, TX_B, TX_C = b"\x0a" * 32, b"\x0b" * 32, b"\x0c" * 32
@@ -38,7 +37,6 @@ def test_locked_double_spent_and_gone_transfers_are_invisible() -> None:
     ]
     view = evaluate(transfers, 200, 10)
     assert (view.counted_total, view.visible_total, view.pending_count) == (0, 0, 0)
-    assert standing_total(transfers) == 0
 
 
 def test_partial_payments_add_up_and_the_earliest_counted_is_chosen() -> None:
@@ -56,16 +54,22 @@ def test_ties_in_height_go_to_the_lowest_txid_bytes() -> None:
 
 
 def test_falling_confirmations_never_revoke() -> None:
-    transfers = [Transfer(TX_A, 10, 0)]  # popped back into the pool
-    view = evaluate(transfers, 100, 10)
-    status = reorg_decision(TokenStatus.ACTIVE, 10, view, standing_total(transfers))
-    assert status is TokenStatus.ACTIVE
+    transfers = [Transfer(TX_A, 10, 0, TransferFlag.COUNTED)]  # counted, then popped back into the pool
+    view = evaluate(transfers, 100, 10, claimed=True)
+    assert reorg_decision(TokenStatus.ACTIVE, 10, view) is TokenStatus.ACTIVE
 
 
 def test_a_disappeared_transfer_below_the_claim_minimum_revokes() -> None:
     transfers = [Transfer(TX_A, 10, 100, TransferFlag.GONE)]
-    view = evaluate(transfers, 200, 10)
-    assert reorg_decision(TokenStatus.ACTIVE, 10, view, standing_total(transfers)) is TokenStatus.REORGED
+    view = evaluate(transfers, 200, 10, claimed=True)
+    assert reorg_decision(TokenStatus.ACTIVE, 10, view) is TokenStatus.REORGED
+
+
+def test_an_unconfirmed_payment_does_not_hold_up_a_claim_whose_transfer_vanished() -> None:
+    """CONTRACT §3: the counted total decides; a pending transfer, however large, does not count."""
+    transfers = [Transfer(TX_A, 10, 100, TransferFlag.GONE), Transfer(TX_B, 50, 0)]
+    view = evaluate(transfers, 200, 10, claimed=True)
+    assert reorg_decision(TokenStatus.ACTIVE, 10, view) is TokenStatus.REORGED
 
 
 def test_reinstated_only_when_counted_again_and_never_an_operator_revocation() -> None:
@@ -77,8 +81,8 @@ def test_reinstated_only_when_counted_again_and_never_an_operator_revocation() -
         (TokenStatus.REVOKED, counted, TokenStatus.REVOKED),
         (TokenStatus.REVOKED, [], TokenStatus.REVOKED),
     ]:
-        view = evaluate(transfers, 200, 10)
-        assert reorg_decision(status, 10, view, standing_total(transfers)) is expected
+        view = evaluate(transfers, 200, 10, claimed=True)
+        assert reorg_decision(status, 10, view) is expected
 
 
 amounts = st.integers(min_value=0, max_value=10**13)
@@ -93,20 +97,27 @@ def test_totals_partition_the_visible_transfers(
     transfers = [Transfer(i.to_bytes(32, "big"), a, h, f) for i, (a, h, f) in enumerate(items)]
     view = evaluate(transfers, height, conf)
     visible = [t for t in transfers if t.visible]
-    assert view.visible_total == sum(t.amount for t in visible) == standing_total(transfers)
+    assert view.visible_total == sum(t.amount for t in visible)
     counted = [t for t in visible if t.height and height - t.height >= conf]
     assert view.counted_total == sum(t.amount for t in counted)
     assert view.pending_count == len(visible) - len(counted)
 
 
-def test_a_transfer_that_counted_once_keeps_counting_while_visible() -> None:
+def test_for_a_claimed_payment_a_transfer_that_counted_once_keeps_counting_while_visible() -> None:
     remined = Transfer(TX_A, 10, 199, TransferFlag.COUNTED)  # 1 confirmation after a reorg
     in_pool = Transfer(TX_B, 10, 0, TransferFlag.COUNTED)  # popped back into the pool
-    view = evaluate([remined, in_pool], 200, 10)
+    view = evaluate([remined, in_pool], 200, 10, claimed=True)
     assert (view.counted_total, view.pending_count) == (20, 0)
     assert view.earliest_counted_txid == TX_A  # a mined transfer before one in the pool
     hidden = Transfer(TX_C, 10, 150, TransferFlag.COUNTED | TransferFlag.GONE)
-    assert evaluate([hidden], 200, 10).counted_total == 0
+    assert evaluate([hidden], 200, 10, claimed=True).counted_total == 0
+
+
+def test_a_first_claim_needs_the_confirmations_now() -> None:
+    """The sticky bit is for tokens already issued: an unclaimed payment waits for its confirmations."""
+    remined = Transfer(TX_A, 10, 199, TransferFlag.COUNTED)
+    view = evaluate([remined], 200, 10)
+    assert (view.counted_total, view.pending_count, view.fewest_pending_confirmations) == (0, 1, 1)
 
 
 def test_as_reported_drops_only_the_storage_bit() -> None:

@@ -183,7 +183,9 @@ class InternalApp:
 
     def _record(self, token: ServiceToken, record: ClaimRecord, store: Store) -> dict[str, Any]:
         snapshot = store.snapshot(record.payment_id)
-        view = evaluate(snapshot.transfers, snapshot.wallet_height, self._settings.min_confirmations)
+        view = evaluate(
+            snapshot.transfers, snapshot.wallet_height, self._settings.min_confirmations, claimed=True
+        )
         return {
             "token": token.hex(),
             "status": "active" if record.status is TokenStatus.ACTIVE else "revoked",

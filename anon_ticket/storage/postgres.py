@@ -81,11 +81,10 @@ _COUNTS_SQL = f"""
     WITH h AS (SELECT coalesce(wallet_height, 0) AS h FROM monitor_state WHERE id = 1),
     unclaimed AS (
         SELECT
-            sum(CASE WHEN t.flags & {HIDDEN_MASK} = 0 AND ((t.height > 0
-                     AND h.h - t.height >= %(conf)s) OR t.flags & {COUNTED} <> 0)
-                     THEN t.amount ELSE 0 END) AS counted,
-            count(*) FILTER (WHERE t.flags & {HIDDEN_MASK} = 0 AND NOT ((t.height > 0
-                             AND h.h - t.height >= %(conf)s) OR t.flags & {COUNTED} <> 0)) AS pending
+            sum(CASE WHEN t.flags & {HIDDEN_MASK} = 0 AND t.height > 0
+                     AND h.h - t.height >= %(conf)s THEN t.amount ELSE 0 END) AS counted,
+            count(*) FILTER (WHERE t.flags & {HIDDEN_MASK} = 0
+                             AND (t.height = 0 OR h.h - t.height < %(conf)s)) AS pending
         FROM transfers AS t CROSS JOIN h
         WHERE NOT EXISTS (SELECT 1 FROM claims AS c WHERE c.payment_id = t.payment_id)
         GROUP BY t.payment_id
@@ -286,8 +285,10 @@ class PostgresStore:
         pid = request.pid
         payment_id = pid.chain_payment_id().raw
         seen = self._payment(payment_id)
-        view = evaluate(seen.transfers, seen.wallet_height, request.min_confirmations)
         existing = seen.claim
+        view = evaluate(
+            seen.transfers, seen.wallet_height, request.min_confirmations, claimed=existing is not None
+        )
         if existing is None:
             if view.earliest_counted_txid is None or view.counted_total < request.min_amount:
                 return None

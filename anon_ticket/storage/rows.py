@@ -14,7 +14,6 @@ from anon_ticket.payments import (
     TransferFlag,
     evaluate,
     reorg_decision,
-    standing_total,
 )
 from anon_ticket.storage.base import ClaimRecord, TransferBatch
 
@@ -43,5 +42,5 @@ def claim_from_row(row: Sequence[Any]) -> ClaimRecord:
 
 def judged_status(record: ClaimRecord, transfers: list[Transfer], batch: TransferBatch) -> TokenStatus:
     """The status a claim should have once `batch` is applied (CONTRACT §3, reorgs)."""
-    view = evaluate(transfers, batch.wallet_height, batch.min_confirmations)
-    return reorg_decision(record.status, record.min_amount, view, standing_total(transfers))
+    view = evaluate(transfers, batch.wallet_height, batch.min_confirmations, claimed=True)
+    return reorg_decision(record.status, record.min_amount, view)

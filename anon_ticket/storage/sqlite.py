@@ -202,10 +202,10 @@ class SqliteStore:
             SELECT coalesce(sum(counted >= :min), 0), coalesce(sum(counted < :min AND pending > 0), 0)
             FROM (
                 SELECT
-                    sum(CASE WHEN flags & {HIDDEN_MASK} = 0 AND ((height > 0 AND :h - height >= :conf)
-                             OR flags & {COUNTED}) THEN amount ELSE 0 END) AS counted,
-                    sum(CASE WHEN flags & {HIDDEN_MASK} = 0 AND NOT ((height > 0 AND :h - height >= :conf)
-                             OR flags & {COUNTED}) THEN 1 ELSE 0 END) AS pending
+                    sum(CASE WHEN flags & {HIDDEN_MASK} = 0 AND height > 0 AND :h - height >= :conf
+                             THEN amount ELSE 0 END) AS counted,
+                    sum(CASE WHEN flags & {HIDDEN_MASK} = 0 AND (height = 0 OR :h - height < :conf)
+                             THEN 1 ELSE 0 END) AS pending
                 FROM transfers AS t
                 WHERE NOT EXISTS (SELECT 1 FROM claims AS c WHERE c.payment_id = t.payment_id)
                 GROUP BY payment_id
@@ -263,7 +263,9 @@ class SqliteStore:
         payment_id = pid.chain_payment_id().raw
         seen = self.snapshot(payment_id)  # inside the write transaction: nothing can move under it
         existing = seen.claim
-        view = evaluate(seen.transfers, seen.wallet_height, request.min_confirmations)
+        view = evaluate(
+            seen.transfers, seen.wallet_height, request.min_confirmations, claimed=existing is not None
+        )
         if existing is not None:
             token = pid.service_token(TxId(existing.claim_txid))
             return ClaimOutcome(existing, token, False, view.counted_total)
