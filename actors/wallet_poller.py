@@ -190,6 +190,9 @@ class WalletPoller(pykka.ThreadingActor):
         return True
 
     def _failed(self, error: str) -> PollReport:
+        # After any trouble the wallet is identified again before the next batch: monero-wallet-rpc
+        # may have come back serving another wallet, whose transfers must never be applied here.
+        self._bound = False
         self._failures += 1
         self._backoff = min(
             self._settings.max_backoff_secs,

@@ -90,6 +90,15 @@ def _rescan(database: Database, height: int) -> int:
     database.migrate()
     store = database.open_writer()
     try:
+        cursor = store.monitor_state().scan_cursor
+        if cursor is not None and height > cursor:
+            # Forward would skip every block between the cursor and HEIGHT: payments never seen.
+            print(
+                f"anon_ticket: --from {height} is ahead of the scan cursor ({cursor}); rescan only "
+                "moves it back",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         state = store.rescan_from(height)
     finally:
         store.close()

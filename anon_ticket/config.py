@@ -67,11 +67,7 @@ class DatabaseUrl:
         if self.sqlite_path is not None:
             return f"sqlite:///{self.sqlite_path}"
         assert self.postgres_dsn is not None
-        parts = urllib.parse.urlsplit(self.postgres_dsn.reveal())
-        if parts.password is not None:
-            netloc = parts.netloc.replace(":" + parts.password + "@", ":" + MASK + "@")
-            parts = parts._replace(netloc=netloc)
-        return urllib.parse.urlunsplit(parts)
+        return _masked_url(self.postgres_dsn.reveal())
 
     def beside(self, name: str) -> Path:
         """A file in the database's folder (the generated internal token, the daemon lock).
@@ -260,10 +256,29 @@ def _database_url(raw: str) -> DatabaseUrl:
     raise ValueError("must start with sqlite:/// or postgresql://")
 
 
+def _masked_url(raw: str) -> str:
+    """The URL with any password (in the user part or as a `password=` parameter) masked."""
+    parts = urllib.parse.urlsplit(raw)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(":" + parts.password + "@", ":" + MASK + "@")
+    query = urllib.parse.urlencode(
+        [
+            (name, MASK if name.lower() in ("password", "passwd", "sslpassword") else value)
+            for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*",
+    )
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
 def _http_url(raw: str) -> str:
     parts = urllib.parse.urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http:// or https:// URL, got {raw!r}")
+        # The value is not echoed: a mistyped URL may well hold a password.
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username is not None:
+        raise ValueError("must not carry credentials: use MONERO_RPC_USER and MONERO_RPC_PASSWORD")
     return raw
 
 

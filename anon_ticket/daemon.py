@@ -292,8 +292,10 @@ class Daemon:
         }
         if threading.current_thread() is threading.main_thread():
             signals.subscribe()
-        threading.Thread(target=self._watch_fatal, name="fatal-watch", daemon=True).start()
         bus.start()
+        # Only once the bus has started: exiting a bus that is still STARTING makes CherryPy call
+        # os._exit(70), skipping the clean stop. A fatal error raised earlier is still seen.
+        threading.Thread(target=self._watch_fatal, name="fatal-watch", daemon=True).start()
         bus.block(interval=0.2)
         return self.exit_code
 

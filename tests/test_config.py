@@ -110,3 +110,13 @@ def test_secrets_print_masked() -> None:
     assert "********" in shown
     assert config.internal_api_token is not None
     assert config.internal_api_token.reveal() == "s3cret-s3cret-s3cret"
+
+
+def test_passwords_in_urls_never_print() -> None:
+    config = Config.from_environ({"DATABASE_URL": "postgresql://u:pw1@h/db?password=hunter2&sslmode=require"})
+    shown = str(config.database_url) + config.describe()
+    assert "pw1" not in shown and "hunter2" not in shown and "sslmode=require" in shown
+    for url in ("user:s3cret@host/x", "http://user:s3cret@host/json_rpc"):
+        with pytest.raises(ConfigError) as caught:
+            Config.from_environ({"MONERO_RPC_URL": url})
+        assert "s3cret" not in str(caught.value)

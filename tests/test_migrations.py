@@ -74,3 +74,23 @@ def test_migrate_command_prints_the_version(tmp_path: Path) -> None:
     )
     assert result.stdout.strip() == str(migrations.available("sqlite")[-1].version)
     assert (tmp_path / "x" / "at.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_rescan_moves_the_cursor_back_but_never_forward(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "DATABASE_URL": "sqlite:///at.db"}
+
+    def rescan(height: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "anon_ticket", "rescan", "--from", str(height)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    assert rescan(500).returncode == 0  # no cursor yet: it becomes the start
+    assert rescan(400).returncode == 0
+    ahead = rescan(450)
+    assert ahead.returncode == 2 and "ahead of the scan cursor" in ahead.stderr
+    assert "scan cursor moved to 300" in rescan(300).stdout

@@ -129,12 +129,11 @@ class InternalApp:
         match = _TOKEN_PATH.match(path)
         if match is None:
             raise NotFound("no such path")
+        _only(method, "POST" if match.group(2) else "GET")  # 405 comes before judging the token
         token = ServiceToken.parse(match.group(1))
         if match.group(2):
-            _only(method, "POST")
             reason = self._revoke_reason(environ)
             return respond(start_response, 200, self.revoke(token, reason))
-        _only(method, "GET")
         return respond(start_response, 200, self.token_record(token))
 
     def authenticate(self, header: str) -> None:
