@@ -106,6 +106,7 @@ class Config:
     public_threads: int
     internal_threads: int
     http_keepalive_limit: int
+    http_request_deadline_secs: float
     pid_screen_capacity: int
     actor_timeout_secs: float
     supervisor_max_restarts: int
@@ -151,6 +152,7 @@ class Config:
             public_threads=env.get("PUBLIC_THREADS", _positive_int, 16),
             internal_threads=env.get("INTERNAL_THREADS", _positive_int, 4),
             http_keepalive_limit=env.get("HTTP_KEEPALIVE_LIMIT", _positive_int, 64),
+            http_request_deadline_secs=env.get("HTTP_REQUEST_DEADLINE_SECS", _positive_float, 10.0),
             pid_screen_capacity=env.get("PID_SCREEN_CAPACITY", _positive_int, 1_000_000),
             actor_timeout_secs=env.get("ACTOR_TIMEOUT_SECS", _positive_float, 5.0),
             supervisor_max_restarts=env.get("SUPERVISOR_MAX_RESTARTS", _positive_int, 5),

@@ -169,6 +169,7 @@ class Daemon:
             threads=config.internal_threads,
             keepalive_limit=16,
             socket_mode=INTERNAL_SOCKET_MODE,
+            request_deadline=config.http_request_deadline_secs,
         )
         try:
             internal_listener.bind()
@@ -190,6 +191,7 @@ class Daemon:
                 threads=config.public_threads,
                 keepalive_limit=config.http_keepalive_limit,
                 socket_mode=PUBLIC_SOCKET_MODE,
+                request_deadline=config.http_request_deadline_secs,
             )
 
         if config.api_unix_socket is not None:

@@ -160,7 +160,9 @@ def test_sighup_does_not_restart_the_process(tmp_path: Path, wallet: FakeWallet)
 
 def test_the_public_api_on_a_unix_socket(short_dir: Path, wallet: FakeWallet) -> None:
     socket_path = short_dir / "public.sock"
-    socket_path.write_text("stale")  # a leftover from a crash is replaced
+    leftover = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    leftover.bind(str(socket_path))  # a socket file left by a crash: nobody listens on it
+    leftover.close()
     env = {"API_UNIX_SOCKET": str(socket_path)}
     with DaemonProcess(short_dir, wallet_url=wallet.url, env=env) as daemon:
         mode = socket_path.stat().st_mode

@@ -38,6 +38,7 @@ def port(pipeline: Pipeline) -> Iterator[int]:
         threads=16,
         keepalive_limit=64,
         request_timeout=2.0,
+        request_deadline=2.0,
     )
     listener.bind()
     listener.serve_in_thread()
@@ -122,3 +123,31 @@ def test_slow_clients_do_not_hold_the_listener_and_are_cut_off(
     finally:
         for sock in slow:
             sock.close()
+
+
+def test_a_client_dripping_its_request_is_cut_off_at_the_request_deadline(port: int) -> None:
+    """cheroot's own timeout bounds each read; a byte every 0.3 s would hold a worker forever."""
+    body = json.dumps({"pid": "ab" * 32}).encode()
+    request = (
+        b"POST /api/v1/redeem HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body) + body
+    )
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.setblocking(False)
+        answer = b""
+        while sent < len(request):
+            try:
+                sock.sendall(request[sent : sent + 1])
+            except OSError:
+                break  # the server has closed the connection
+            sent += 1
+            time.sleep(0.3)
+            try:
+                answer += sock.recv(65536)
+            except BlockingIOError:
+                continue  # nothing yet: keep dripping
+            break  # an answer (408), or an orderly close
+
+    assert sent < len(request), "the whole request was accepted however slowly it came"
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 408")

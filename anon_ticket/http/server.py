@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import cheroot.wsgi
 from cherrypy.process import plugins, wspbus
 
 from anon_ticket.config import BindAddress
+from anon_ticket.http.deadline import DeadlineConnection
 from anon_ticket.http.wsgi import WsgiApp
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,13 @@ log = logging.getLogger(__name__)
 # everything from the contract's 1,024 bytes up to this.
 HARD_BODY_LIMIT = 64 * 1024
 SERVER_NAME = "anon_ticket"  # the Server header: no version, no host name
+
+
+class _Server(cheroot.wsgi.Server):
+    """cheroot's WSGI server whose connections hold each request to a deadline (see deadline.py)."""
+
+    ConnectionClass = DeadlineConnection
+    request_deadline: float = 10.0  # seconds for a whole request to arrive, however it is dripped
 
 
 class Listener:
@@ -42,10 +52,11 @@ class Listener:
         keepalive_limit: int,
         socket_mode: int | None = None,
         request_timeout: float = 10.0,
+        request_deadline: float = 10.0,
     ) -> None:
         self.name = name
         bind: Any = str(address) if isinstance(address, Path) else (address.host, address.port)
-        self.server = cheroot.wsgi.Server(
+        self.server = _Server(
             bind,
             app,
             numthreads=threads,
@@ -60,15 +71,25 @@ class Listener:
         # (STACK-FACTS: 400-970 reconnects/s at 32 clients). Tor multiplexes many buyers over few
         # connections, so we allow more, each costing one idle slot, not a thread.
         self.server.keep_alive_conn_limit = keepalive_limit
+        self.server.request_deadline = request_deadline
         self.address = address
         self._socket_mode = socket_mode
         self._thread: threading.Thread | None = None
 
     def bind(self) -> None:
         """Bind the socket now; raises OSError when the address cannot be used."""
-        self.server.prepare()
-        if isinstance(self.address, Path) and self._socket_mode is not None:
-            os.chmod(self.address, self._socket_mode)
+        if not isinstance(self.address, Path):
+            self.server.prepare()
+            return
+        _clear_stale_socket(self.address)
+        mode = self._socket_mode if self._socket_mode is not None else 0o600
+        # Created with its final mode: no moment in which others could connect.
+        previous = os.umask(0o777 & ~mode)
+        try:
+            self.server.prepare()
+        finally:
+            os.umask(previous)
+        os.chmod(self.address, mode)
 
     @property
     def bound_port(self) -> int | None:
@@ -96,6 +117,30 @@ class Listener:
             self._thread = None
         if isinstance(self.address, Path):
             self.address.unlink(missing_ok=True)
+
+
+def _clear_stale_socket(path: Path) -> None:
+    """Remove a socket file left by a crash; refuse anything else found at the path.
+
+    cheroot would unlink whatever is there: a mistyped path could take a database file or another
+    daemon's live socket with it.
+    """
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(found.st_mode):
+        raise OSError(f"{path} exists and is not a socket; refusing to replace it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        path.unlink(missing_ok=True)  # nobody listens: stale
+        return
+    finally:
+        probe.close()
+    raise OSError(f"{path} is in use by another process")
 
 
 class ListenerPlugin(plugins.SimplePlugin):
