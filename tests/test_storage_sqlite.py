@@ -13,46 +13,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from anon_ticket.domain import PaymentId
-from anon_ticket.payments import Transfer
-from anon_ticket.storage.base import TransferBatch
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.sqlite import SqliteStore, connect
-
-MIN = 1000
-CONF = 10
-TX1, TX2, TX3 = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
-
-
-def batch(
-    store: SqliteStore,
-    upserts: list[tuple[bytes, Transfer]] = (),  # type: ignore[assignment]
-    gone: list[tuple[bytes, bytes]] = (),  # type: ignore[assignment]
-    height: int = 200,
-    settle: int = 0,
-    new_cursor: int | None = None,
-) -> object:
-    state = store.monitor_state()
-    if state.scan_cursor is None:
-        state = store.start_scan(100)
-    return store.apply_batch(
-        TransferBatch(
-            upserts=tuple(upserts),
-            gone=tuple(gone),
-            wallet_height=height,
-            settle_at_or_below=settle,
-            expected_cursor=state.scan_cursor,
-            new_cursor=height if new_cursor is None else new_cursor,
-            polled_at=1_800_000_000,
-            min_confirmations=CONF,
-        )
-    )
-
-
-def paid(store: SqliteStore, amount: int = MIN, height: int = 150, txid: bytes = TX1) -> PaymentId:
-    pid = PaymentId.generate()
-    batch(store, [(pid.chain_payment_id().raw, Transfer(txid, amount, height))])
-    return pid
+from tests.support.stores import CONF, MIN, paid
 
 
 def test_a_schema_is_in_place_with_wal_and_normal_sync(database: Database) -> None:

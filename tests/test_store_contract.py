@@ -8,7 +8,7 @@ test_storage_sqlite.py and test_storage_postgres.py; the PostgreSQL runs skip on
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,10 @@ from anon_ticket.config import DatabaseUrl
 from anon_ticket.domain import PaymentId, TxId
 from anon_ticket.errors import CursorMoved, StorageError, WalletMismatch
 from anon_ticket.payments import TokenStatus, Transfer, TransferFlag
-from anon_ticket.storage.base import BatchOutcome, ClaimOutcome, Store, TransferBatch
+from anon_ticket.storage.base import ClaimOutcome, Store, TransferBatch
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.sqlite import connect as sqlite_connect
-
-MIN = 1000
-CONF = 10
-TX1, TX2, TX3 = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
+from tests.support.stores import CONF, MIN, TX1, TX2, TX3, batch, paid
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -60,36 +57,6 @@ def rows_of(db: Database, query: str) -> list[tuple[Any, ...]]:
     assert db.url.postgres_dsn is not None
     with psycopg.connect(db.url.postgres_dsn.reveal()) as pg:
         return [tuple(row) for row in pg.execute(query.encode())]
-
-
-def batch(
-    store: Store,
-    upserts: Sequence[tuple[bytes, Transfer]] = (),
-    gone: Sequence[tuple[bytes, bytes]] = (),
-    height: int = 200,
-    settle: int = 0,
-) -> BatchOutcome:
-    state = store.monitor_state()
-    if state.scan_cursor is None:
-        state = store.start_scan(100)
-    return store.apply_batch(
-        TransferBatch(
-            upserts=tuple(upserts),
-            gone=tuple(gone),
-            wallet_height=height,
-            settle_at_or_below=settle,
-            expected_cursor=state.scan_cursor,
-            new_cursor=height,
-            polled_at=1_800_000_000,
-            min_confirmations=CONF,
-        )
-    )
-
-
-def paid(store: Store, amount: int = MIN, height: int = 150, txid: bytes = TX1) -> PaymentId:
-    pid = PaymentId.generate()
-    batch(store, [(pid.chain_payment_id().raw, Transfer(txid, amount, height))])
-    return pid
 
 
 def claimed(store: Store, pid: PaymentId, now: int = 10) -> ClaimOutcome:
