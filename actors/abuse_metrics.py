@@ -1,8 +1,9 @@
 """Abuse metrics: counts what requests did, feeds statsd, and judges the abuse level.
 
-Request threads `tell` events here (~0.5M/s, never blocking a request); this actor aggregates them and
-flushes counters to statsd once a second, so a flood costs one UDP packet per counter per second
-rather than one per request. The level is published on the registry for the status endpoint.
+Request threads and the poller `tell` events here (~0.5M/s, never blocking anyone); this actor
+aggregates them and flushes counters to statsd once a second, so a flood costs one UDP packet per
+counter per second rather than one per request, together with gauges of what the registry knows
+(wallet height, actor restarts). The level is published on the registry for the status endpoint.
 """
 
 from __future__ import annotations
@@ -127,10 +128,18 @@ class AbuseMetrics(pykka.ThreadingActor):
         if self._client is None:
             return
         pending, self._pending = self._pending, collections.Counter()
+        registry = self._registry
         with self._client.pipeline() as pipe:
             for name, count in pending.items():
                 pipe.incr(name, count)
             pipe.gauge("abuse_level", {"normal": 0, "elevated": 1, "under_attack": 2}[level])
+            # What the registry already knows, so a dashboard needs no second source.
+            if registry.wallet_height is not None:
+                pipe.gauge("wallet.height", registry.wallet_height)
+            pipe.gauge("wallet.up", 0 if registry.wallet_last_error else 1)
+            for name, health in list(registry.health.items()):
+                pipe.gauge(f"actors.{name}.restarts", health.restarts)
+                pipe.gauge(f"actors.{name}.running", 1 if health.state == "running" else 0)
 
 
 class AbuseMetricsProxy(ActorMemberMixin, pykka.ActorProxy[AbuseMetrics]):

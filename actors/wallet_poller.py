@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
+from actors.abuse_metrics import Event
 from actors.registry import Registry, wait
 from actors.storage_writer import StorageWriterProxy
 from actors.ticker import Ticker
@@ -129,6 +130,7 @@ class WalletPoller(pykka.ThreadingActor):
             return report
         except (WalletUnreachable, Unavailable, CursorMoved, StorageError) as exc:
             return self._failed(str(exc))
+        self._registry.tell("abuse_metrics", Event("wallet.poll_ok"))
         if self._failures:
             log.info("wallet polling restored after %d failed polls", self._failures)
         self._failures = 0
@@ -194,6 +196,7 @@ class WalletPoller(pykka.ThreadingActor):
         # may have come back serving another wallet, whose transfers must never be applied here.
         self._bound = False
         self._failures += 1
+        self._registry.tell("abuse_metrics", Event("wallet.poll_failed"))
         self._backoff = min(
             self._settings.max_backoff_secs,
             max(self._settings.poll_interval_secs, self._backoff * 2),

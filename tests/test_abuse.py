@@ -157,3 +157,16 @@ def test_outcomes_reach_statsd_and_floods_raise_the_abuse_level(
         if line.startswith(b"shop.public.payment_not_found:")
     )
     assert counted == 40
+
+
+def test_the_poller_and_the_registry_reach_statsd_too(
+    pipeline: Pipeline, statsd_socket: socket.socket
+) -> None:
+    assert pipeline.poll().ok
+    metrics = pipeline.daemon.registry.proxy("abuse_metrics", AbuseMetricsProxy)
+    metrics.flush().get(timeout=5)
+    wanted = [b"shop.wallet.poll_ok:", b"shop.wallet.height:200|g", b"shop.wallet.up:1|g"]
+    wanted += [b"shop.actors.storage_writer.restarts:0|g", b"shop.actors.wallet_poller.running:1|g"]
+    received = b""
+    while not all(item in received for item in wanted):
+        received += statsd_socket.recv(65536)
