@@ -8,7 +8,7 @@ the token inside its transaction and forgets it.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from anon_ticket.domain import PaymentId, ServiceToken
@@ -101,7 +101,6 @@ class TransferBatch:
 
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
-    new_payment_ids: tuple[bytes, ...] = ()
     revoked: tuple[bytes, ...] = ()
     reinstated: tuple[bytes, ...] = ()
     changed_transfers: int = 0
@@ -116,7 +115,6 @@ class Counts:
     payments_claimed: int = 0
     tokens_active: int = 0
     tokens_revoked: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class PaymentStore(Protocol):

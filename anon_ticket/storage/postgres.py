@@ -437,7 +437,6 @@ class PostgresStore:
             touched = {pid for pid, _ in batch.upserts} | {pid for pid, _ in batch.gone}
             revoked, reinstated = self._judge_claims(conn, touched, batch)
         return BatchOutcome(
-            new_payment_ids=tuple({pid for pid, _ in batch.upserts}),
             revoked=tuple(revoked),
             reinstated=tuple(reinstated),
             changed_transfers=len(batch.upserts) + len(batch.gone),

@@ -396,7 +396,6 @@ class SqliteStore:
             }
             revoked, reinstated = self._judge_claims(conn, touched, batch)
         return BatchOutcome(
-            new_payment_ids=tuple({pid for pid, _ in batch.upserts}),
             revoked=tuple(revoked),
             reinstated=tuple(reinstated),
             changed_transfers=len(batch.upserts) + len(batch.gone),
