@@ -11,6 +11,7 @@ import pytest
 from anon_ticket.config import DatabaseUrl
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.sqlite import SqliteStore
+from tests.support.daemon import DaemonProcess
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import Pipeline, pipeline_config
 
@@ -52,3 +53,16 @@ def pipeline(tmp_path: Path, wallet: FakeWallet) -> Iterator[Pipeline]:
     running = Pipeline(pipeline_config(tmp_path / "at.db", wallet.url, MONITOR_START_HEIGHT="100"))
     yield running
     running.close()
+
+
+@pytest.fixture(scope="module")
+def daemon(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, wallet: FakeWallet
+) -> Iterator[DaemonProcess]:
+    """One daemon process per test module (starting one takes about a second).
+
+    A module using it overrides `wallet` with a module-scoped one, which the daemon polls.
+    """
+    folder = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    with DaemonProcess(folder, wallet_url=wallet.url) as running:
+        yield running

@@ -27,14 +27,10 @@ UNKNOWN_TOKEN = "12" * 32
 
 @pytest.fixture(scope="module")
 def wallet() -> Iterator[FakeWallet]:
+    """One wallet for the module, shared with its daemon (the `daemon` fixture of conftest.py)."""
     with FakeWallet(height=200) as fake:
         yield fake
 
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory, wallet: FakeWallet) -> Iterator[DaemonProcess]:
-    with DaemonProcess(tmp_path_factory.mktemp("cli"), wallet_url=wallet.url) as running:
-        yield running
 
 
 def _environ(daemon: DaemonProcess, **extra: str) -> dict[str, str]:

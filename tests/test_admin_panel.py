@@ -29,14 +29,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def wallet() -> Iterator[FakeWallet]:
+    """One wallet for the module, shared with its daemon (the `daemon` fixture of conftest.py)."""
     with FakeWallet(height=200) as fake:
         yield fake
 
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory, wallet: FakeWallet) -> Iterator[DaemonProcess]:
-    with DaemonProcess(tmp_path_factory.mktemp("admin"), wallet_url=wallet.url) as running:
-        yield running
 
 
 class Browser:

@@ -35,14 +35,10 @@ UNKNOWN_TOKEN = "ab" * 32
 
 @pytest.fixture(scope="module")
 def wallet() -> Iterator[FakeWallet]:
+    """One wallet for the module, shared with its daemon (the `daemon` fixture of conftest.py)."""
     with FakeWallet(height=200) as fake:
         yield fake
 
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory, wallet: FakeWallet) -> Iterator[DaemonProcess]:
-    with DaemonProcess(tmp_path_factory.mktemp("internal"), wallet_url=wallet.url) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

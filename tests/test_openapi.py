@@ -196,14 +196,10 @@ def test_schemas_are_strict_enough_to_catch_drift() -> None:
 
 @pytest.fixture(scope="module")
 def wallet() -> Iterator[FakeWallet]:
+    """One wallet for the module, shared with its daemon (the `daemon` fixture of conftest.py)."""
     with FakeWallet(height=200) as fake:
         yield fake
 
-
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory: pytest.TempPathFactory, wallet: FakeWallet) -> Iterator[DaemonProcess]:
-    with DaemonProcess(tmp_path_factory.mktemp("openapi"), wallet_url=wallet.url) as running:
-        yield running
 
 
 def test_served_document_is_the_file_and_needs_auth(daemon: DaemonProcess) -> None:
