@@ -47,7 +47,7 @@ def test_payment_goes_from_pool_to_confirmed_with_the_fakes_shapes(regtest_chain
     assert pooled["type"] == "pool" and pooled["height"] == 0 and "confirmations" not in pooled
     assert pooled["address"] == merchant.address and pooled["subaddr_index"] == {"major": 0, "minor": 0}
 
-    height = chain.mine(1)
+    height = chain.mine(1, include=[txid])  # in the top block
     chain.sync_wallets(merchant)
     answer = merchant.get_transfers(**POLL, min_height=height - 2)
     (confirmed,) = entries(answer, txid)["in"]
@@ -79,9 +79,10 @@ def test_payment_goes_from_pool_to_confirmed_with_the_fakes_shapes(regtest_chain
 def test_min_height_is_exclusive_on_the_real_wallet(regtest_chain: RegtestChain) -> None:
     chain, merchant = regtest_chain, regtest_chain.merchant
     txid = chain.payer.transfer(merchant.make_integrated_address(secrets.token_hex(8)), XMR)
-    height = chain.mine(1)
+    chain.mine(1, include=[txid])
     chain.sync_wallets(merchant)
-    tx_height = height - 1
+    [entry] = entries(merchant.get_transfers(**{"in": True}), txid)["in"]
+    tx_height = int(entry["height"])
 
     def listed(**params: Any) -> bool:
         return bool(entries(merchant.get_transfers(**{"in": True, **params}), txid)["in"])
@@ -98,7 +99,7 @@ def test_reorg_sequence_matches_the_fake(regtest_chain: RegtestChain) -> None:
     merchant.call("auto_refresh", enable=False)  # it must not scan the pool before the transfer is mined
     try:
         txid = chain.payer.transfer(merchant.make_integrated_address(secrets.token_hex(8)), XMR)
-        height = chain.mine(1)
+        height = chain.mine(1, include=[txid])  # the transfer is in the top block
         merchant.refresh()
         window = {**POLL, "min_height": height - 2}
         with FakeWallet(address=merchant.address, height=height - 1) as fake:
