@@ -31,7 +31,7 @@ from psycopg import conninfo
 from psycopg.rows import TupleRow
 
 from anon_ticket.domain import PaymentId, TxId
-from anon_ticket.errors import CursorMoved, StorageError, WalletMismatch
+from anon_ticket.errors import CursorMoved, StorageError
 from anon_ticket.payments import (
     TokenStatus,
     Transfer,
@@ -55,6 +55,7 @@ from anon_ticket.storage.rows import (
     HIDDEN_MASK,
     claim_from_row,
     judged_status,
+    wallet_mismatch,
 )
 
 Connection = psycopg.Connection[TupleRow]
@@ -361,10 +362,7 @@ class PostgresStore:
             if bound is None:
                 conn.execute("UPDATE monitor_state SET wallet_address = %s WHERE id = 1", (address,))
             elif bound != address:
-                raise WalletMismatch(
-                    f"this database belongs to the wallet {bound[:12]}…, but monero-wallet-rpc serves "
-                    f"{address[:12]}…; point MONERO_RPC_URL at the original wallet or use a new database"
-                )
+                raise wallet_mismatch(bound, address)
 
     def start_scan(self, height: int) -> MonitorState:
         """Set floor and cursor on the very first start; a persisted cursor always wins."""

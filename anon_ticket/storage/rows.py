@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from anon_ticket.errors import WalletMismatch
 from anon_ticket.payments import (
     TokenStatus,
     Transfer,
@@ -44,3 +45,15 @@ def judged_status(record: ClaimRecord, transfers: list[Transfer], batch: Transfe
     """The status a claim should have once `batch` is applied (CONTRACT §3, reorgs)."""
     view = evaluate(transfers, batch.wallet_height, batch.min_confirmations, claimed=True)
     return reorg_decision(record.status, record.min_amount, view)
+
+
+def wallet_mismatch(bound: str, serving: str) -> WalletMismatch:
+    """The error for a database bound to another wallet; both ends of each address, to tell them apart."""
+
+    def short(address: str) -> str:
+        return f"{address[:8]}…{address[-8:]}"
+
+    return WalletMismatch(
+        f"this database belongs to the wallet {short(bound)}, but monero-wallet-rpc serves "
+        f"{short(serving)}; point MONERO_RPC_URL at the original wallet or use a new database"
+    )

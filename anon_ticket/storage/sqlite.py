@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from anon_ticket.domain import PaymentId, TxId
-from anon_ticket.errors import CursorMoved, StorageError, WalletMismatch
+from anon_ticket.errors import CursorMoved, StorageError
 from anon_ticket.payments import (
     TokenStatus,
     Transfer,
@@ -41,6 +41,7 @@ from anon_ticket.storage.rows import (
     HIDDEN_MASK,
     claim_from_row,
     judged_status,
+    wallet_mismatch,
 )
 
 MIN_SQLITE = (3, 35, 0)  # UPDATE/INSERT … RETURNING
@@ -325,10 +326,7 @@ class SqliteStore:
             if bound is None:
                 conn.execute("UPDATE monitor_state SET wallet_address = ? WHERE id = 1", (address,))
             elif bound != address:
-                raise WalletMismatch(
-                    f"this database belongs to the wallet {bound[:12]}…, but monero-wallet-rpc serves "
-                    f"{address[:12]}…; point MONERO_RPC_URL at the original wallet or use a new database"
-                )
+                raise wallet_mismatch(bound, address)
 
     def start_scan(self, height: int) -> MonitorState:
         """Set floor and cursor on the very first start; a persisted cursor always wins."""
