@@ -1,7 +1,7 @@
 """The PID cache: owns the screen of known payment ids and publishes it for request threads.
 
 Request threads read the published screen directly (a few bit tests, ~1 µs) instead of asking this
-actor (~54 µs a round trip, see STACK-FACTS), so a flood of unknown PIDs never queues here. The
+actor (~54 µs a round trip, measured in docs/ARCHITECTURE.md), so a flood of unknown PIDs never queues here. The
 screen is rebuilt from storage in `on_start` (in the actor's thread); until then nothing is
 published and redeem answers 503, because an empty screen would turn real payments away.
 """

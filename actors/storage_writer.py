@@ -205,7 +205,7 @@ class StorageWriter(pykka.ThreadingActor):
 
 
 def _log_flagged(upserts: tuple[tuple[bytes, Transfer], ...]) -> None:
-    """CONTRACT §3: locked and double-spent transfers are recorded for the operator, never counted."""
+    """docs/PROTOCOL.md §3: locked and double-spent transfers are recorded for the operator, never counted."""
     for payment_id, transfer in upserts:
         reasons = []
         if transfer.flags & TransferFlag.LOCKED:

@@ -1,4 +1,4 @@
-"""`python -m anon_ticket [serve|migrate|rescan|client|token]` (CONTRACT §7)."""
+"""`python -m anon_ticket [serve|migrate|rescan|client|token]` (docs/PROTOCOL.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One typed, immutable configuration built once from the environment (CONTRACT §6).
+"""One typed, immutable configuration built once from the environment (docs/PROTOCOL.md §6).
 
 Every variable is trimmed, an empty value means unset, and every problem is collected so the operator
 sees all of them in one start instead of fixing them one crash at a time. Secrets are wrapped so that

@@ -1,4 +1,4 @@
-"""The identifiers of CONTRACT §2: binary inside, hex only at the boundaries.
+"""The identifiers of docs/PROTOCOL.md §2: binary inside, hex only at the boundaries.
 
 No constructor accepts text: `parse()` is the one way in from the outside and raises a domain error
 for anything but the exact form. Secret values (the PID, the service token) hide themselves from

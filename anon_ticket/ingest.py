@@ -1,4 +1,4 @@
-"""From a `get_transfers` answer to the changes one poll applies (CONTRACT §3), as pure functions.
+"""From a `get_transfers` answer to the changes one poll applies (docs/PROTOCOL.md §3), as pure functions.
 
 The poller fetches, the storage writer applies; what counts as ours, which entry wins and what has
 disappeared is decided here, where it can be tested with plain values.
@@ -30,7 +30,7 @@ class ReportedTransfer:
 def scan_window(floor: int, cursor: int, wallet_height: int, rescan_depth: int) -> int:
     """The exclusive `min_height` of the next `get_transfers`.
 
-    CONTRACT §3 gives `max(start, wallet_height − MONITOR_RESCAN_DEPTH)`. We also never skip above the
+    docs/PROTOCOL.md §3 gives `max(start, wallet_height − MONITOR_RESCAN_DEPTH)`. We also never skip above the
     cursor: after an outage longer than the rescan window the poll reaches back to where the last
     applied poll ended, so no block goes unscanned. `floor` (inclusive) is MONITOR_START_HEIGHT or the
     first height seen; heights below it are never asked for.

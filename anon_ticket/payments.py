@@ -1,4 +1,4 @@
-"""The payment rules of CONTRACT §3 as pure functions over stored transfers.
+"""The payment rules of docs/PROTOCOL.md §3 as pure functions over stored transfers.
 
 Nothing here touches storage or the wallet, so the rules can be read in one place and tested with
 plain values. Confirmations are always computed from heights at the moment of asking; they are never
@@ -77,7 +77,7 @@ class PaymentView:
 def evaluate(
     transfers: Iterable[Transfer], wallet_height: int, min_confirmations: int, *, claimed: bool = False
 ) -> PaymentView:
-    """Add up one payment's transfers (CONTRACT §3).
+    """Add up one payment's transfers (docs/PROTOCOL.md §3).
 
     A transfer counts when it is visible (not locked, not double-spent, not gone) and has at least
     `min_confirmations`; other visible transfers are pending. The earliest counted transfer (lowest
@@ -115,7 +115,7 @@ def evaluate(
 
 
 def reorg_decision(status: TokenStatus, claim_min_amount: int, view: PaymentView) -> TokenStatus:
-    """The token status a claimed payment should have after its transfers changed (CONTRACT §3).
+    """The token status a claimed payment should have after its transfers changed (docs/PROTOCOL.md §3).
 
     `view` is the claimed view (`evaluate(..., claimed=True)`): there only a transfer that disappeared
     or was flagged as double-spent stops counting, so only that can revoke. The token comes back when

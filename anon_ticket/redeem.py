@@ -1,4 +1,4 @@
-"""The redeem decision of CONTRACT §4, from a screened PID to an answer, without HTTP.
+"""The redeem decision of docs/PROTOCOL.md §4, from a screened PID to an answer, without HTTP.
 
 The order of the contract's table is the order of this code. Reads go to the calling thread's own
 read connection; only a first claim is a write, sent to the storage writer and awaited with a bound,

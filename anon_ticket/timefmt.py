@@ -1,4 +1,4 @@
-"""Times on the wire: RFC 3339, UTC, whole seconds (CONTRACT §4)."""
+"""Times on the wire: RFC 3339, UTC, whole seconds (docs/PROTOCOL.md §4)."""
 
 from __future__ import annotations
 

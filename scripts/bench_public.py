@@ -166,7 +166,7 @@ def serve_baseline(port: int, threads: int, keepalive: int) -> None:
     cherrypy.tree.mount(Api(), "/api/v1")
     cherrypy.engine.signals.subscribe()
     cherrypy.engine.start()
-    # CherryPy has no config key for it (STACK-FACTS): the same limit as the daemon's listener.
+    # CherryPy has no config key for it: the same limit as the daemon's listener.
     cherrypy.server.httpserver.keep_alive_conn_limit = keepalive
     cherrypy.engine.block()
 

@@ -4,7 +4,7 @@
 What it does (see scripts/README.md for figures):
 
 1. Generates N payments the way the daemon would see them: a random 32-byte PID per buyer, its real
-   8-byte payment id (SHA3, CONTRACT §2), one transfer each with a random 32-byte txid, an amount in
+   8-byte payment id (SHA3, docs/PROTOCOL.md §2), one transfer each with a random 32-byte txid, an amount in
    1e10..1e12 atomic units and a height rising from 3,200,000 (about a year of blocks over N).
 2. Builds the *unclaimed* database with the real migrations (`Database.migrate`) and the exact SQL of
    `SqliteStore.apply_batch` (upsert, settle, cursor), one transaction per "poll" of `--batch` rows,

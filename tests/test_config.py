@@ -1,4 +1,4 @@
-"""CONTRACT §6: environment only, trimmed, empty means unset, every problem reported together."""
+"""docs/PROTOCOL.md §6: environment only, trimmed, empty means unset, every problem reported together."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SIGKILL at random moments never costs a buyer a token or the operator a payment (CONTRACT §3, §4).
+"""SIGKILL at random moments never costs a buyer a token or the operator a payment (docs/PROTOCOL.md §3, §4).
 
 `python -m anon_ticket` runs as a real process against a fake monero-wallet-rpc living in the test
 process. While buyers redeem from several threads (keep-alive connections, bounded timeouts) and new

@@ -1,4 +1,4 @@
-"""CONTRACT §2: the byte-level definitions and their vectors, plus what parsing must refuse."""
+"""docs/PROTOCOL.md §2: the byte-level definitions and their vectors, plus what parsing must refuse."""
 
 from __future__ import annotations
 

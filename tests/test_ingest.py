@@ -1,4 +1,4 @@
-"""What a get_transfers answer becomes (CONTRACT §3), on shapes captured from the real wallet."""
+"""What a get_transfers answer becomes (docs/PROTOCOL.md §3), on shapes captured from the real wallet."""
 
 from __future__ import annotations
 

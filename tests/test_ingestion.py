@@ -1,4 +1,4 @@
-"""CONTRACT §3 through the real poller, storage writer and database, against a scriptable wallet.
+"""docs/PROTOCOL.md §3 through the real poller, storage writer and database, against a scriptable wallet.
 
 Each test reads like a rule of the contract: the wallet does something, the daemon polls, and the
 redeem answer (or the stored state) shows what the rule says.
@@ -323,7 +323,7 @@ def test_a_first_claim_after_a_reorg_waits_for_the_confirmations_again(
 def test_a_claimed_transfer_that_vanishes_revokes_even_with_another_payment_pending(
     wallet: FakeWallet, pipeline: Pipeline
 ) -> None:
-    """CONTRACT §3: the counted total decides; a large payment still in the pool does not count yet."""
+    """docs/PROTOCOL.md §3: the counted total decides; a large payment still in the pool does not count yet."""
     pid = PaymentId.generate()
     first = pay(wallet, pid)
     wallet.mine(CONFIRMATIONS)

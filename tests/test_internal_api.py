@@ -1,4 +1,4 @@
-"""CONTRACT §5 against the real daemon process: authentication, token records, revocation, status.
+"""docs/PROTOCOL.md §5 against the real daemon process: authentication, token records, revocation, status.
 
 Black-box on purpose: `python -m anon_ticket` runs as a child process against the fake wallet, so
 what is tested is what an operator runs, including the split into two listeners, crash durability

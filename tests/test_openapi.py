@@ -1,4 +1,4 @@
-"""The OpenAPI document: valid OpenAPI 3.1, complete against CONTRACT §4/§5, and true to the daemon.
+"""The OpenAPI document: valid OpenAPI 3.1, complete against docs/PROTOCOL.md §4/§5, and true to the daemon.
 
 "True" is checked by sending real requests to the real daemon process and validating every answer
 (status, JSON body, required headers) against the schema the document gives for it, so the document
@@ -32,7 +32,7 @@ REGISTRY: Registry[Any] = Registry().with_resource(
 )
 PUBLIC_PORT, INTERNAL_PORT = "8080", "8081"
 
-# CONTRACT §4/§5: every status each operation can answer.
+# docs/PROTOCOL.md §4/§5: every status each operation can answer.
 EXPECTED: dict[tuple[str, str], set[int]] = {
     ("/api/v1/info", "get"): {200, 503},
     ("/api/v1/redeem", "post"): {200, 202, 400, 402, 404, 410, 413, 415, 429, 503},

@@ -1,4 +1,4 @@
-"""CONTRACT §3 payment rules over plain values: counting, pending, hidden transfers, reorg decisions."""
+"""docs/PROTOCOL.md §3 payment rules over plain values: counting, pending, hidden transfers, reorg decisions."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_a_disappeared_transfer_below_the_claim_minimum_revokes() -> None:
 
 
 def test_an_unconfirmed_payment_does_not_hold_up_a_claim_whose_transfer_vanished() -> None:
-    """CONTRACT §3: the counted total decides; a pending transfer, however large, does not count."""
+    """docs/PROTOCOL.md §3: the counted total decides; a pending transfer, however large, does not count."""
     transfers = [Transfer(TX_A, 10, 100, TransferFlag.GONE), Transfer(TX_B, 50, 0)]
     view = evaluate(transfers, 200, 10, claimed=True)
     assert reorg_decision(TokenStatus.ACTIVE, 10, view) is TokenStatus.REORGED

@@ -1,4 +1,4 @@
-"""CONTRACT §4 row by row, over a real socket to the real public listener, actors and database.
+"""docs/PROTOCOL.md §4 row by row, over a real socket to the real public listener, actors and database.
 
 The listener runs in-process here (fast, and the test can script the wallet between requests); the
 daemon-as-a-process behaviours (signals, restarts, Unix sockets) are in test_daemon_process.py.

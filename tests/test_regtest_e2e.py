@@ -65,7 +65,7 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float = WAIT, in
 
 
 def expected_token(pid: PaymentId, txid: str) -> str:
-    """CONTRACT §2 twice: through anon_ticket.domain, and spelled out with hashlib."""
+    """docs/PROTOCOL.md §2 twice: through anon_ticket.domain, and spelled out with hashlib."""
     token = pid.service_token(TxId.parse(txid)).hex()
     assert token == hashlib.sha3_256(pid.raw + b"|" + bytes.fromhex(txid)).hexdigest()
     return token

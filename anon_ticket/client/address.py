@@ -1,4 +1,4 @@
-"""Integrated addresses built offline (CONTRACT §1 step 2): no request reveals which PID we pay for.
+"""Integrated addresses built offline (docs/PROTOCOL.md §1 step 2): no request reveals which PID we pay for.
 
 An address is `network byte | public spend key | public view key [| 8-byte payment id]` followed by
 the first 4 bytes of its Keccak-256, all in Monero base58. Keccak-256 here is the original Keccak that

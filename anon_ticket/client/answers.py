@@ -1,4 +1,4 @@
-"""What the public API may answer (CONTRACT §4), as typed values, and nothing else.
+"""What the public API may answer (docs/PROTOCOL.md §4), as typed values, and nothing else.
 
 Parsing is strict where money or secrets depend on it (the token, the payment-id scheme, the address)
 and lenient where a field only feeds a progress line (amounts and confirmations of a pending payment):

@@ -76,7 +76,7 @@ class ClientSession:
         return info
 
     def redeem_once(self, pid: PaymentId, *, timeout: float | None = None) -> RedeemAnswer:
-        """One `POST /api/v1/redeem`. Safe to repeat: a replay returns the same token (CONTRACT §4).
+        """One `POST /api/v1/redeem`. Safe to repeat: a replay returns the same token (docs/PROTOCOL.md §4).
 
         429/503 raise `ServerBusy`, transport failures `NetworkError`, anything off-contract `ServerError`.
         """

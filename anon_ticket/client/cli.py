@@ -1,4 +1,4 @@
-"""`client new` and `client redeem` (CONTRACT §7): argument parsing and exit codes, nothing else.
+"""`client new` and `client redeem` (docs/PROTOCOL.md §7): argument parsing and exit codes, nothing else.
 
 `main()` takes its streams as arguments so that `python -m anon_ticket client …`, tests and other
 programs can all call it; it returns the exit code instead of exiting.

@@ -1,7 +1,7 @@
 """What the buyer's client raises on purpose, each with the exit code the command line maps it to.
 
 Like the daemon's errors (anon_ticket.errors), every class carries its outcome on the class, so the
-command line needs no table of its own: `exit_code` follows CONTRACT §7 (`ExitCode`), and `transient`
+command line needs no table of its own: `exit_code` follows docs/PROTOCOL.md §7 (`ExitCode`), and `transient`
 marks the problems worth retrying until the buyer's deadline.
 """
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class ExitCode(enum.IntEnum):
-    """CONTRACT §7's exit codes of `client redeem`; `client new` uses the same ones."""
+    """docs/PROTOCOL.md §7's exit codes of `client redeem`; `client new` uses the same ones."""
 
     OK = 0
     USAGE = 2

@@ -136,7 +136,7 @@ def _read_bounded(response: requests.Response) -> bytes:
 
 
 def _retry_after(value: str | None) -> int | None:
-    """Whole seconds only (CONTRACT §4); an HTTP date or garbage counts as "not said"."""
+    """Whole seconds only (docs/PROTOCOL.md §4); an HTTP date or garbage counts as "not said"."""
     if value is None or not value.strip().isascii() or not value.strip().isdigit():
         return None
     return int(value.strip())

@@ -1,4 +1,4 @@
-"""The operator's admin panel at `/admin/` on the internal listener (CONTRACT §5).
+"""The operator's admin panel at `/admin/` on the internal listener (docs/PROTOCOL.md §5).
 
 Server-rendered HTML forms, no JavaScript, nothing loaded from elsewhere: the panel is for a browser
 on the operator's machine (or through an SSH tunnel), and the less it can run, the less a compromised
@@ -316,7 +316,7 @@ class AdminApp:
         )
 
     def _flagged_section(self) -> str:
-        """Transfers that never count (CONTRACT §3): the operator may want to refund or investigate."""
+        """Transfers that never count (docs/PROTOCOL.md §3): the operator may want to refund or investigate."""
         flagged = self._internal.flagged_transfers()
         heading = "<h2>Transfers not counted</h2>"
         if not flagged:

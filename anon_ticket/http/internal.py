@@ -1,4 +1,4 @@
-"""The operator's listener (CONTRACT §5): token introspection and revocation, status, health.
+"""The operator's listener (docs/PROTOCOL.md §5): token introspection and revocation, status, health.
 
 Every `/api/v1/` request is authenticated before anything else, so even unknown paths answer 401 to
 a stranger. The bearer token is compared in constant time. Tokens in paths never reach a log: the
@@ -212,7 +212,7 @@ class InternalApp:
         return reason
 
     def flagged_transfers(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Transfers recorded but never counted (CONTRACT §3), for the admin panel."""
+        """Transfers recorded but never counted (docs/PROTOCOL.md §3), for the admin panel."""
         store = self._reader()
         height = store.monitor_state().wallet_height or 0
         return [

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of both listeners, served at `GET /api/v1/openapi.json` (CONTRACT §5).
+"""The OpenAPI 3.1 document of both listeners, served at `GET /api/v1/openapi.json` (docs/PROTOCOL.md §5).
 
 The document is hand-written JSON beside this module, kept as the source of truth and checked by the
 tests against the running daemon's real answers, rather than generated from code: the contract is

@@ -1,6 +1,6 @@
 """One cheroot HTTP server per listener, each with its own WSGI application.
 
-CherryPy's own `Server` serves the global `cherrypy.tree` on every port (STACK-FACTS), which would put
+CherryPy's own `Server` serves the global `cherrypy.tree` on every port, which would put
 the internal API on the Tor-facing port. Each listener here is a separate `cheroot.wsgi.Server` with its
 own app, bound explicitly (so the daemon decides what a bind failure means) and run by a CherryPy bus
 plugin (so it starts after the actors and stops before them).
@@ -68,7 +68,7 @@ class Listener:
         self.server.max_request_body_size = HARD_BODY_LIMIT
         self.server.max_request_header_size = 16 * 1024
         # cheroot keeps 10 idle keep-alive connections by default and then answers `Connection: close`
-        # (STACK-FACTS: 400-970 reconnects/s at 32 clients). Tor multiplexes many buyers over few
+        # (measured: 400-970 reconnects/s at 32 clients). Tor multiplexes many buyers over few
         # connections, so we allow more, each costing one idle slot, not a thread.
         self.server.keep_alive_conn_limit = keepalive_limit
         self.server.request_deadline = request_deadline

@@ -1,6 +1,6 @@
 """What the rest of the daemon may ask of storage, whatever the backend.
 
-Storage never holds a PID or a service token (CONTRACT §2): payment ids (8 bytes), txids, amounts,
+Storage never holds a PID or a service token (docs/PROTOCOL.md §2): payment ids (8 bytes), txids, amounts,
 heights, small-integer statuses and token digests only. A claim receives the PID in memory to derive
 the token inside its transaction and forgets it.
 """

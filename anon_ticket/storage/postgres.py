@@ -352,7 +352,7 @@ class PostgresStore:
         return MonitorState(*row)
 
     def bind_wallet(self, address: str) -> None:
-        """Record the wallet on first start; refuse a different one later (CONTRACT §3)."""
+        """Record the wallet on first start; refuse a different one later (docs/PROTOCOL.md §3)."""
         with self._transaction() as conn:
             row = conn.execute(
                 "SELECT wallet_address FROM monitor_state WHERE id = 1 FOR UPDATE"

@@ -42,7 +42,7 @@ def claim_from_row(row: Sequence[Any]) -> ClaimRecord:
 
 
 def judged_status(record: ClaimRecord, transfers: list[Transfer], batch: TransferBatch) -> TokenStatus:
-    """The status a claim should have once `batch` is applied (CONTRACT §3, reorgs)."""
+    """The status a claim should have once `batch` is applied (docs/PROTOCOL.md §3, reorgs)."""
     view = evaluate(transfers, batch.wallet_height, batch.min_confirmations, claimed=True)
     return reorg_decision(record.status, record.min_amount, view)
 

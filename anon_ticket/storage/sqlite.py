@@ -320,7 +320,7 @@ class SqliteStore:
         return int(row[0] or 0)
 
     def bind_wallet(self, address: str) -> None:
-        """Record the wallet on first start; refuse a different one later (CONTRACT §3)."""
+        """Record the wallet on first start; refuse a different one later (docs/PROTOCOL.md §3)."""
         with self._transaction() as conn:
             (bound,) = conn.execute("SELECT wallet_address FROM monitor_state WHERE id = 1").fetchone()
             if bound is None:

@@ -1,6 +1,6 @@
 -- anon_ticket schema v1 (PostgreSQL): the same logical schema as sql/sqlite/0001_initial.sql.
 -- Keys and digests are BYTEA with length checks, statuses SMALLINT; no PID and no token is ever
--- stored (CONTRACT §2). Amounts and times are BIGINT (atomic units, unix seconds), heights INTEGER
+-- stored (docs/PROTOCOL.md §2). Amounts and times are BIGINT (atomic units, unix seconds), heights INTEGER
 -- (2^31 blocks is four thousand years of Monero). Tables go to the first schema of search_path, so one
 -- database can host several instances, each with `?options=-csearch_path%3D<schema>` in its URL.
 

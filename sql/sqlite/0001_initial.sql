@@ -1,5 +1,5 @@
 -- anon_ticket schema v1 (SQLite).
--- Keys and digests are BLOBs, statuses small integers; no PID and no token is ever stored (CONTRACT §2).
+-- Keys and digests are BLOBs, statuses small integers; no PID and no token is ever stored (docs/PROTOCOL.md §2).
 -- Sizes are what scripts/storage_size.py reports at 1M payments.
 
 -- One row per incoming transaction per payment id, as last reported by the wallet.

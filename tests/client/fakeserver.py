@@ -1,4 +1,4 @@
-"""A real HTTP server on a real loopback socket that plays a scripted sequence of CONTRACT §4 answers.
+"""A real HTTP server on a real loopback socket that plays a scripted sequence of docs/PROTOCOL.md §4 answers.
 
 The daemon is not needed: the client only sees HTTP, so a script of (status, body, headers) per path
 is the simplest faithful fake. Each path's script is consumed in order; its last step repeats.

@@ -66,7 +66,7 @@ def test_integrated_address_layout() -> None:
     assert raw[0] == 19
     assert raw[1:33] == primary.spend_key
     assert raw[33:65] == primary.view_key
-    assert raw[65:73].hex() == "43e27509eb504ae9"  # CONTRACT §2 vector for pid a3 × 32
+    assert raw[65:73].hex() == "43e27509eb504ae9"  # docs/PROTOCOL.md §2 vector for pid a3 × 32
     assert raw[73:] == _keccak(raw[:73])[:4]
 
 

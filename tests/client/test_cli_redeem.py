@@ -1,4 +1,4 @@
-"""`client redeem` against a real HTTP server playing CONTRACT §4 answers, with exit codes of §7."""
+"""`client redeem` against a real HTTP server playing docs/PROTOCOL.md §4 answers, with exit codes of §7."""
 
 from __future__ import annotations
 

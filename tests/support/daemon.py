@@ -39,7 +39,7 @@ STOP_TIMEOUT_SECS = 20.0
 DEFAULT_MIN_PAYMENT_AMOUNT = 1_000_000
 DEFAULT_CONFIRMATIONS = 2
 
-# Variables the daemon reads (CONTRACT §6 and our extras): never inherited from the caller's shell.
+# Variables the daemon reads (docs/PROTOCOL.md §6 and our extras): never inherited from the caller's shell.
 _OWN_PREFIXES = (
     "DATABASE_URL",
     "API_",
