@@ -1,7 +1,7 @@
 """The PID cache: owns the screen of known payment ids and publishes it for request threads.
 
 Request threads read the published screen directly (a few bit tests, ~1 µs) instead of asking this
-actor (~54 µs a round trip, measured in docs/ARCHITECTURE.md), so a flood of unknown PIDs never queues here. The
+actor (~54 µs a round trip), so a flood of unknown PIDs never queues here. The
 screen is rebuilt from storage in `on_start` (in the actor's thread); until then nothing is
 published and redeem answers 503, because an empty screen would turn real payments away.
 """
@@ -41,9 +41,7 @@ class PidCache(pykka.ThreadingActor):
             store.close()
         self._screen = screen
         self._registry.pid_screen = screen
-        log.info(
-            "PID screen ready: %d known payment ids, %d KiB", screen.count, screen.memory_bytes // 1024
-        )
+        log.info("PID screen ready: %d known payment ids, %d KiB", screen.count, screen.memory_bytes // 1024)
         self._check_capacity()
 
     def on_stop(self) -> None:

@@ -146,9 +146,7 @@ class StorageWriter(pykka.ThreadingActor):
     def ping(self) -> bool:
         return True
 
-    def claim(
-        self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int
-    ) -> ClaimOutcome | None:
+    def claim(self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int) -> ClaimOutcome | None:
         return self._db().claim(pid, now, min_amount, min_confirmations)
 
     def revoke(self, token_digest: bytes, reason: str | None, now: int) -> ClaimRecord | None:

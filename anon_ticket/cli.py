@@ -39,12 +39,8 @@ def _parser() -> argparse.ArgumentParser:
         "wallet. Works while the daemon runs: its next poll starts there.",
     )
     rescan.add_argument("--from", dest="height", type=int, required=True, metavar="HEIGHT")
-    commands.add_parser(
-        "client", help="the buyer's client (see: client --help)", add_help=False
-    )
-    commands.add_parser(
-        "token", help="look up or revoke a service token (see: token --help)", add_help=False
-    )
+    commands.add_parser("client", help="the buyer's client (see: client --help)", add_help=False)
+    commands.add_parser("token", help="look up or revoke a service token (see: token --help)", add_help=False)
     return parser
 
 

@@ -248,7 +248,7 @@ def _bind_address(raw: str) -> BindAddress:
 
 def _database_url(raw: str) -> DatabaseUrl:
     if raw.startswith("sqlite:///"):
-        rest = raw[len("sqlite:///"):]
+        rest = raw[len("sqlite:///") :]
         if not rest or rest == ":memory:" or rest.startswith(":memory:"):
             raise ValueError("an in-memory SQLite database would lose every payment; name a file")
         path = Path(rest) if rest.startswith("/") else Path.cwd() / rest

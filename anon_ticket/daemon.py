@@ -210,9 +210,7 @@ class Daemon:
         try:
             candidate.bind()
         except OSError as exc:
-            raise ConfigError(
-                [f"public listener: cannot bind {config.api_bind_address}: {exc}"]
-            ) from exc
+            raise ConfigError([f"public listener: cannot bind {config.api_bind_address}: {exc}"]) from exc
         return candidate
 
     # -- lifecycle ------------------------------------------------------------------------------

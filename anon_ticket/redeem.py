@@ -138,9 +138,7 @@ class Redeemer:
         if view is None:
             snapshot = self._reader().snapshot(claim.payment_id)
             transfers = snapshot.transfers
-            view = evaluate(
-                transfers, snapshot.wallet_height, self._settings.min_confirmations, claimed=True
-            )
+            view = evaluate(transfers, snapshot.wallet_height, self._settings.min_confirmations, claimed=True)
         if claim.status is TokenStatus.REORGED:
             if not any(t.txid == claim.claim_txid and t.visible for t in transfers):
                 raise TokenRevoked("payment_reorged")

@@ -234,8 +234,13 @@ def request(
 
 
 def redeem(port: int, pid: str) -> tuple[int, Any]:
-    return request(port, "POST", "/api/v1/redeem", json.dumps({"pid": pid}).encode(),
-                   {"Content-Type": "application/json"})
+    return request(
+        port,
+        "POST",
+        "/api/v1/redeem",
+        json.dumps({"pid": pid}).encode(),
+        {"Content-Type": "application/json"},
+    )
 
 
 def wait_until(what: str, check: Callable[[], bool], timeout: float, proc: subprocess.Popen[bytes]) -> None:
@@ -311,7 +316,10 @@ def start_daemon(workdir: Path, wallet_url: str, options: argparse.Namespace) ->
     log = workdir / "daemon.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*pinned(options), sys.executable, "-m", "anon_ticket", "serve"], cwd=REPO, env=env, stdout=out,
+            [*pinned(options), sys.executable, "-m", "anon_ticket", "serve"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
             stderr=subprocess.STDOUT,
         )
     return proc, port, internal, log
@@ -320,9 +328,20 @@ def start_daemon(workdir: Path, wallet_url: str, options: argparse.Namespace) ->
 def start_baseline(options: argparse.Namespace) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     proc = subprocess.Popen(
-        [*pinned(options), sys.executable, str(Path(__file__).resolve()), "--serve-baseline", str(port),
-         "--server-threads", str(options.server_threads), "--keepalive", str(options.keepalive)],
-        env=clean_environ(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            *pinned(options),
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--serve-baseline",
+            str(port),
+            "--server-threads",
+            str(options.server_threads),
+            "--keepalive",
+            str(options.keepalive),
+        ],
+        env=clean_environ(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return proc, port
 
@@ -352,17 +371,31 @@ class Run:
 
 
 def run_wrk(
-    name: str, port: int, method: str, path: str, pids: Path | None, options: argparse.Namespace,
+    name: str,
+    port: int,
+    method: str,
+    path: str,
+    pids: Path | None,
+    options: argparse.Namespace,
     seconds: float,
 ) -> Run:
     script = Path(options.workdir) / "bench.lua"
     if not script.exists():
         script.write_text(WRK_SCRIPT)
     command = [
-        "wrk", f"-t{options.threads}", f"-c{options.connections}", f"-d{max(1, math.ceil(seconds))}s",
-        "--timeout", "10s",
-        "-s", str(script), f"http://127.0.0.1:{port}{path}", "--",
-        str(pids or "-"), str(options.threads), method,
+        "wrk",
+        f"-t{options.threads}",
+        f"-c{options.connections}",
+        f"-d{max(1, math.ceil(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}{path}",
+        "--",
+        str(pids or "-"),
+        str(options.threads),
+        method,
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
     if done.returncode != 0:
@@ -386,8 +419,14 @@ def run_wrk(
 
 
 def _python_client(
-    port: int, method: str, path: str, bodies: list[bytes], connections: int, seconds: float,
-    max_requests: int, out: Any,
+    port: int,
+    method: str,
+    path: str,
+    bodies: list[bytes],
+    connections: int,
+    seconds: float,
+    max_requests: int,
+    out: Any,
 ) -> None:
     """One client process: `connections` threads, each with its own keep-alive connection."""
     latencies: list[float] = []
@@ -438,7 +477,12 @@ def _python_client(
 
 
 def run_python(
-    name: str, port: int, method: str, path: str, pids: list[str] | None, options: argparse.Namespace,
+    name: str,
+    port: int,
+    method: str,
+    path: str,
+    pids: list[str] | None,
+    options: argparse.Namespace,
     seconds: float,
 ) -> Run:
     processes = max(1, options.threads)
@@ -493,8 +537,14 @@ class Load:
         return path
 
     def run(
-        self, name: str, server_pid: int, port: int, method: str, path: str,
-        pids: Sequence[str] | None = None, seconds: float | None = None,
+        self,
+        name: str,
+        server_pid: int,
+        port: int,
+        method: str,
+        path: str,
+        pids: Sequence[str] | None = None,
+        seconds: float | None = None,
     ) -> Run:
         seconds = seconds if seconds is not None else self.options.seconds
         server_before, client_before = cpu_seconds(server_pid), child_cpu_seconds()
@@ -655,14 +705,17 @@ def run_scenarios(options: argparse.Namespace, load: Load) -> Outcome:
                 300,
                 daemon,
             )
-            print(f"  daemon up, {len(paid):,} payments ingested in {time.perf_counter() - t0:.1f} s",
-                  flush=True)
+            print(
+                f"  daemon up, {len(paid):,} payments ingested in {time.perf_counter() - t0:.1f} s",
+                flush=True,
+            )
             for pid in replays:
                 status, body = redeem(port, pid)
                 if status != 200 or body.get("status") != "claimed":
                     raise RuntimeError(f"pre-claim answered {status} {body}")
-            wait_until("baseline", lambda: request(baseline_port, "GET", "/api/v1/info")[0] == 200, 60,
-                       baseline)
+            wait_until(
+                "baseline", lambda: request(baseline_port, "GET", "/api/v1/info")[0] == 200, 60, baseline
+            )
             print(f"  {len(replays):,} PIDs claimed for the replay scenario; baseline up", flush=True)
             if options.warmup > 0:
                 for server, at in ((baseline, baseline_port), (daemon, port)):
@@ -684,9 +737,12 @@ def run_scenarios(options: argparse.Namespace, load: Load) -> Outcome:
                 for name, server, at, method, path, pids in plan:
                     run = load.run(name, server.pid, at, method, path, pids)
                     runs[name].append(run)
-                    print(f"  round {number + 1} {name:14} {run.rate:7,.0f} req/s  p50 {run.p50_ms:6.2f} ms  "
-                          f"p99 {run.p99_ms:6.2f} ms  cores: server {run.server_cores:.2f}, client "
-                          f"{run.client_cores:.2f}, other {run.other_cores:.2f}", flush=True)
+                    print(
+                        f"  round {number + 1} {name:14} {run.rate:7,.0f} req/s  p50 {run.p50_ms:6.2f} ms  "
+                        f"p99 {run.p99_ms:6.2f} ms  cores: server {run.server_cores:.2f}, client "
+                        f"{run.client_cores:.2f}, other {run.other_cores:.2f}",
+                        flush=True,
+                    )
             final = internal_status(internal)
         finally:
             stop(baseline, "baseline")
@@ -719,8 +775,10 @@ def print_run(label: str, run: Run, ratio: float | None, target: float | None) -
     shown = f"{ratio:6.2f}x" if ratio is not None else f"{'':7}"
     statuses = " ".join(f"{code}:{count:,}" for code, count in sorted(run.statuses.items()))
     errors = f" errors:{run.errors}" if run.errors else ""
-    print(f"  {label:22} {run.rate:8,.0f} {run.p50_ms:7.2f} {run.p99_ms:7.2f} {shown} {wanted:8} {verdict:4} "
-          f"{run.server_cores:4.2f} {run.client_cores:4.2f} {run.other_cores:4.2f}  {statuses}{errors}")
+    print(
+        f"  {label:22} {run.rate:8,.0f} {run.p50_ms:7.2f} {run.p99_ms:7.2f} {shown} {wanted:8} {verdict:4} "
+        f"{run.server_cores:4.2f} {run.client_cores:4.2f} {run.other_cores:4.2f}  {statuses}{errors}"
+    )
     for note in run.notes:
         print(f"  {'':22} note: {note}")
     return passed
@@ -740,13 +798,19 @@ def report(outcome: Outcome, options: argparse.Namespace, load: Load) -> bool:
             if other:
                 run.notes.append(f"{other:,} answers were not {expected} (counted in the rate all the same)")
     print()
-    print(f"== public listener vs minimal CherryPy app, same run ({load.client}, -t{options.threads} "
-          f"-c{options.connections}, {options.seconds:g} s per scenario, {rounds} round(s))")
+    print(
+        f"== public listener vs minimal CherryPy app, same run ({load.client}, -t{options.threads} "
+        f"-c{options.connections}, {options.seconds:g} s per scenario, {rounds} round(s))"
+    )
     spread = (max(posts) - min(posts)) / max(posts)
-    print(f"   baseline POST runs: {', '.join(f'{p:,.0f}' for p in posts)} req/s; each round's ratios use "
-          f"the mean of the baseline POST before and after it (spread {spread:.1%})")
-    print(f"  {'scenario':22} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>7} {'target':8} {'':4} "
-          f"{'srv':>4} {'cli':>4} {'oth':>4}  statuses   (cores used: server, client, other processes)")
+    print(
+        f"   baseline POST runs: {', '.join(f'{p:,.0f}' for p in posts)} req/s; each round's ratios use "
+        f"the mean of the baseline POST before and after it (spread {spread:.1%})"
+    )
+    print(
+        f"  {'scenario':22} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>7} {'target':8} {'':4} "
+        f"{'srv':>4} {'cli':>4} {'oth':>4}  statuses   (cores used: server, client, other processes)"
+    )
     for number, run in enumerate(runs["baseline POST"]):
         print_run(f"baseline POST #{number + 1}", run, None, None)
     ok = True
@@ -769,23 +833,29 @@ def report(outcome: Outcome, options: argparse.Namespace, load: Load) -> bool:
     print("   d. info is compared with the baseline GET of its round; '=>' rows: median rate and ratio")
     if outcome.final:
         payments = outcome.final["payments"]
-        print(f"   after the run: {payments['claimed']:,} claimed, {payments['redeemable']:,} redeemable; "
-              f"daemon exit code {outcome.daemon_exit} after SIGTERM")
+        print(
+            f"   after the run: {payments['claimed']:,} claimed, {payments['redeemable']:,} redeemable; "
+            f"daemon exit code {outcome.daemon_exit} after SIGTERM"
+        )
     return ok
 
 
 def report_screen(options: argparse.Namespace) -> None:
     threads = options.server_threads
     print()
-    print(f"== PID screen: read the published screen in the request thread vs a Pykka ask to PidCache "
-          f"({options.screen_known:,} known ids, unknown PIDs)")
+    print(
+        f"== PID screen: read the published screen in the request thread vs a Pykka ask to PidCache "
+        f"({options.screen_known:,} known ids, unknown PIDs)"
+    )
     screen = screen_bench(options)
     for key, value in screen.items():
         print(f"   {key:28} {value:12,.2f}")
     one = screen["ask 1 thread us/op"] / screen["direct 1 thread us/op"]
     many = screen[f"direct {threads} threads ops/s"] / screen[f"ask {threads} threads ops/s"]
-    print(f"   ratio ask / direct: {one:.1f}x the time per check from one thread; "
-          f"{many:.1f}x fewer checks per second from {threads} threads")
+    print(
+        f"   ratio ask / direct: {one:.1f}x the time per check from one thread; "
+        f"{many:.1f}x fewer checks per second from {threads} threads"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -799,10 +869,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections (wrk -c)")
     parser.add_argument("--server-threads", type=int, default=16, help="PUBLIC_THREADS and the baseline's")
     parser.add_argument("--keepalive", type=int, default=64, help="HTTP_KEEPALIVE_LIMIT and the baseline's")
-    parser.add_argument("--pin", metavar="CPUS", default=None,
-                        help="run both servers under taskset -c CPUS (e.g. 0: one core for the GIL)")
-    parser.add_argument("--abuse-defaults", action="store_true",
-                        help="keep the daemon's default storage rate limit (caps b and c at ~200/s)")
+    parser.add_argument(
+        "--pin",
+        metavar="CPUS",
+        default=None,
+        help="run both servers under taskset -c CPUS (e.g. 0: one core for the GIL)",
+    )
+    parser.add_argument(
+        "--abuse-defaults",
+        action="store_true",
+        help="keep the daemon's default storage rate limit (caps b and c at ~200/s)",
+    )
     parser.add_argument("--rounds", type=int, default=2, help="rounds of all scenarios (default 2)")
     parser.add_argument("--paid", type=int, default=60_000, help="paid PIDs for the claims scenarios")
     parser.add_argument("--replays", type=int, default=2_000, help="PIDs claimed before the replay scenario")
@@ -825,15 +902,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     options.workdir = Path(tempfile.mkdtemp(prefix="bench-public-"))
     load = Load(options, options.workdir)
     started = time.perf_counter()
-    print(f"bench_public: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
-          f"code at {git_state()}, client {load.client} "
-          f"(-t{options.threads} -c{options.connections}), server threads {options.server_threads}, "
-          f"keep-alive limit {options.keepalive}, {options.seconds:g} s per scenario, storage rate limit "
-          f"{'daemon default' if options.abuse_defaults else 'lifted'}, servers pinned to CPUs "
-          f"{options.pin or 'none (all)'}", flush=True)
+    print(
+        f"bench_public: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, "
+        f"code at {git_state()}, client {load.client} "
+        f"(-t{options.threads} -c{options.connections}), server threads {options.server_threads}, "
+        f"keep-alive limit {options.keepalive}, {options.seconds:g} s per scenario, storage rate limit "
+        f"{'daemon default' if options.abuse_defaults else 'lifted'}, servers pinned to CPUs "
+        f"{options.pin or 'none (all)'}",
+        flush=True,
+    )
     median, p99 = fsync_probe(options.workdir)
-    print(f"  fsync probe in the work directory: median {median:.2f} ms, p99 {p99:.2f} ms "
-          "(a claim commits with synchronous=FULL: one such wait per claim, in the one writer)", flush=True)
+    print(
+        f"  fsync probe in the work directory: median {median:.2f} ms, p99 {p99:.2f} ms "
+        "(a claim commits with synchronous=FULL: one such wait per claim, in the one writer)",
+        flush=True,
+    )
     try:
         outcome = run_scenarios(options, load)
         ok = report(outcome, options, load) and outcome.daemon_exit == 0

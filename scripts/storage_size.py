@@ -76,9 +76,7 @@ SETTLE = (
     "UPDATE transfers SET settled = 1 WHERE settled = 0 AND "
     "(height BETWEEN 1 AND ? OR (height = 0 AND flags & 4))"
 )
-ADVANCE_CURSOR = (
-    "UPDATE monitor_state SET scan_cursor = ?, wallet_height = ?, last_poll_at = ? WHERE id = 1"
-)
+ADVANCE_CURSOR = "UPDATE monitor_state SET scan_cursor = ?, wallet_height = ?, last_poll_at = ? WHERE id = 1"
 INSERT_CLAIM = (
     "INSERT INTO claims (payment_id, claim_txid, token_digest, claimed_at, min_amount, "
     "status) VALUES (?, ?, ?, ?, ?, ?)"
@@ -236,8 +234,10 @@ def real_ingest(path: Path, payments: Payments, batch: int, now: int) -> None:
             store.apply_batch(
                 TransferBatch(
                     upserts=tuple(
-                        (payments.payment_ids[i], Transfer(payments.txids[i], payments.amounts[i],
-                                                           payments.heights[i], 0))
+                        (
+                            payments.payment_ids[i],
+                            Transfer(payments.txids[i], payments.amounts[i], payments.heights[i], 0),
+                        )
                         for i in part
                     ),
                     gone=(),
@@ -283,9 +283,18 @@ def rows_of(path: Path) -> tuple[list[Any], list[Any], list[Any]]:
 def check_same_rows(workdir: Path, payments: Payments, batch: int, now: int) -> int:
     """Bulk and real paths on the same sample must leave identical rows. Returns the sample size."""
     sample = min(len(payments), 2_000)
-    part = Payments(*(column[:sample] for column in (
-        payments.pids, payments.payment_ids, payments.txids, payments.amounts, payments.heights
-    )))
+    part = Payments(
+        *(
+            column[:sample]
+            for column in (
+                payments.pids,
+                payments.payment_ids,
+                payments.txids,
+                payments.amounts,
+                payments.heights,
+            )
+        )
+    )
     order = list(range(sample))
     random.Random(1).shuffle(order)
     real, bulk = workdir / "check-real.db", workdir / "check-bulk.db"
@@ -323,8 +332,12 @@ def naive_ingest(path: Path, payments: Payments, batch: int, now: int) -> None:
             conn.executemany(
                 NAIVE_UPSERT_TRANSFER,
                 [
-                    (payments.payment_ids[i].hex(), payments.txids[i].hex(), payments.amounts[i],
-                     payments.heights[i])
+                    (
+                        payments.payment_ids[i].hex(),
+                        payments.txids[i].hex(),
+                        payments.amounts[i],
+                        payments.heights[i],
+                    )
                     for i in part
                 ],
             )
@@ -472,9 +485,7 @@ def row_counts(path: Path) -> dict[str, int]:
             "SELECT name, tbl_name, sql FROM sqlite_schema WHERE type = 'index'"
         ).fetchall():
             where = str(sql).split(" WHERE ", 1)[1] if sql and " WHERE " in str(sql) else "1"
-            (counts[name],) = conn.execute(
-                f"SELECT count(*) FROM {table} WHERE {where}"
-            ).fetchone()
+            (counts[name],) = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()
         return counts
     finally:
         conn.close()
@@ -528,13 +539,17 @@ def report(results: list[Result], n: int, claimed: int, options: argparse.Namesp
         v1, v2 = verdict(unclaimed_b, TARGET_UNCLAIMED), verdict(claimed_b, TARGET_CLAIMED)
         if not vacuumed:
             ok = v1 == "PASS" and (v2 == "PASS" or not claimed)
-        print(f"   real,  {state:14} {unclaimed_b:10.1f} {TARGET_UNCLAIMED:8.0f} {v1:5} "
-              f"{claimed_b:10.1f} {TARGET_CLAIMED:8.0f} {v2 if claimed else '-':5}")
+        print(
+            f"   real,  {state:14} {unclaimed_b:10.1f} {TARGET_UNCLAIMED:8.0f} {v1:5} "
+            f"{claimed_b:10.1f} {TARGET_CLAIMED:8.0f} {v2 if claimed else '-':5}"
+        )
         if naive is not None:
             naive_u, naive_c = per_payment(naive, n, claimed, vacuumed)
             print(f"   naive, {state:14} {naive_u:10.1f} {'':8} {'':5} {naive_c:10.1f}")
-            print(f"   real / naive {'':8} {unclaimed_b / naive_u:10.2f}x {'':14} "
-                  f"{claimed_b / naive_c if claimed else float('nan'):10.2f}x")
+            print(
+                f"   real / naive {'':8} {unclaimed_b / naive_u:10.2f}x {'':14} "
+                f"{claimed_b / naive_c if claimed else float('nan'):10.2f}x"
+            )
     for result in results:
         print()
         print(f"== {result.label} schema, per table and index (dbstat; B/row = bytes / rows it holds)")
@@ -551,11 +566,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--payments", type=int, default=1_000_000, help="payments (default 1,000,000)")
-    parser.add_argument("--claimed-fraction", type=float, default=1.0,
-                        help="fraction of payments claimed in the second database (default 1.0)")
+    parser.add_argument(
+        "--claimed-fraction",
+        type=float,
+        default=1.0,
+        help="fraction of payments claimed in the second database (default 1.0)",
+    )
     parser.add_argument("--batch", type=int, default=10_000, help="rows per transaction (default 10,000)")
-    parser.add_argument("--real-path", action="store_true",
-                        help="write through SqliteStore.apply_batch and SqliteStore.claim (slower)")
+    parser.add_argument(
+        "--real-path",
+        action="store_true",
+        help="write through SqliteStore.apply_batch and SqliteStore.claim (slower)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive schema")
     parser.add_argument("--no-vacuum", action="store_true", help="skip the VACUUM INTO copies")
     parser.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
@@ -568,12 +590,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="storage-size-", dir=options.dir))
     clock = Clock()
     try:
-        print(f"storage_size: {options.payments:,} payments, claimed fraction {options.claimed_fraction}, "
-              f"work dir {workdir}, {os.cpu_count()} CPUs")
+        print(
+            f"storage_size: {options.payments:,} payments, claimed fraction {options.claimed_fraction}, "
+            f"work dir {workdir}, {os.cpu_count()} CPUs"
+        )
         import pysqlite3.dbapi2 as daemon_sqlite  # noqa: PLC0415 - only to print the version used
 
-        print(f"  SQLite {daemon_sqlite.sqlite_version} (the daemon's module); "
-              f"dbstat from the standard module's {std_sqlite3.sqlite_version}")
+        print(
+            f"  SQLite {daemon_sqlite.sqlite_version} (the daemon's module); "
+            f"dbstat from the standard module's {std_sqlite3.sqlite_version}"
+        )
         payments = generate(options.payments, options.seed)
         claimed_count = round(options.payments * options.claimed_fraction)
         order = random.Random(options.seed + 1).sample(range(options.payments), claimed_count)
@@ -615,8 +641,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         ok = report(results, options.payments, claimed_count, options)
         print()
-        print(f"total time {clock.total:.1f} s on {os.cpu_count()} CPUs "
-              f"({', '.join(f'{what}: {secs:.1f} s' for what, secs in clock.phases)})")
+        print(
+            f"total time {clock.total:.1f} s on {os.cpu_count()} CPUs "
+            f"({', '.join(f'{what}: {secs:.1f} s' for what, secs in clock.phases)})"
+        )
         return 0 if ok else 1
     finally:
         if options.keep:

@@ -32,7 +32,6 @@ def wallet() -> Iterator[FakeWallet]:
         yield fake
 
 
-
 def _environ(daemon: DaemonProcess, **extra: str) -> dict[str, str]:
     """What an operator's shell would hold: the daemon's own DATABASE_URL and INTERNAL_BIND_ADDRESS."""
     return {
@@ -191,4 +190,3 @@ def test_command_line_over_the_unix_socket(unix_daemon: DaemonProcess, wallet: F
     )
     assert helped.returncode == 0 and "exit codes" in helped.stdout
     assert service_token not in unix_daemon.log_text()
-

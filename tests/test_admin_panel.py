@@ -34,7 +34,6 @@ def wallet() -> Iterator[FakeWallet]:
         yield fake
 
 
-
 class Browser:
     """A cookie-keeping HTTP client that sends what a browser sends for same-origin forms."""
 
@@ -367,7 +366,7 @@ def test_login_page_renders_in_headless_chromium(daemon: DaemonProcess, tmp_path
 def test_transfers_that_never_count_are_shown_to_the_operator(
     signed_in: Browser, daemon: DaemonProcess, wallet: FakeWallet
 ) -> None:
-    """docs/PROTOCOL.md §3: a non-zero unlock_time or a double spend is recorded for the operator (panel, logs)."""
+    """docs/PROTOCOL.md §3: a non-zero unlock_time or a double spend is recorded for the operator."""
     daemon.wait_scanning()
     locked = wallet.add_pool(
         payment_id=PaymentId.generate().chain_payment_id().hex(), amount=7, unlock_time=999

@@ -1,4 +1,4 @@
-"""`python -m anon_ticket` as a process (docs/PROTOCOL.md §6, §7): defaults, lock, signals, sockets, restarts."""
+"""`python -m anon_ticket` as a process (docs/PROTOCOL.md §6, §7): defaults, lock, signals, sockets."""
 
 from __future__ import annotations
 

@@ -323,7 +323,7 @@ def test_a_first_claim_after_a_reorg_waits_for_the_confirmations_again(
 def test_a_claimed_transfer_that_vanishes_revokes_even_with_another_payment_pending(
     wallet: FakeWallet, pipeline: Pipeline
 ) -> None:
-    """docs/PROTOCOL.md §3: the counted total decides; a large payment still in the pool does not count yet."""
+    """docs/PROTOCOL.md §3: the counted total decides; a large pool payment does not count yet."""
     pid = PaymentId.generate()
     first = pay(wallet, pid)
     wallet.mine(CONFIRMATIONS)

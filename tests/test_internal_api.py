@@ -40,7 +40,6 @@ def wallet() -> Iterator[FakeWallet]:
         yield fake
 
 
-
 @pytest.fixture(scope="module")
 def claimed(daemon: DaemonProcess, wallet: FakeWallet) -> tuple[PaymentId, str]:
     """A token nobody revokes in this module."""
@@ -325,9 +324,7 @@ def test_public_listener_does_not_serve_internal_paths(daemon: DaemonProcess, pa
 
 
 @pytest.mark.parametrize(("method", "path"), [("POST", "/api/v1/redeem"), ("GET", "/api/v1/info")])
-def test_internal_listener_does_not_serve_public_paths(
-    daemon: DaemonProcess, method: str, path: str
-) -> None:
+def test_internal_listener_does_not_serve_public_paths(daemon: DaemonProcess, method: str, path: str) -> None:
     assert daemon.internal(method, path, auth=False, json={"pid": "a" * 64}).status_code == 401
     response = daemon.internal(method, path, json={"pid": "a" * 64})
     assert response.status_code == 404, response.text

@@ -201,7 +201,6 @@ def wallet() -> Iterator[FakeWallet]:
         yield fake
 
 
-
 def test_served_document_is_the_file_and_needs_auth(daemon: DaemonProcess) -> None:
     served = daemon.internal("GET", "/api/v1/openapi.json")
     assert served.status_code == 200
@@ -213,9 +212,7 @@ def test_served_document_is_the_file_and_needs_auth(daemon: DaemonProcess) -> No
     assert daemon.public("GET", "/api/v1/openapi.json").status_code == 404
 
 
-def test_real_answers_match_the_document(
-    daemon: DaemonProcess, wallet: FakeWallet, tmp_path: Path
-) -> None:
+def test_real_answers_match_the_document(daemon: DaemonProcess, wallet: FakeWallet, tmp_path: Path) -> None:
     check = Checker()
     redeem = "/api/v1/redeem"
 

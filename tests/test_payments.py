@@ -1,4 +1,4 @@
-"""docs/PROTOCOL.md §3 payment rules over plain values: counting, pending, hidden transfers, reorg decisions."""
+"""docs/PROTOCOL.md §3 payment rules over plain values: counting, pending, hidden, reorgs."""
 
 from __future__ import annotations
 

@@ -249,7 +249,13 @@ def test_known_payment_ids_stream_from_a_server_side_cursor(pg_store: PostgresSt
     pg_store.apply_batch(
         TransferBatch(
             tuple((pid, Transfer(bytes([n]) * 32, 1, 150)) for pid in ids for n in (1, 2)),
-            (), 200, 0, 100, 200, 1, CONF,
+            (),
+            200,
+            0,
+            100,
+            200,
+            1,
+            CONF,
         )
     )
     stream = pg_store.known_payment_ids()
@@ -371,7 +377,11 @@ def test_migrate_and_rescan_commands_on_postgresql(pg_url: str, tmp_path: Path) 
     def run(*args: str) -> str:
         result = subprocess.run(
             [sys.executable, "-m", "anon_ticket", *args],
-            cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return result.stdout.strip()
 
@@ -522,7 +532,11 @@ def test_the_daemon_serves_a_redeem_on_postgresql(pg_url: str, tmp_path: Path) -
         }
         daemon = subprocess.Popen(
             [sys.executable, "-m", "anon_ticket"],
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         try:
             _wait_for(
@@ -546,8 +560,12 @@ def test_the_daemon_serves_a_redeem_on_postgresql(pg_url: str, tmp_path: Path) -
 
             second = subprocess.run(
                 [sys.executable, "-m", "anon_ticket"],
-                cwd=tmp_path, env={**env, "API_BIND_ADDRESS": f"127.0.0.1:{_free_port()}"},
-                capture_output=True, text=True, timeout=60, check=False,
+                cwd=tmp_path,
+                env={**env, "API_BIND_ADDRESS": f"127.0.0.1:{_free_port()}"},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
             )
             assert second.returncode == 1
             assert "another anon_ticket daemon" in second.stderr

@@ -316,7 +316,7 @@ class AdminApp:
         )
 
     def _flagged_section(self) -> str:
-        """Transfers that never count (docs/PROTOCOL.md §3): the operator may want to refund or investigate."""
+        """Transfers that never count (docs/PROTOCOL.md §3): the operator may refund or investigate."""
         flagged = self._internal.flagged_transfers()
         heading = "<h2>Transfers not counted</h2>"
         if not flagged:

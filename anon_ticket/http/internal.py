@@ -240,7 +240,8 @@ class InternalApp:
                 for name, health in sorted(registry.health.items())
             },
             "wallet": {
-                "height": registry.wallet_height if registry.wallet_height is not None
+                "height": registry.wallet_height
+                if registry.wallet_height is not None
                 else state.wallet_height,
                 "primary_address": state.wallet_address,
                 "last_poll_at": rfc3339(registry.wallet_last_poll_at or state.last_poll_at),

@@ -2,7 +2,7 @@
 
 Written against WSGI directly rather than CherryPy's dispatcher because the contract is byte-level:
 415 must come before the body is parsed, 413 must hold for chunked bodies, and every error must be
-JSON. It also halves the per-request cost (measured here: cheroot WSGI ~2x a minimal CherryPy app, see docs/ARCHITECTURE.md).
+JSON. It also halves the per-request cost (measured: cheroot WSGI ~2x a minimal CherryPy app).
 """
 
 from __future__ import annotations

@@ -77,9 +77,7 @@ def migrate_sqlite(conn: Any, migrations: list[Migration] | None = None) -> int:
             continue
         # executescript runs each statement in autocommit mode unless we wrap it ourselves.
         script = (
-            "BEGIN IMMEDIATE;\n"
-            + migration.sql()
-            + f"\nINSERT INTO schema_migrations (version, applied_at) "
+            "BEGIN IMMEDIATE;\n" + migration.sql() + f"\nINSERT INTO schema_migrations (version, applied_at) "
             f"VALUES ({migration.version}, {int(time.time())});\nCOMMIT;"
         )
         try:
@@ -119,9 +117,7 @@ def current_version_postgres(conn: psycopg.Connection[TupleRow]) -> int:
     return int(found[0])
 
 
-def migrate_postgres(
-    conn: psycopg.Connection[TupleRow], migrations: list[Migration] | None = None
-) -> int:
+def migrate_postgres(conn: psycopg.Connection[TupleRow], migrations: list[Migration] | None = None) -> int:
     """Bring a PostgreSQL schema (autocommit connection) to the newest version; return it.
 
     PostgreSQL DDL is transactional: each file runs in one transaction with its `schema_migrations`

@@ -124,8 +124,6 @@ def connect(dsn: str, *, read_only: bool = False) -> Connection:
     return conn
 
 
-
-
 class PostgresStore:
     """All three storage protocols over one connection. Not thread-safe by design: one per thread.
 
@@ -225,9 +223,7 @@ class PostgresStore:
             raise StorageError(f"database read failed: {exc}") from exc
 
     def unsettled_transfers(self) -> list[tuple[bytes, Transfer]]:
-        rows = self._all(
-            "SELECT payment_id, txid, amount, height, flags FROM transfers WHERE NOT settled"
-        )
+        rows = self._all("SELECT payment_id, txid, amount, height, flags FROM transfers WHERE NOT settled")
         return [(row[0], Transfer(*row[1:])) for row in rows]
 
     def flagged_transfers(self, limit: int) -> list[tuple[bytes, Transfer]]:
@@ -260,15 +256,12 @@ class PostgresStore:
 
     def claim_by_digest(self, token_digest: bytes) -> ClaimRecord | None:
         row = self._one(
-            f"SELECT {CLAIM_COLUMNS} FROM claims "
-            "WHERE substr(token_digest, 1, 8) = %s AND token_digest = %s",
+            f"SELECT {CLAIM_COLUMNS} FROM claims WHERE substr(token_digest, 1, 8) = %s AND token_digest = %s",
             (token_digest[:8], token_digest),
         )
         return claim_from_row(row) if row else None
 
-    def claim(
-        self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int
-    ) -> ClaimOutcome | None:
+    def claim(self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int) -> ClaimOutcome | None:
         """Claim the payment of `pid` once, ever; a second call returns the first claim."""
         return self.claim_many([ClaimRequest(pid, now, min_amount, min_confirmations)])[0]
 
@@ -354,9 +347,7 @@ class PostgresStore:
     def bind_wallet(self, address: str) -> None:
         """Record the wallet on first start; refuse a different one later (docs/PROTOCOL.md §3)."""
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT wallet_address FROM monitor_state WHERE id = 1 FOR UPDATE"
-            ).fetchone()
+            row = conn.execute("SELECT wallet_address FROM monitor_state WHERE id = 1 FOR UPDATE").fetchone()
             assert row is not None
             (bound,) = row
             if bound is None:
@@ -382,9 +373,7 @@ class PostgresStore:
                 "scan_floor = least(coalesce(scan_floor, %(h)s), %(h)s) WHERE id = 1",
                 {"h": height},
             )
-            conn.execute(
-                "UPDATE transfers SET settled = false WHERE settled AND height >= %s", (height,)
-            )
+            conn.execute("UPDATE transfers SET settled = false WHERE settled AND height >= %s", (height,))
         return self.monitor_state()
 
     def apply_batch(self, batch: TransferBatch) -> BatchOutcome:
@@ -394,9 +383,7 @@ class PostgresStore:
         concurrent `rescan` (which waits, or made this batch wait and then refuses it).
         """
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT scan_cursor FROM monitor_state WHERE id = 1 FOR UPDATE"
-            ).fetchone()
+            row = conn.execute("SELECT scan_cursor FROM monitor_state WHERE id = 1 FOR UPDATE").fetchone()
             assert row is not None
             (cursor,) = row
             if cursor != batch.expected_cursor:
@@ -461,8 +448,7 @@ class PostgresStore:
             return [], []
         transfers: dict[bytes, list[Transfer]] = {record.payment_id: [] for record in claims}
         for row in conn.execute(
-            "SELECT payment_id, txid, amount, height, flags FROM transfers "
-            "WHERE payment_id = ANY(%s)",
+            "SELECT payment_id, txid, amount, height, flags FROM transfers WHERE payment_id = ANY(%s)",
             (list(transfers),),
         ):
             transfers[row[0]].append(Transfer(*row[1:]))

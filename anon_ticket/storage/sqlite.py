@@ -76,9 +76,7 @@ def connect(path: Path, *, query_only: bool = False) -> Any:
     sqlite = sqlite_module()
     try:
         # Each connection is used by one thread at a time by design; closing may happen elsewhere.
-        conn = sqlite.connect(
-            str(path), isolation_level=None, timeout=10.0, check_same_thread=False
-        )
+        conn = sqlite.connect(str(path), isolation_level=None, timeout=10.0, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -87,8 +85,6 @@ def connect(path: Path, *, query_only: bool = False) -> Any:
     except sqlite.Error as exc:
         raise StorageError(f"cannot open SQLite database {path}: {exc}") from exc
     return conn
-
-
 
 
 class SqliteStore:
@@ -178,9 +174,7 @@ class SqliteStore:
             raise StorageError(f"database read failed: {exc}") from exc
 
     def unsettled_transfers(self) -> list[tuple[bytes, Transfer]]:
-        rows = self._all(
-            "SELECT payment_id, txid, amount, height, flags FROM transfers WHERE settled = 0"
-        )
+        rows = self._all("SELECT payment_id, txid, amount, height, flags FROM transfers WHERE settled = 0")
         return [(row[0], Transfer(*row[1:])) for row in rows]
 
     def flagged_transfers(self, limit: int) -> list[tuple[bytes, Transfer]]:
@@ -211,7 +205,9 @@ class SqliteStore:
                 WHERE NOT EXISTS (SELECT 1 FROM claims AS c WHERE c.payment_id = t.payment_id)
                 GROUP BY payment_id
             )
-            """.replace(":min", "?1").replace(":h", "?2").replace(":conf", "?3"),
+            """.replace(":min", "?1")
+            .replace(":h", "?2")
+            .replace(":conf", "?3"),
             (min_amount, height, min_confirmations),
         )
         by_status = dict(self._all("SELECT status, count(*) FROM claims GROUP BY status"))
@@ -234,15 +230,12 @@ class SqliteStore:
         # The index holds an 8-byte prefix of the digest (a third of the size of a full one); the
         # full comparison settles the rare prefix collision.
         row = self._one(
-            f"SELECT {CLAIM_COLUMNS} FROM claims "
-            "WHERE substr(token_digest, 1, 8) = ? AND token_digest = ?",
+            f"SELECT {CLAIM_COLUMNS} FROM claims WHERE substr(token_digest, 1, 8) = ? AND token_digest = ?",
             (token_digest[:8], token_digest),
         )
         return claim_from_row(row) if row else None
 
-    def claim(
-        self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int
-    ) -> ClaimOutcome | None:
+    def claim(self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int) -> ClaimOutcome | None:
         """Claim the payment of `pid` once, ever; a second call returns the first claim.
 
         Returns None when the payment is not (or no longer) redeemable.
@@ -381,8 +374,7 @@ class SqliteStore:
                 (batch.settle_at_or_below,),
             )
             conn.execute(
-                "UPDATE monitor_state SET scan_cursor = ?, wallet_height = ?, last_poll_at = ? "
-                "WHERE id = 1",
+                "UPDATE monitor_state SET scan_cursor = ?, wallet_height = ?, last_poll_at = ? WHERE id = 1",
                 (batch.new_cursor, batch.wallet_height, batch.polled_at),
             )
             touched = {pid for pid, _ in batch.upserts} | {pid for pid, _ in batch.gone}
@@ -414,8 +406,7 @@ class SqliteStore:
                 continue
             if status is TokenStatus.REORGED:
                 conn.execute(
-                    "UPDATE claims SET status = ?, revoked_at = ?, revoke_reason = NULL "
-                    "WHERE payment_id = ?",
+                    "UPDATE claims SET status = ?, revoked_at = ?, revoke_reason = NULL WHERE payment_id = ?",
                     (int(status), batch.polled_at, payment_id),
                 )
                 revoked.append(payment_id)

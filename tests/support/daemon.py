@@ -78,9 +78,7 @@ def unused_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def poll_until(
-    probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
-) -> T:
+def poll_until(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
     """Call `probe` until it returns something other than None; AssertionError after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -203,7 +201,7 @@ class DaemonProcess:
     def database_path(self) -> Path:
         url = self.settings["DATABASE_URL"]
         assert url.startswith("sqlite:///"), "only SQLite databases have a path"
-        return self._resolve(url[len("sqlite:///"):])
+        return self._resolve(url[len("sqlite:///") :])
 
     @property
     def token_file(self) -> Path:
@@ -345,9 +343,7 @@ class DaemonProcess:
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_token}"}
 
-    def internal(
-        self, method: str, path: str, *, auth: bool = True, **kwargs: Any
-    ) -> requests.Response:
+    def internal(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> requests.Response:
         """A request to the internal listener over TCP; the body is read, the connection released."""
         headers = {**(self.auth_headers() if auth else {}), **kwargs.pop("headers", {})}
         with requests.request(
@@ -418,9 +414,7 @@ def redeem_until(
         raise AssertionError(f"{exc}; last answer: {seen}") from None
 
 
-def claim_token(
-    daemon: DaemonProcess, wallet: Any, amount: int | None = None
-) -> tuple[PaymentId, str]:
+def claim_token(daemon: DaemonProcess, wallet: Any, amount: int | None = None) -> tuple[PaymentId, str]:
     """A fresh paid and redeemed PID and its service token (hex)."""
     daemon.wait_scanning()
     pid = PaymentId.generate()
