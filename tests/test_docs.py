@@ -83,7 +83,7 @@ def test_every_cited_document_exists() -> None:
 
 def test_no_file_refers_outside_the_repository() -> None:
     # Built from pieces so that this file does not match itself. The spec file's name, not the bare
-    # word: vendored licences say "IN AN ACTION OF CONTRACT".
+    # word, which vendored licences use in their warranty disclaimers.
     forbidden = ["../" + "shared", "CON" + "TRACT.md", "STACK" + "-FACTS", "/work/" + "shared"]
     offenders = [
         f"{path.relative_to(REPO)}: {word}"
