@@ -1,0 +1,148 @@
+"""Abuse metrics: counts what requests did, feeds statsd, and judges the abuse level.
+
+Request threads and the poller `tell` events here (~0.5M/s, never blocking anyone); this actor
+aggregates them and flushes counters to statsd once a second, so a flood costs one UDP packet per
+counter per second rather than one per request, together with gauges of what the registry knows
+(wallet height, actor restarts). The level is published on the registry for the status endpoint.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pykka
+import statsd
+from pykka.typing import ActorMemberMixin, proxy_method
+
+from actors.registry import Registry
+from actors.ticker import Ticker
+
+FLUSH_INTERVAL_SECS = 1.0
+LEVEL_WINDOW_SECS = 10
+
+# Outcomes that cost an attacker nothing and a real buyer rarely produces.
+SUSPICIOUS = frozenset(
+    {"payment_not_found", "invalid_pid", "invalid_request", "unsupported_media_type", "payload_too_large"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AbuseSettings:
+    elevated_per_sec: float = 20.0
+    under_attack_per_sec: float = 200.0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened: `name` becomes the statsd counter `<prefix>.<name>`."""
+
+    name: str
+    count: int = 1
+
+
+class _Flush:
+    pass
+
+
+class AbuseMetrics(pykka.ThreadingActor):
+    def __init__(
+        self,
+        registry: Registry,
+        statsd_client: Callable[[], statsd.StatsClient],
+        settings: AbuseSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._registry = registry
+        self._make_client = statsd_client
+        self._settings = settings or AbuseSettings()
+        self._clock = clock
+        self._pending: collections.Counter[str] = collections.Counter()
+        self._suspicious: collections.deque[tuple[int, int]] = collections.deque()
+        self._client: statsd.StatsClient | None = None
+        self._ticker: Ticker | None = None
+        self.totals: collections.Counter[str] = collections.Counter()
+
+    def on_start(self) -> None:
+        self._client = self._make_client()
+        self._ticker = Ticker(self.actor_ref, _Flush())
+        self._ticker.schedule(FLUSH_INTERVAL_SECS)
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+        self.flush()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def on_failure(self, *_: object) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def on_receive(self, message: object) -> object:
+        if isinstance(message, Event):
+            self.record(message.name, message.count)
+            return None
+        if isinstance(message, _Flush):
+            self.flush()
+            assert self._ticker is not None
+            self._ticker.schedule(FLUSH_INTERVAL_SECS)
+            return None
+        return super().on_receive(message)
+
+    def ping(self) -> bool:
+        return True
+
+    def record(self, name: str, count: int = 1) -> None:
+        self._pending[name] += count
+        self.totals[name] += count
+        if name.rpartition(".")[2] in SUSPICIOUS:
+            second = int(self._clock())
+            if self._suspicious and self._suspicious[-1][0] == second:
+                self._suspicious[-1] = (second, self._suspicious[-1][1] + count)
+            else:
+                self._suspicious.append((second, count))
+
+    def level(self) -> str:
+        horizon = int(self._clock()) - LEVEL_WINDOW_SECS
+        while self._suspicious and self._suspicious[0][0] <= horizon:
+            self._suspicious.popleft()
+        rate = sum(n for _, n in self._suspicious) / LEVEL_WINDOW_SECS
+        if rate >= self._settings.under_attack_per_sec:
+            return "under_attack"
+        if rate >= self._settings.elevated_per_sec:
+            return "elevated"
+        return "normal"
+
+    def flush(self) -> None:
+        """Send the counters gathered since the last flush and publish the level."""
+        level = self.level()
+        self._registry.abuse_level = level
+        if self._client is None:
+            return
+        pending, self._pending = self._pending, collections.Counter()
+        registry = self._registry
+        with self._client.pipeline() as pipe:
+            for name, count in pending.items():
+                pipe.incr(name, count)
+            pipe.gauge("abuse_level", {"normal": 0, "elevated": 1, "under_attack": 2}[level])
+            # What the registry already knows, so a dashboard needs no second source.
+            if registry.wallet_height is not None:
+                pipe.gauge("wallet.height", registry.wallet_height)
+            pipe.gauge("wallet.up", 0 if registry.wallet_last_error else 1)
+            for name, health in list(registry.health.items()):
+                pipe.gauge(f"actors.{name}.restarts", health.restarts)
+                pipe.gauge(f"actors.{name}.running", 1 if health.state == "running" else 0)
+
+
+class AbuseMetricsProxy(ActorMemberMixin, pykka.ActorProxy[AbuseMetrics]):
+    ping = proxy_method(AbuseMetrics.ping)
+    flush = proxy_method(AbuseMetrics.flush)
+    level = proxy_method(AbuseMetrics.level)

@@ -1,0 +1,119 @@
+"""Where request threads find the current actors and what they publish.
+
+A restarted actor is a new actor with a new ref, so nobody keeps a proxy: handlers ask the registry
+each time. Actors also publish read-only structures here (the PID screen, the abuse level) so that a
+request thread can read them without a message round trip.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import pykka
+
+from anon_ticket.errors import Unavailable
+from anon_ticket.pid_screen import PidScreen
+
+P = TypeVar("P")
+
+
+@dataclass
+class ActorHealth:
+    state: str = "stopped"  # starting, running, restarting, stopped, failed
+    restarts: int = 0
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._refs: dict[str, pykka.ActorRef[Any]] = {}
+        self._proxies: dict[str, Any] = {}
+        self.health: dict[str, ActorHealth] = {}
+        self._lock = threading.Lock()
+        # Published by actors; plain attribute reads from request threads.
+        self.pid_screen: PidScreen | None = None
+        self.abuse_level = "normal"
+        self.wallet_last_error: str | None = None
+        self.wallet_height: int | None = None
+        self.wallet_last_poll_at: int | None = None
+        self.primary_address: str | None = None
+        self.fatal_error: str | None = None
+        self._fatal = threading.Event()
+
+    def set_ref(self, name: str, ref: pykka.ActorRef[Any] | None) -> None:
+        with self._lock:
+            self._proxies.pop(name, None)
+            if ref is None:
+                self._refs.pop(name, None)
+            else:
+                self._refs[name] = ref
+            self.health.setdefault(name, ActorHealth())
+
+    def ref(self, name: str) -> pykka.ActorRef[Any] | None:
+        return self._refs.get(name)
+
+    def proxy(self, name: str, kind: type[P]) -> P:
+        """The current actor's proxy, or `Unavailable` while it is down or restarting.
+
+        `kind` only tells mypy which typed proxy the caller expects.
+        """
+        ref = self._refs.get(name)
+        if ref is None or not ref.is_alive():
+            raise Unavailable(f"{name} is restarting")
+        # Building a proxy introspects the actor (tens of µs): keep one per ref.
+        proxy = self._proxies.get(name)
+        if proxy is None or proxy.actor_ref is not ref:
+            try:
+                proxy = ref.proxy()
+            except pykka.ActorDeadError:
+                raise Unavailable(f"{name} is restarting") from None
+            self._proxies[name] = proxy
+        return cast(P, proxy)
+
+    def tell(self, name: str, message: Any) -> bool:
+        """Fire and forget; False when the actor is down (the message is dropped, by design)."""
+        ref = self._refs.get(name)
+        if ref is None:
+            return False
+        try:
+            ref.tell(message)
+        except pykka.ActorDeadError:
+            return False
+        return True
+
+    def fatal(self, message: str) -> None:
+        """An actor found something no restart can fix (e.g. the wrong wallet): stop the daemon."""
+        if self.fatal_error is None:
+            self.fatal_error = message
+        self._fatal.set()
+
+    def wait_fatal(self, timeout: float) -> bool:
+        return self._fatal.wait(timeout)
+
+    def all_running(self) -> bool:
+        """Every actor recorded as running and really alive (a crash shows before the next watch round)."""
+        if not self.health:
+            return False
+        for name, health in self.health.items():
+            ref = self._refs.get(name)
+            if health.state != "running" or ref is None or not ref.is_alive():
+                return False
+        return True
+
+
+T = TypeVar("T")
+
+
+def wait(future: pykka.Future[T], timeout: float, what: str) -> T:
+    """Wait for an actor's answer at most `timeout` seconds; a timeout or dead actor is `Unavailable`.
+
+    A request thread must never hang on an actor: this is the one place that turns Pykka's failure
+    modes into the contract's 503.
+    """
+    try:
+        return future.get(timeout=timeout)
+    except pykka.Timeout:
+        raise Unavailable(f"{what} did not answer in time") from None
+    except pykka.ActorDeadError:
+        raise Unavailable(f"{what} is restarting") from None

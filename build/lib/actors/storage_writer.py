@@ -1,0 +1,229 @@
+"""The storage writer: every database write in the daemon is a message to this one actor.
+
+SQLite allows one writer at a time; making that writer an actor turns lock contention into a queue,
+and gives the supervisor one thing to restart if the connection breaks. `__init__` runs in the
+creating thread and only stores arguments; the connection is opened in `on_start`, in the actor's
+own thread, and every method below runs in that thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+from pykka import ActorDeadError
+from pykka.typing import ActorMemberMixin, proxy_method
+
+from anon_ticket.domain import PaymentId
+from anon_ticket.errors import AnonTicketError
+from anon_ticket.ingest import ReportedTransfer, plan_changes
+from anon_ticket.payments import Transfer, TransferFlag
+from anon_ticket.storage.base import (
+    BatchOutcome,
+    ClaimOutcome,
+    ClaimRecord,
+    ClaimRequest,
+    MonitorState,
+    Store,
+    TransferBatch,
+)
+
+log = logging.getLogger(__name__)
+
+ScreenAdder = Callable[[Iterable[bytes]], None]
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class QueuedClaim:
+    """A claim sent with `request_claim`; answered through `reply` once its batch has committed."""
+
+    request: ClaimRequest
+    reply: pykka.Future[ClaimOutcome | None]
+
+
+class _FlushClaims:
+    """Self-addressed: commit the claims gathered so far (queued behind the messages before it)."""
+
+
+def request_claim(ref: pykka.ActorRef[Any], request: ClaimRequest) -> pykka.Future[ClaimOutcome | None]:
+    """Ask the writer for a claim, to be group-committed with the others queued at the same time.
+
+    Raises `pykka.ActorDeadError` if the writer is gone; the future fails with it if the writer
+    stops before answering.
+    """
+    reply: pykka.Future[ClaimOutcome | None] = pykka.ThreadingFuture()
+    ref.tell(QueuedClaim(request, reply))
+    return reply
+
+
+class StorageWriter(pykka.ThreadingActor):
+    def __init__(self, open_store: Callable[[], Store], add_to_screen: ScreenAdder) -> None:
+        super().__init__()
+        self._open_store = open_store
+        self._add_to_screen = add_to_screen
+        self._store: Store | None = None
+        self._claims: list[QueuedClaim] = []
+        self._flush_queued = False
+
+    def _db(self) -> Store:
+        # Private on purpose: Pykka's proxy introspection reads every public attribute.
+        assert self._store is not None, "on_start has not run"
+        return self._store
+
+    def on_start(self) -> None:
+        self._store = self._open_store()
+
+    def on_stop(self) -> None:
+        self._fail_waiting_claims()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def on_failure(self, *_: object) -> None:
+        self.on_stop()
+
+    def on_receive(self, message: object) -> object:
+        """Group commit: claims are gathered while more messages wait, then committed together.
+
+        With an empty inbox a claim commits at once (no added latency when idle); under load the
+        claims queued behind each other share one transaction and one fsync, and each caller is
+        answered only after that commit.
+        """
+        if isinstance(message, QueuedClaim):
+            self._claims.append(message)
+            if self.actor_inbox.empty():
+                self._commit_claims()
+            elif not self._flush_queued:
+                self._flush_queued = True
+                self.actor_ref.tell(_FlushClaims())
+            return None
+        if isinstance(message, _FlushClaims):
+            self._flush_queued = False
+            self._commit_claims()
+            return None
+        return super().on_receive(message)
+
+    def _commit_claims(self) -> None:
+        batch, self._claims = self._claims, []
+        if not batch:
+            return
+        try:
+            outcomes = self._db().claim_many([queued.request for queued in batch])
+        except AnonTicketError:
+            # Expected trouble (disk full, database locked): every waiting caller answers 503,
+            # and the writer lives on.
+            for queued in batch:
+                queued.reply.set_exception(sys.exc_info())
+            return
+        except Exception:
+            for queued in batch:
+                queued.reply.set_exception(sys.exc_info())
+            raise  # a bug: crash, and let the supervisor restart the writer
+        for queued, outcome in zip(batch, outcomes, strict=True):
+            queued.reply.set(outcome)
+
+    def _fail_waiting_claims(self) -> None:
+        """Nobody may wait for an answer that will never come: fail claims not yet committed."""
+        dead = (ActorDeadError, ActorDeadError("the storage writer stopped before the claim"), None)
+        waiting, self._claims = self._claims, []
+        for queued in waiting:
+            queued.reply.set_exception(dead)
+        # Claims still in the inbox would be dropped silently by Pykka (they carry their own reply).
+        others = []
+        while not self.actor_inbox.empty():
+            envelope = self.actor_inbox.get()
+            if isinstance(envelope.message, QueuedClaim):
+                envelope.message.reply.set_exception(dead)
+            else:
+                others.append(envelope)
+        for envelope in others:
+            self.actor_inbox.put(envelope)
+
+    def ping(self) -> bool:
+        return True
+
+    def claim(self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int) -> ClaimOutcome | None:
+        return self._db().claim(pid, now, min_amount, min_confirmations)
+
+    def revoke(self, token_digest: bytes, reason: str | None, now: int) -> ClaimRecord | None:
+        return self._db().revoke(token_digest, reason, now)
+
+    def bind_wallet(self, address: str) -> None:
+        self._db().bind_wallet(address)
+
+    def start_scan(self, height: int) -> MonitorState:
+        return self._db().start_scan(height)
+
+    def rescan_from(self, height: int) -> MonitorState:
+        return self._db().rescan_from(height)
+
+    def apply_poll(
+        self,
+        reported: list[ReportedTransfer],
+        *,
+        wallet_height: int,
+        min_height: int,
+        expected_cursor: int | None,
+        polled_at: int,
+        min_confirmations: int,
+    ) -> BatchOutcome:
+        """Plan against the stored window and apply it with the cursor, in one transaction.
+
+        New payment ids reach the PID screen *before* the commit: once a redeem can see the
+        payment in storage, the screen already lets it through.
+        """
+        plan = plan_changes(reported, self._db().unsettled_transfers(), min_height)
+        payment_ids = {payment_id for payment_id, _ in plan.upserts}
+        _log_flagged(plan.upserts)
+        self._add_to_screen(payment_ids)
+        outcome = self._db().apply_batch(
+            TransferBatch(
+                upserts=plan.upserts,
+                gone=plan.gone,
+                wallet_height=wallet_height,
+                settle_at_or_below=min_height,
+                expected_cursor=expected_cursor,
+                new_cursor=wallet_height,
+                polled_at=polled_at,
+                min_confirmations=min_confirmations,
+            )
+        )
+        # Once more after the commit (adding is idempotent): a PID cache that restarted between the
+        # first add and the commit rebuilt its screen without these ids.
+        self._add_to_screen(payment_ids)
+        for payment_id in outcome.revoked:
+            log.warning("payment %s… fell below its minimum (reorg): token revoked", payment_id.hex()[:6])
+        for payment_id in outcome.reinstated:
+            log.info("payment %s… stands again: token reinstated", payment_id.hex()[:6])
+        return outcome
+
+
+def _log_flagged(upserts: tuple[tuple[bytes, Transfer], ...]) -> None:
+    """docs/PROTOCOL.md §3: locked and double-spent transfers are recorded for the operator, never counted."""
+    for payment_id, transfer in upserts:
+        reasons = []
+        if transfer.flags & TransferFlag.LOCKED:
+            reasons.append("a non-zero unlock_time")
+        if transfer.flags & TransferFlag.DOUBLE_SPEND:
+            reasons.append("a double spend seen")
+        if reasons:
+            log.warning(
+                "transfer %s… for payment %s… has %s: recorded, not counted",
+                transfer.txid.hex()[:12],
+                payment_id.hex()[:6],
+                " and ".join(reasons),
+            )
+
+
+class StorageWriterProxy(ActorMemberMixin, pykka.ActorProxy[StorageWriter]):
+    ping = proxy_method(StorageWriter.ping)
+    claim = proxy_method(StorageWriter.claim)
+    revoke = proxy_method(StorageWriter.revoke)
+    bind_wallet = proxy_method(StorageWriter.bind_wallet)
+    start_scan = proxy_method(StorageWriter.start_scan)
+    rescan_from = proxy_method(StorageWriter.rescan_from)
+    apply_poll = proxy_method(StorageWriter.apply_poll)

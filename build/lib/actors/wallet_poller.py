@@ -1,0 +1,219 @@
+"""The wallet poller: asks monero-wallet-rpc what arrived and hands each batch to the storage writer.
+
+It runs on self-scheduled ticks (see `Ticker`); each tick is one poll, in the actor's thread. Expected
+trouble (the wallet down, slow, answering garbage, no wallet open; the writer restarting; an operator
+rescan racing the batch) is handled here with capped exponential backoff, one error line a minute and
+one "restored" line, and nothing is recorded from a failed poll. Anything else is a bug: it crashes
+the actor and the supervisor restarts it with its state rebuilt from storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pykka
+from pykka.typing import ActorMemberMixin, proxy_method
+
+from actors.abuse_metrics import Event
+from actors.registry import Registry, wait
+from actors.storage_writer import StorageWriterProxy
+from actors.ticker import Ticker
+from anon_ticket.errors import (
+    CursorMoved,
+    StorageError,
+    Unavailable,
+    WalletMismatch,
+    WalletRpcError,
+    WalletUnreachable,
+)
+from anon_ticket.ingest import parse_transfers, scan_window
+from anon_ticket.storage.base import Store
+from anon_ticket.wallet_rpc import NO_WALLET_OPEN, WalletRpc
+
+log = logging.getLogger(__name__)
+
+ERROR_LOG_INTERVAL_SECS = 60.0
+MAX_BACKOFF_SECS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class PollerSettings:
+    poll_interval_secs: float
+    min_confirmations: int
+    rescan_depth: int
+    start_height: int | None
+    writer_timeout_secs: float
+    wallet_file: str | None = None
+    wallet_password: str | None = None
+    max_backoff_secs: float = MAX_BACKOFF_SECS
+
+
+@dataclass(frozen=True, slots=True)
+class PollReport:
+    ok: bool
+    wallet_height: int | None = None
+    min_height: int | None = None
+    changed_transfers: int = 0
+    error: str | None = None
+
+
+class _Tick:
+    """The self-addressed message that triggers a scheduled poll."""
+
+
+class WalletPoller(pykka.ThreadingActor):
+    def __init__(
+        self,
+        settings: PollerSettings,
+        registry: Registry,
+        open_wallet: Callable[[], WalletRpc],
+        open_reader: Callable[[], Store],
+        clock: Callable[[], float] = time.time,
+        autostart: bool = True,
+    ) -> None:
+        super().__init__()
+        self._settings = settings
+        self._registry = registry
+        self._open_wallet = open_wallet
+        self._open_reader = open_reader
+        self._clock = clock
+        self._autostart = autostart
+        self._wallet: WalletRpc | None = None
+        self._reader: Store | None = None
+        self._ticker: Ticker | None = None
+        self._bound = False
+        self._backoff = 0.0
+        self._failures = 0
+        self._last_error_log = 0.0
+
+    def on_start(self) -> None:
+        self._wallet = self._open_wallet()
+        self._reader = self._open_reader()
+        self._ticker = Ticker(self.actor_ref, _Tick())
+        if self._autostart:
+            self._ticker.schedule(0)
+
+    def on_stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+        if self._wallet is not None:
+            self._wallet.close()
+        if self._reader is not None:
+            self._reader.close()
+
+    def on_failure(self, *_: object) -> None:
+        self.on_stop()
+
+    def on_receive(self, message: object) -> object:
+        if isinstance(message, _Tick):
+            report = self.poll_now()
+            assert self._ticker is not None
+            self._ticker.schedule(self._settings.poll_interval_secs if report.ok else self._backoff)
+            return None
+        return super().on_receive(message)
+
+    def ping(self) -> bool:
+        return True
+
+    def poll_now(self) -> PollReport:
+        """One poll, with every expected failure turned into a report (runs in the actor's thread)."""
+        try:
+            report = self._poll()
+        except WalletRpcError as exc:
+            report = self._failed(str(exc))
+            if exc.rpc_code == NO_WALLET_OPEN and self._reopen_wallet():
+                # Reopened: poll again after the normal interval, not after a doubled backoff.
+                self._backoff = self._settings.poll_interval_secs
+            return report
+        except (WalletUnreachable, Unavailable, CursorMoved, StorageError) as exc:
+            return self._failed(str(exc))
+        self._registry.tell("abuse_metrics", Event("wallet.poll_ok"))
+        if self._failures:
+            log.info("wallet polling restored after %d failed polls", self._failures)
+        self._failures = 0
+        self._backoff = 0.0
+        self._registry.wallet_last_error = None
+        return report
+
+    def _poll(self) -> PollReport:
+        wallet, reader = self._wallet, self._reader
+        assert wallet is not None and reader is not None
+        writer = self._registry.proxy("storage_writer", StorageWriterProxy)
+        timeout = self._settings.writer_timeout_secs
+        if not self._bound:
+            address = wallet.primary_address()
+            try:
+                wait(writer.bind_wallet(address), timeout, "storage writer")
+            except WalletMismatch as exc:
+                self._registry.fatal(str(exc))
+                raise Unavailable(str(exc)) from exc
+            self._registry.primary_address = address
+            self._bound = True
+        wallet.refresh()
+        height = wallet.get_height()
+        state = reader.monitor_state()
+        if state.scan_cursor is None:
+            start = self._settings.start_height if self._settings.start_height is not None else height
+            state = wait(writer.start_scan(start), timeout, "storage writer")
+            log.info("first scan starts at height %d", start)
+        assert state.scan_cursor is not None and state.scan_floor is not None
+        min_height = scan_window(state.scan_floor, state.scan_cursor, height, self._settings.rescan_depth)
+        reported = parse_transfers(wallet.get_transfers(min_height))
+        now = int(self._clock())
+        outcome = wait(
+            writer.apply_poll(
+                reported,
+                wallet_height=height,
+                min_height=min_height,
+                expected_cursor=state.scan_cursor,
+                polled_at=now,
+                min_confirmations=self._settings.min_confirmations,
+            ),
+            timeout,
+            "storage writer",
+        )
+        self._registry.wallet_height = height
+        self._registry.wallet_last_poll_at = now
+        return PollReport(True, height, min_height, outcome.changed_transfers)
+
+    def _reopen_wallet(self) -> bool:
+        settings = self._settings
+        if settings.wallet_file is None or self._wallet is None:
+            return False
+        try:
+            self._wallet.open_wallet(settings.wallet_file, settings.wallet_password or "")
+        except (WalletRpcError, WalletUnreachable) as exc:
+            log.warning("could not reopen wallet file %s: %s", settings.wallet_file, exc)
+            return False
+        log.info("reopened wallet file %s in monero-wallet-rpc", settings.wallet_file)
+        return True
+
+    def _failed(self, error: str) -> PollReport:
+        # After any trouble the wallet is identified again before the next batch: monero-wallet-rpc
+        # may have come back serving another wallet, whose transfers must never be applied here.
+        self._bound = False
+        self._failures += 1
+        self._registry.tell("abuse_metrics", Event("wallet.poll_failed"))
+        self._backoff = min(
+            self._settings.max_backoff_secs,
+            max(self._settings.poll_interval_secs, self._backoff * 2),
+        )
+        self._registry.wallet_last_error = error
+        now = self._clock()
+        if self._failures == 1 or now - self._last_error_log >= ERROR_LOG_INTERVAL_SECS:
+            self._last_error_log = now
+            log.warning(
+                "wallet poll failed (%d in a row, next try in %.1f s): %s",
+                self._failures,
+                self._backoff,
+                error,
+            )
+        return PollReport(False, error=error)
+
+
+class WalletPollerProxy(ActorMemberMixin, pykka.ActorProxy[WalletPoller]):
+    ping = proxy_method(WalletPoller.ping)
+    poll_now = proxy_method(WalletPoller.poll_now)

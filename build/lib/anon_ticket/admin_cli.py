@@ -1,0 +1,289 @@
+"""`python -m anon_ticket token show|revoke`: the operator's token commands, over the internal API.
+
+It talks to the running daemon rather than to the database, so a revocation goes through the same
+durable path as `POST /api/v1/token/{token}/revoke` and the daemon's own view never disagrees with
+the command's. The service token can come from standard input (`-`) so that it does not show in `ps`;
+the internal API token is never taken from the command line at all, only from INTERNAL_API_TOKEN, the
+generated `internal_api_token` file beside the database, or `--api-token-file`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import sys
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from anon_ticket import internal_token
+from anon_ticket.config import Config
+from anon_ticket.domain import ServiceToken
+from anon_ticket.errors import ConfigError, InvalidToken
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_REFUSED = 4
+EXIT_ERROR = 5
+MAX_REASON_CHARS = 256
+DEFAULT_TIMEOUT_SECS = 10.0
+
+_EPILOG = """\
+TOKEN is the service token (64 hex digits), or - to read it from standard input, which keeps it out
+of `ps` and the shell history.
+
+The internal API token comes from --api-token-file, else INTERNAL_API_TOKEN, else the file
+internal_api_token beside the database (DATABASE_URL); never from the command line. The daemon is
+reached at --url, --unix-socket, INTERNAL_UNIX_SOCKET, or http://INTERNAL_BIND_ADDRESS, in that order.
+
+exit codes: 0 done, 2 usage or invalid token, 3 no such token, 4 the internal API refused the
+credentials (401), 5 server or network error.
+"""
+
+
+class CommandError(Exception):
+    """Ends the command with `exit_code` after printing the message to standard error."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP/1.1 over a Unix socket (INTERNAL_UNIX_SOCKET), with the standard library only."""
+
+    def __init__(self, socket_path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._socket_path = socket_path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self._socket_path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the internal listener is: a base URL, or a Unix socket path."""
+
+    url: str | None = None
+    unix_socket: str | None = None
+
+    def connection(self, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+        """A connection and the path prefix to put before `/api/v1/…`."""
+        if self.unix_socket is not None:
+            return UnixHTTPConnection(self.unix_socket, timeout), ""
+        assert self.url is not None
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise CommandError(f"--url must be an http:// or https:// URL, got {self.url!r}", EXIT_USAGE)
+        connection_class = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        try:
+            port = parts.port
+        except ValueError:
+            raise CommandError(f"--url has an invalid port: {self.url!r}", EXIT_USAGE) from None
+        return connection_class(parts.hostname, port, timeout=timeout), parts.path.rstrip("/")
+
+    def describe(self) -> str:
+        return f"unix:{self.unix_socket}" if self.unix_socket is not None else str(self.url)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url", help="the internal listener's base URL (default: http://INTERNAL_BIND_ADDRESS)"
+    )
+    common.add_argument(
+        "--unix-socket",
+        metavar="PATH",
+        help="the internal listener's Unix socket (default: INTERNAL_UNIX_SOCKET)",
+    )
+    common.add_argument(
+        "--api-token-file",
+        metavar="FILE",
+        type=Path,
+        help="read the internal API token from FILE instead of INTERNAL_API_TOKEN or the generated file",
+    )
+    common.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT_SECS, metavar="SECS", help="network timeout"
+    )
+    common.add_argument("--json", action="store_true", help="print the record as JSON")
+    parser = argparse.ArgumentParser(
+        prog="python -m anon_ticket token",
+        description="Look up or revoke a service token through the daemon's internal API.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    show = commands.add_parser(
+        "show",
+        parents=[common],
+        help="print a token's record",
+        description="Print a service token's record: status, amount, issue and revocation times.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    show.add_argument("token", metavar="TOKEN|-")
+    revoke = commands.add_parser(
+        "revoke",
+        parents=[common],
+        help="revoke a token for good",
+        description="Revoke a service token. Durable once this command succeeds; revoking again keeps "
+        "the first time and reason.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    revoke.add_argument("token", metavar="TOKEN|-")
+    revoke.add_argument("--reason", help=f"why (at most {MAX_REASON_CHARS} characters)")
+    return parser
+
+
+def main(
+    argv: Sequence[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    stdin: IO[str] | None = None,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+) -> int:
+    """Run `token …` (argv is what follows `token`); returns the exit code."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        options = _parser().parse_args(list(argv))
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        record = _run(options, os.environ if environ is None else environ, stdin or sys.stdin)
+    except CommandError as exc:
+        print(f"anon_ticket token: {exc}", file=err)
+        return exc.exit_code
+    if options.json:
+        print(json.dumps(record, indent=2), file=out)
+    else:
+        print(_describe(record), file=out)
+    return EXIT_OK
+
+
+def _run(options: argparse.Namespace, environ: Mapping[str, str], stdin: IO[str]) -> dict[str, Any]:
+    token = _read_token(options.token, stdin)
+    reason: str | None = getattr(options, "reason", None)
+    if reason is not None and len(reason) > MAX_REASON_CHARS:
+        raise CommandError(f"--reason must be at most {MAX_REASON_CHARS} characters", EXIT_USAGE)
+    try:
+        config = Config.from_environ(environ)
+    except ConfigError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    target = _target(options, config)
+    api_token = _api_token(options.api_token_file, config)
+    if options.command == "show":
+        return _call(target, options.timeout, api_token, "GET", f"/api/v1/token/{token.hex()}", None)
+    body = json.dumps({"reason": reason} if reason else {}).encode("utf-8")
+    return _call(target, options.timeout, api_token, "POST", f"/api/v1/token/{token.hex()}/revoke", body)
+
+
+def _read_token(argument: str, stdin: IO[str]) -> ServiceToken:
+    text = stdin.readline() if argument == "-" else argument
+    try:
+        return ServiceToken.parse(text.strip())
+    except InvalidToken:
+        raise CommandError("TOKEN must be exactly 64 hex digits", EXIT_USAGE) from None
+
+
+def _target(options: argparse.Namespace, config: Config) -> Target:
+    if options.url:
+        return Target(url=options.url)
+    if options.unix_socket:
+        return Target(unix_socket=options.unix_socket)
+    if config.internal_unix_socket is not None:
+        return Target(unix_socket=str(config.internal_unix_socket))
+    address = config.internal_bind_address
+    # A wildcard bind is reached through loopback.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address.host, address.host)  # noqa: S104
+    shown = f"[{host}]" if ":" in host else host
+    return Target(url=f"http://{shown}:{address.port}")
+
+
+def _api_token(token_file: Path | None, config: Config) -> str:
+    if token_file is None and config.internal_api_token is not None:
+        return config.internal_api_token.reveal()
+    path = token_file or internal_token.token_path(config)
+    try:
+        value = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        raise CommandError(
+            f"INTERNAL_API_TOKEN is not set and {path} does not exist: start the daemon once (it "
+            "generates the file), or pass --api-token-file",
+            EXIT_USAGE,
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read the internal API token from {path}: {exc}", EXIT_USAGE) from None
+    if not value:
+        raise CommandError(f"{path} is empty", EXIT_USAGE)
+    return value
+
+
+def _call(
+    target: Target, timeout: float, api_token: str, method: str, path: str, body: bytes | None
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {api_token}", "Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    connection, prefix = target.connection(timeout)
+    try:
+        connection.request(method, prefix + path, body=body, headers=headers)
+        response = connection.getresponse()
+        status, raw = response.status, response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        where = target.describe()
+        raise CommandError(f"cannot reach the internal API at {where}: {exc}", EXIT_ERROR) from None
+    finally:
+        connection.close()
+    try:
+        answer = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        answer = None
+    if not isinstance(answer, dict):
+        raise CommandError(f"the internal API answered HTTP {status} without a JSON object", EXIT_ERROR)
+    if status == 200:
+        return answer
+    message = f"{answer.get('error', 'error')}: {answer.get('message', '')} (HTTP {status})"
+    if status == 401:
+        raise CommandError(message + "; check INTERNAL_API_TOKEN or the token file", EXIT_REFUSED)
+    if status == 404 and answer.get("error") == "token_not_found":
+        raise CommandError(message, EXIT_NOT_FOUND)
+    if status == 400:
+        raise CommandError(message, EXIT_USAGE)
+    raise CommandError(message, EXIT_ERROR)
+
+
+def _describe(record: Mapping[str, Any]) -> str:
+    amount = record.get("amount")
+    shown_amount = (
+        f"{amount} atomic units ({format(Decimal(amount) / Decimal(10) ** 12, 'f')} XMR)"
+        if isinstance(amount, int)
+        else str(amount)
+    )
+    rows = [
+        ("token", record.get("token")),
+        ("status", record.get("status")),
+        ("amount", shown_amount),
+        ("issued_at", record.get("issued_at")),
+        ("revoked_at", record.get("revoked_at")),
+        ("revoke_reason", record.get("revoke_reason")),
+    ]
+    return "\n".join(f"{name:<14} {'-' if value is None else value}" for name, value in rows)

@@ -1,0 +1,102 @@
+"""`python -m anon_ticket [serve|migrate|rescan|client|token]` (docs/PROTOCOL.md §7)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from anon_ticket import __version__, logs
+from anon_ticket.config import Config
+from anon_ticket.errors import AnonTicketError, ConfigError
+from anon_ticket.storage.database import Database
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m anon_ticket",
+        description="Sell access to a service for Monero, with no accounts. Configured by environment "
+        "variables only (see README.md); with no command, runs the daemon.",
+    )
+    parser.add_argument("--version", action="version", version=f"anon_ticket {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser(
+        "serve", help="run the daemon (the default)", description="Run the daemon until SIGTERM/SIGINT."
+    )
+    commands.add_parser(
+        "migrate",
+        help="apply the schema and print its version",
+        description="Apply pending schema migrations in sql/ and print the schema version.",
+    )
+    rescan = commands.add_parser(
+        "rescan",
+        help="move the scan cursor back",
+        description="Move the wallet scan cursor back to HEIGHT (inclusive), e.g. after restoring a "
+        "wallet. Works while the daemon runs: its next poll starts there.",
+    )
+    rescan.add_argument("--from", dest="height", type=int, required=True, metavar="HEIGHT")
+    commands.add_parser("client", help="the buyer's client (see: client --help)", add_help=False)
+    commands.add_parser("token", help="look up or revoke a service token (see: token --help)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return per command)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "client":
+        from anon_ticket.client.cli import main as client_main
+
+        return client_main(args[1:])
+    if args and args[0] == "token":
+        from anon_ticket.admin_cli import main as token_main
+
+        return token_main(args[1:])
+    options = _parser().parse_args(args)
+    try:
+        config = Config.from_environ(os.environ)
+    except ConfigError as exc:
+        print(f"anon_ticket: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure(config.log_level, config.log_format)
+    command = options.command or "serve"
+    try:
+        if command == "serve":
+            from anon_ticket.daemon import run
+
+            return run(config)
+        database = Database(config.database_url)
+        if command == "migrate":
+            print(database.migrate())
+            return 0
+        if command == "rescan":
+            return _rescan(database, options.height)
+    except AnonTicketError as exc:
+        logging.getLogger("anon_ticket").critical("%s", exc)
+        return 1
+    return EXIT_USAGE
+
+
+def _rescan(database: Database, height: int) -> int:
+    if height < 0:
+        print("anon_ticket: --from must be 0 or more", file=sys.stderr)
+        return EXIT_USAGE
+    database.migrate()
+    store = database.open_writer()
+    try:
+        cursor = store.monitor_state().scan_cursor
+        if cursor is not None and height > cursor:
+            # Forward would skip every block between the cursor and HEIGHT: payments never seen.
+            print(
+                f"anon_ticket: --from {height} is ahead of the scan cursor ({cursor}); rescan only "
+                "moves it back",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        state = store.rescan_from(height)
+    finally:
+        store.close()
+    print(f"scan cursor moved to {state.scan_cursor} (floor {state.scan_floor})")
+    return 0

@@ -1,0 +1,327 @@
+"""The one place that wires the daemon together: storage, actors, listeners, signals.
+
+Start order (each step fails cleanly before the next): lock the database, migrate, load the internal
+token, start the actors (storage writer → PID cache → abuse metrics → wallet poller) and wait for each
+`on_start`, bind both listeners, then let the CherryPy bus serve. Stop order is the exact reverse:
+listeners stop accepting and finish in-flight requests, then actors stop in reverse, the writer last,
+so every acknowledged write is flushed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import statsd
+from cherrypy.process import plugins, wspbus
+
+from actors.abuse_metrics import AbuseMetrics, AbuseSettings
+from actors.pid_cache import PidCache, PidCacheProxy
+from actors.registry import Registry, wait
+from actors.storage_writer import StorageWriter
+from actors.supervisor import ActorSpec, StartupError, Supervisor
+from actors.wallet_poller import PollerSettings, WalletPoller
+from anon_ticket import __version__, internal_token
+from anon_ticket.config import BindAddress, Config
+from anon_ticket.errors import AnonTicketError, ConfigError
+from anon_ticket.http.admin import AdminApp
+from anon_ticket.http.internal import InternalApp, InternalSettings
+from anon_ticket.http.public import PublicApp
+from anon_ticket.http.server import Listener, ListenerPlugin
+from anon_ticket.redeem import Redeemer, RedeemSettings
+from anon_ticket.storage.database import Database
+from anon_ticket.storage.lock import DaemonLock
+from anon_ticket.wallet_rpc import WalletRpc
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+PUBLIC_SOCKET_MODE = 0o660
+INTERNAL_SOCKET_MODE = 0o600
+
+
+class SupervisorPlugin(plugins.SimplePlugin):
+    """Watches the actors while the bus runs; stops them after the listeners have stopped."""
+
+    def __init__(self, bus: wspbus.Bus, supervisor: Supervisor) -> None:
+        super().__init__(bus)
+        self.supervisor = supervisor
+
+    def start(self) -> None:
+        self.supervisor.watch()
+
+    start.priority = 50  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        self.supervisor.stop()
+
+    stop.priority = 50  # type: ignore[attr-defined]
+
+
+class Daemon:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.registry = Registry()
+        self.database = Database(config.database_url)
+        self.bus = wspbus.Bus()
+        self.exit_code = EXIT_OK
+        self.listeners: list[Listener] = []
+        self._lock: DaemonLock | None = None
+        self._supervisor: Supervisor | None = None
+
+    # -- the parts ------------------------------------------------------------------------------
+
+    def _add_to_screen(self, payment_ids: Iterable[bytes]) -> None:
+        ids = list(payment_ids)
+        if ids:
+            cache = self.registry.proxy("pid_cache", PidCacheProxy)
+            wait(cache.add(ids), self.config.actor_timeout_secs, "PID cache")
+
+    def _open_wallet(self) -> WalletRpc:
+        config = self.config
+        return WalletRpc(
+            config.monero_rpc_url,
+            timeout=config.monero_rpc_timeout_secs,
+            user=config.monero_rpc_user,
+            password=config.monero_rpc_password.reveal() if config.monero_rpc_password else None,
+        )
+
+    def _statsd(self) -> statsd.StatsClient:
+        config = self.config
+        return statsd.StatsClient(config.statsd_host, config.statsd_port, prefix=config.statsd_prefix)
+
+    def actor_specs(self) -> list[ActorSpec]:
+        config, registry, database = self.config, self.registry, self.database
+        poller_settings = PollerSettings(
+            poll_interval_secs=config.monitor_poll_interval_secs,
+            min_confirmations=config.monitor_min_confirmations,
+            rescan_depth=config.monitor_rescan_depth,
+            start_height=config.monitor_start_height,
+            writer_timeout_secs=config.actor_timeout_secs,
+            wallet_file=config.monero_wallet_file,
+            wallet_password=(
+                config.monero_wallet_password.reveal() if config.monero_wallet_password else None
+            ),
+        )
+        return [
+            ActorSpec(
+                "storage_writer",
+                lambda: StorageWriter.start(database.open_writer, self._add_to_screen),
+            ),
+            ActorSpec(
+                "pid_cache",
+                lambda: PidCache.start(registry, database.open_reader, config.pid_screen_capacity),
+            ),
+            ActorSpec(
+                "abuse_metrics",
+                lambda: AbuseMetrics.start(
+                    registry,
+                    self._statsd,
+                    AbuseSettings(config.abuse_elevated_per_sec, config.abuse_under_attack_per_sec),
+                ),
+            ),
+            ActorSpec(
+                "wallet_poller",
+                lambda: WalletPoller.start(
+                    poller_settings, registry, self._open_wallet, database.open_reader
+                ),
+            ),
+        ]
+
+    def public_app(self) -> PublicApp:
+        config = self.config
+        return PublicApp(
+            self.registry,
+            self.redeemer(),
+            self.database.reader,
+            config.min_payment_amount,
+            config.monitor_min_confirmations,
+        )
+
+    def internal_app(self) -> InternalApp:
+        config = self.config
+        internal = InternalApp(
+            self.registry,
+            self.database.reader,
+            internal_token.load_or_create(config),
+            InternalSettings(
+                min_payment_amount=config.min_payment_amount,
+                min_confirmations=config.monitor_min_confirmations,
+                writer_timeout_secs=config.actor_timeout_secs,
+            ),
+            clock=time.time,
+        )
+        internal.mount("/admin/", AdminApp(internal))
+        return internal
+
+    def _bind_listeners(self, internal: InternalApp) -> None:
+        config = self.config
+        public = self._bind_public(self.public_app())
+        internal_address = config.internal_unix_socket or config.internal_bind_address
+        internal_listener = Listener(
+            "internal",
+            internal_address,
+            internal,
+            threads=config.internal_threads,
+            keepalive_limit=16,
+            socket_mode=INTERNAL_SOCKET_MODE,
+            request_deadline=config.http_request_deadline_secs,
+        )
+        try:
+            internal_listener.bind()
+        except OSError as exc:
+            public.stop()
+            raise ConfigError(
+                [f"internal listener: cannot bind {internal_address}: {exc} (no fallback, by design)"]
+            ) from exc
+        self.listeners = [public, internal_listener]
+
+    def _bind_public(self, app: PublicApp) -> Listener:
+        config = self.config
+
+        def listener(address: Path | BindAddress) -> Listener:
+            return Listener(
+                "public",
+                address,
+                app,
+                threads=config.public_threads,
+                keepalive_limit=config.http_keepalive_limit,
+                socket_mode=PUBLIC_SOCKET_MODE,
+                request_deadline=config.http_request_deadline_secs,
+            )
+
+        if config.api_unix_socket is not None:
+            candidate = listener(config.api_unix_socket)
+            try:
+                candidate.bind()
+                return candidate
+            except OSError as exc:
+                log.warning(
+                    "cannot bind the public socket %s (%s); falling back to %s",
+                    config.api_unix_socket,
+                    exc,
+                    config.api_bind_address,
+                )
+        candidate = listener(config.api_bind_address)
+        try:
+            candidate.bind()
+        except OSError as exc:
+            raise ConfigError([f"public listener: cannot bind {config.api_bind_address}: {exc}"]) from exc
+        return candidate
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def fail(self, reason: str) -> None:
+        """Stop the whole daemon with a non-zero exit code (from any thread)."""
+        self.exit_code = EXIT_FAILURE
+        log.critical("stopping: %s", reason)
+        threading.Thread(target=self.bus.exit, name="daemon-exit", daemon=True).start()
+
+    def start_actors(self) -> None:
+        """Start the actors in dependency order under a new supervisor (not yet watching)."""
+        config = self.config
+        self._supervisor = Supervisor(
+            self.registry,
+            self.actor_specs(),
+            max_restarts=config.supervisor_max_restarts,
+            window_secs=config.supervisor_window_secs,
+            ping_timeout_secs=max(30.0, config.actor_timeout_secs),
+            on_give_up=self.fail,
+        )
+        try:
+            self._supervisor.start_actors()
+        except StartupError as exc:
+            raise AnonTicketError(str(exc)) from exc
+
+    @property
+    def supervisor(self) -> Supervisor:
+        assert self._supervisor is not None, "start_actors() first"
+        return self._supervisor
+
+    def redeemer(self) -> Redeemer:
+        config = self.config
+        return Redeemer(
+            self.registry,
+            self.database.reader,
+            RedeemSettings(
+                min_payment_amount=config.min_payment_amount,
+                min_confirmations=config.monitor_min_confirmations,
+                writer_timeout_secs=config.actor_timeout_secs,
+                storage_rate=config.abuse_storage_rate,
+                storage_burst=config.abuse_storage_burst,
+                pid_per_minute=config.abuse_pid_per_minute,
+                tracked_pids=config.abuse_tracked_pids,
+            ),
+        )
+
+    def prepare(self) -> None:
+        """Everything up to serving: lock, migrate, start actors, bind. Raises AnonTicketError."""
+        config = self.config
+        log.info("anon_ticket %s starting with %s", __version__, config.database_url)
+        for warning in config.warnings():
+            log.warning("%s", warning)
+        self._lock = self.database.daemon_lock(on_lost=self.fail)
+        self._lock.acquire()
+        version = self.database.migrate()
+        log.info("database schema version %d", version)
+        internal = self.internal_app()
+        self.start_actors()
+        try:
+            self._bind_listeners(internal)
+        except BaseException:
+            self.supervisor.stop()
+            raise
+
+    def serve(self) -> int:
+        """Run until SIGTERM/SIGINT or a fatal error; return the process exit code."""
+        assert self._supervisor is not None, "prepare() first"
+        bus = self.bus
+        SupervisorPlugin(bus, self._supervisor).subscribe()
+        for listener in self.listeners:
+            ListenerPlugin(bus, listener).subscribe()
+        signals = plugins.SignalHandler(bus)
+        signals.handlers = {
+            "SIGTERM": bus.exit,
+            "SIGINT": bus.exit,
+            # CherryPy's default re-executes the process on SIGHUP; a money daemon must not.
+            "SIGHUP": lambda: log.info("SIGHUP ignored; use systemctl restart to restart"),
+        }
+        if threading.current_thread() is threading.main_thread():
+            signals.subscribe()
+        bus.start()
+        # Only once the bus has started: exiting a bus that is still STARTING makes CherryPy call
+        # os._exit(70), skipping the clean stop. A fatal error raised earlier is still seen.
+        threading.Thread(target=self._watch_fatal, name="fatal-watch", daemon=True).start()
+        bus.block(interval=0.2)
+        return self.exit_code
+
+    def _watch_fatal(self) -> None:
+        while self.bus.state not in (wspbus.states.STOPPING, wspbus.states.EXITING):
+            if self.registry.wait_fatal(0.5):
+                assert self.registry.fatal_error is not None
+                self.fail(self.registry.fatal_error)
+                return
+
+    def close(self) -> None:
+        self.database.close()
+        if self._lock is not None:
+            self._lock.release()
+
+
+def run(config: Config) -> int:
+    daemon = Daemon(config)
+    try:
+        daemon.prepare()
+    except AnonTicketError as exc:
+        log.critical("cannot start: %s", exc)
+        daemon.close()
+        return EXIT_FAILURE
+    try:
+        return daemon.serve()
+    finally:
+        daemon.close()
+        log.info("stopped with exit code %d", daemon.exit_code)

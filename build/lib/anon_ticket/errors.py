@@ -1,0 +1,231 @@
+"""Every error anon_ticket raises on purpose, in one flat list.
+
+Each class carries the public wire code and HTTP status it maps to, so the HTTP layer never needs a
+table of its own (the idea comes from Mopidy-MPD). Classes that never reach a client keep the default
+`internal_error`/500 and exist so callers can catch exactly what they mean.
+"""
+
+from __future__ import annotations
+
+
+class AnonTicketError(Exception):
+    """Root of the taxonomy; its `code` and `status` are what a client would see."""
+
+    code = "internal_error"
+    status = 500
+
+    def extra(self) -> dict[str, object]:
+        """Fields the error body carries besides `error` and `message`."""
+        return {}
+
+    def headers(self) -> list[tuple[str, str]]:
+        """HTTP headers the answer carries (Allow, Retry-After)."""
+        return []
+
+
+class InvalidRequest(AnonTicketError):
+    """The body is not a JSON object, or a required key is missing or of the wrong shape."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class InvalidPid(AnonTicketError):
+    """Text that is not exactly 64 hex digits was offered as a PID."""
+
+    code = "invalid_pid"
+    status = 400
+
+
+class InvalidToken(AnonTicketError):
+    """Text that is not exactly 64 hex digits was offered as a service token."""
+
+    code = "invalid_token"
+    status = 400
+
+
+class InvalidHex(AnonTicketError):
+    """A txid, payment id or address fragment from the wallet was not the hex we expect."""
+
+    code = "invalid_hex"
+    status = 400
+
+
+class UnsupportedMediaType(AnonTicketError):
+    """The request body is not declared as UTF-8 JSON."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+class PayloadTooLarge(AnonTicketError):
+    """The request body is over the listener's limit."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class Unauthorized(AnonTicketError):
+    """The internal API's bearer token is missing or wrong."""
+
+    code = "unauthorized"
+    status = 401
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [("WWW-Authenticate", 'Bearer realm="anon_ticket"')]  # RFC 6750 §3
+
+
+class NotFound(AnonTicketError):
+    """No such path on this listener."""
+
+    code = "not_found"
+    status = 404
+
+
+class MethodNotAllowed(AnonTicketError):
+    """A known path was asked with a method it does not serve; `allow` lists those it does."""
+
+    code = "method_not_allowed"
+    status = 405
+
+    def __init__(self, allow: tuple[str, ...]) -> None:
+        super().__init__("use " + ", ".join(allow))
+        self.allow = allow
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [("Allow", ", ".join(self.allow))]
+
+
+class PaymentNotFound(AnonTicketError):
+    """Nothing visible is known for this PID (or the PID does not rebuild the stored token)."""
+
+    code = "payment_not_found"
+    status = 404
+
+
+class TokenNotFound(AnonTicketError):
+    """No token with this digest was ever issued."""
+
+    code = "token_not_found"
+    status = 404
+
+
+class RateLimited(AnonTicketError):
+    """Abuse protection refused the request; retry after `retry_after` seconds."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("too many requests; retry later")
+        self.retry_after = retry_after
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [("Retry-After", str(self.retry_after))]
+
+
+class Unavailable(AnonTicketError):
+    """A component (actor, storage, wallet) is down or did not answer in time."""
+
+    code = "unavailable"
+    status = 503
+
+    def __init__(self, message: str = "temporarily unavailable", retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [("Retry-After", str(self.retry_after))]
+
+
+class ConfigError(AnonTicketError):
+    """The environment holds bad values; `problems` names every one of them at once."""
+
+    code = "config_error"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+class StorageError(AnonTicketError):
+    """The database cannot be used as it is (version, backend, disk full, I/O); clients see a 503."""
+
+    code = "unavailable"
+    status = 503
+
+    def headers(self) -> list[tuple[str, str]]:
+        return [("Retry-After", "5")]
+
+
+class SchemaTooNew(AnonTicketError):
+    """The database was migrated by a newer anon_ticket than this one."""
+
+    code = "schema_too_new"
+
+
+class DatabaseLocked(AnonTicketError):
+    """Another daemon already serves this database."""
+
+    code = "database_locked"
+
+
+class WalletMismatch(AnonTicketError):
+    """The database is bound to another wallet's primary address."""
+
+    code = "wallet_mismatch"
+
+
+class WalletRpcError(AnonTicketError):
+    """monero-wallet-rpc answered with a JSON-RPC error; `rpc_code` is its number."""
+
+    code = "wallet_rpc_error"
+
+    def __init__(self, message: str, rpc_code: int | None = None) -> None:
+        super().__init__(message)
+        self.rpc_code = rpc_code
+
+
+class WalletUnreachable(AnonTicketError):
+    """monero-wallet-rpc could not be reached, timed out, or answered something that is not JSON-RPC."""
+
+    code = "wallet_unreachable"
+
+
+class CursorMoved(AnonTicketError):
+    """The scan cursor changed under a batch (an operator rescan); the batch was not applied."""
+
+    code = "cursor_moved"
+
+
+class TokenRevoked(AnonTicketError):
+    """The token of this payment was revoked; `reason` is `revoked` or `payment_reorged`."""
+
+    code = "token_revoked"
+    status = 410
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            "the token was revoked by the operator"
+            if reason == "revoked"
+            else "the payment was reversed by a chain reorganisation"
+        )
+        self.reason = reason
+
+    def extra(self) -> dict[str, object]:
+        return {"reason": self.reason}
+
+
+class InsufficientPayment(AnonTicketError):
+    """Everything visible has counted and the total is below the minimum."""
+
+    code = "insufficient_payment"
+    status = 402
+
+    def __init__(self, amount: int, min_payment_amount: int) -> None:
+        super().__init__("the payment is below the minimum amount")
+        self.amount = amount
+        self.min_payment_amount = min_payment_amount
+
+    def extra(self) -> dict[str, object]:
+        return {"amount": self.amount, "min_payment_amount": self.min_payment_amount}

@@ -1,0 +1,163 @@
+"""What the rest of the daemon may ask of storage, whatever the backend.
+
+Storage never holds a PID or a service token (docs/PROTOCOL.md §2): payment ids (8 bytes), txids, amounts,
+heights, small-integer statuses and token digests only. A claim receives the PID in memory to derive
+the token inside its transaction and forgets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from anon_ticket.domain import PaymentId, ServiceToken
+from anon_ticket.payments import TokenStatus, Transfer
+
+OPERATOR_REASON_DEFAULT = "revoked"
+REORG_REASON = "payment_reorged"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRecord:
+    """A payment that has been redeemed, and the state of the token it produced."""
+
+    payment_id: bytes
+    claim_txid: bytes
+    token_digest: bytes
+    claimed_at: int
+    min_amount: int
+    status: TokenStatus
+    revoked_at: int | None
+    operator_reason: str | None
+
+    @property
+    def revoke_reason(self) -> str | None:
+        """The reason as the APIs show it: the operator's words, `revoked`, or `payment_reorged`."""
+        if self.status is TokenStatus.REORGED:
+            return REORG_REASON
+        if self.status is TokenStatus.REVOKED:
+            return self.operator_reason or OPERATOR_REASON_DEFAULT
+        return None
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ClaimRequest:
+    """One claim to make: the PID (in memory only) and the rules in force when it was asked."""
+
+    pid: PaymentId
+    now: int
+    min_amount: int
+    min_confirmations: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimOutcome:
+    """What a claim attempt did: `fresh` is True only for the call that created the claim."""
+
+    record: ClaimRecord
+    token: ServiceToken
+    fresh: bool
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSnapshot:
+    """One payment as a redeem sees it, read in one transaction so the parts agree."""
+
+    claim: ClaimRecord | None
+    transfers: list[Transfer]
+    wallet_height: int
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorState:
+    """The poller's persisted state; every field is None until first learned."""
+
+    wallet_address: str | None
+    scan_floor: int | None
+    scan_cursor: int | None
+    wallet_height: int | None
+    last_poll_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferBatch:
+    """One poll's changes, applied in one transaction together with the cursor that covers them.
+
+    `expected_cursor` makes the write conditional: an operator's `rescan` that moved the cursor in
+    the meantime wins, and the batch is refused (`CursorMoved`) and polled again.
+    """
+
+    upserts: tuple[tuple[bytes, Transfer], ...]
+    gone: tuple[tuple[bytes, bytes], ...]
+    wallet_height: int
+    settle_at_or_below: int
+    expected_cursor: int | None
+    new_cursor: int
+    polled_at: int
+    min_confirmations: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    revoked: tuple[bytes, ...] = ()
+    reinstated: tuple[bytes, ...] = ()
+    changed_transfers: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Totals for the status endpoint and the admin panel."""
+
+    payments_pending: int = 0
+    payments_redeemable: int = 0
+    payments_claimed: int = 0
+    tokens_active: int = 0
+    tokens_revoked: int = 0
+
+
+class PaymentStore(Protocol):
+    def transfers_for(self, payment_id: bytes) -> list[Transfer]: ...
+
+    def snapshot(self, payment_id: bytes) -> PaymentSnapshot: ...
+
+    def known_payment_ids(self) -> Iterator[bytes]: ...
+
+    def unsettled_transfers(self) -> list[tuple[bytes, Transfer]]: ...
+
+    def flagged_transfers(self, limit: int) -> list[tuple[bytes, Transfer]]: ...
+
+    def counts(self, min_confirmations: int, min_amount: int) -> Counts: ...
+
+
+class TokenStore(Protocol):
+    def claim_for(self, payment_id: bytes) -> ClaimRecord | None: ...
+
+    def claim_by_digest(self, token_digest: bytes) -> ClaimRecord | None: ...
+
+    def claim(
+        self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int
+    ) -> ClaimOutcome | None: ...
+
+    def claim_many(self, requests: Sequence[ClaimRequest]) -> list[ClaimOutcome | None]: ...
+
+    def revoke(self, token_digest: bytes, reason: str | None, now: int) -> ClaimRecord | None: ...
+
+
+class MonitorStateStore(Protocol):
+    def monitor_state(self) -> MonitorState: ...
+
+    def bind_wallet(self, address: str) -> None: ...
+
+    def start_scan(self, height: int) -> MonitorState: ...
+
+    def rescan_from(self, height: int) -> MonitorState: ...
+
+    def apply_batch(self, batch: TransferBatch) -> BatchOutcome: ...
+
+
+class Store(PaymentStore, TokenStore, MonitorStateStore, Protocol):
+    """Everything one connection offers; `close()` releases it."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,136 @@
+"""One configured database: migrations, the writer's connection, a reader per thread, the daemon lock.
+
+`DATABASE_URL` picks the backend: `sqlite:///…` (the embedded default) or `postgresql://…` (needs the
+`postgresql` extra, psycopg 3, imported only when that backend is chosen).
+
+Request threads never share a connection; each gets its own read-only one on first use. Only the
+storage writer actor opens a writable connection (`open_writer`), which is what serializes writes.
+On PostgreSQL that makes one connection per request thread plus the writer, the poller, the PID
+screen's start-up read and the daemon lock: with the default 16 + 4 threads, about 25 of the server's
+`max_connections` (100 by default). A reader whose connection broke reconnects on its next call.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from anon_ticket.config import DatabaseUrl
+from anon_ticket.errors import StorageError
+from anon_ticket.storage import migrations
+from anon_ticket.storage.base import Store
+from anon_ticket.storage.lock import DaemonLock, FileDaemonLock, PostgresDaemonLock
+from anon_ticket.storage.sqlite import SqliteStore, connect
+
+LostLock = Callable[[str], None]
+
+
+class Database:
+    def __init__(self, url: DatabaseUrl) -> None:
+        self.url = url
+        self._sqlite_path: Path | None = None
+        self._dsn: str | None = None
+        if url.backend == "sqlite" and url.sqlite_path is not None:
+            self._sqlite_path = url.sqlite_path
+        elif url.backend == "postgresql" and url.postgres_dsn is not None:
+            self._dsn = url.postgres_dsn.reveal()
+            try:
+                import psycopg  # noqa: F401, PLC0415 (only this backend needs the optional extra)
+            except ImportError as exc:
+                raise StorageError(
+                    "DATABASE_URL names PostgreSQL, but psycopg is not installed: "
+                    "pip install 'anon_ticket[postgresql]'"
+                ) from exc
+        else:
+            raise StorageError(f"the {url.backend} backend is not supported; use sqlite:/// or postgresql://")
+        self._local = threading.local()
+        self._readers: list[Store] = []
+        self._readers_lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self._sqlite_path is not None else "postgresql"
+
+    @property
+    def path(self) -> Path:
+        """The SQLite database file (StorageError for PostgreSQL, which has no file of ours)."""
+        if self._sqlite_path is None:
+            raise StorageError("a PostgreSQL database has no file path")
+        return self._sqlite_path
+
+    def _open(self, *, read_only: bool) -> Store:
+        if self._dsn is not None:
+            from anon_ticket.storage.postgres import PostgresStore  # noqa: PLC0415 (optional extra)
+
+            return PostgresStore(self._dsn, read_only=read_only)
+        return SqliteStore(self.path, query_only=read_only)
+
+    def migrate(self) -> int:
+        """Apply pending migrations and return the schema version."""
+        if self._dsn is not None:
+            from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
+
+            with postgres.connect(self._dsn) as conn:
+                return migrations.migrate_postgres(conn)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Created owner-only before SQLite sees it; SQLite gives -wal and -shm the same mode.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise StorageError(f"cannot create the database {self.path}: {exc}") from exc
+        conn = connect(self.path)
+        try:
+            return migrations.migrate_sqlite(conn)
+        finally:
+            conn.close()
+
+    def schema_version(self) -> int:
+        if self._dsn is not None:
+            from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
+
+            with postgres.connect(self._dsn, read_only=True) as pg:
+                return migrations.current_version_postgres(pg)
+        conn = connect(self.path)
+        try:
+            return migrations.current_version_sqlite(conn)
+        finally:
+            conn.close()
+
+    def daemon_lock(self, on_lost: LostLock | None = None) -> DaemonLock:
+        """The lock that keeps a second daemon off this database (not yet taken: `acquire()` it).
+
+        SQLite: a file beside the database. PostgreSQL: an advisory lock on a connection of its own;
+        `on_lost` is called if that session died and another daemon took the lock meanwhile.
+        """
+        if self._dsn is not None:
+            from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
+
+            dsn = self._dsn
+            return PostgresDaemonLock(lambda: postgres.connect(dsn, read_only=True), on_lost)
+        return FileDaemonLock(self.path.with_name(self.path.name + ".lock"))
+
+    def open_writer(self) -> Store:
+        return self._open(read_only=False)
+
+    def open_reader(self) -> Store:
+        """A fresh read-only connection for one owner (an actor's rebuild, a CLI command)."""
+        return self._open(read_only=True)
+
+    def reader(self) -> Store:
+        """This thread's read-only connection, opened on first use."""
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
+            store = self._open(read_only=True)
+            self._local.store = store
+            with self._readers_lock:
+                self._readers.append(store)
+        return store
+
+    def close(self) -> None:
+        """Close every reader connection (call once request threads have stopped)."""
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for store in readers:
+            store.close()

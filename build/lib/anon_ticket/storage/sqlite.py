@@ -1,0 +1,420 @@
+"""The embedded SQLite backend: one file, WAL, one writer connection, one reader per thread.
+
+Every connection gets `journal_mode=WAL` and `synchronous=NORMAL` (pysqlite3-binary defaults to FULL).
+Under NORMAL a committed transaction survives a killed process but not a power cut, which is right
+for a poll batch: the cursor commits with it, so a lost batch is simply polled again. What the daemon
+acknowledges to a person must survive both: a claim (its token is in the buyer's hands) and an
+operator revocation commit with `synchronous=FULL`, i.e. with the WAL fsynced before the answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import types
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from anon_ticket.domain import PaymentId, TxId
+from anon_ticket.errors import CursorMoved, StorageError
+from anon_ticket.payments import (
+    TokenStatus,
+    Transfer,
+    evaluate,
+)
+from anon_ticket.storage.base import (
+    BatchOutcome,
+    ClaimOutcome,
+    ClaimRecord,
+    ClaimRequest,
+    Counts,
+    MonitorState,
+    PaymentSnapshot,
+    TransferBatch,
+)
+from anon_ticket.storage.rows import (
+    CLAIM_COLUMNS,
+    COUNTED,
+    DOUBLE_SPEND,
+    GONE,
+    HIDDEN_MASK,
+    claim_from_row,
+    judged_status,
+    wallet_mismatch,
+)
+
+MIN_SQLITE = (3, 35, 0)  # UPDATE/INSERT … RETURNING
+
+_SNAPSHOT_SQL = f"""
+    SELECT m.wallet_height, {", ".join("c." + c.strip() for c in CLAIM_COLUMNS.split(","))},
+           t.txid, t.amount, t.height, t.flags
+    FROM monitor_state AS m
+    LEFT JOIN claims AS c ON c.payment_id = ?1
+    LEFT JOIN transfers AS t ON t.payment_id = ?1
+    WHERE m.id = 1
+"""
+
+
+def sqlite_module() -> types.ModuleType:
+    """pysqlite3 where its wheel exists, else the standard module if its SQLite is new enough."""
+    module: types.ModuleType
+    try:
+        module = importlib.import_module("pysqlite3.dbapi2")
+    except ImportError:
+        module = importlib.import_module("sqlite3")
+    if module.sqlite_version_info < MIN_SQLITE:
+        raise StorageError(
+            f"SQLite {module.sqlite_version} is too old: anon_ticket needs 3.35 or newer (RETURNING); "
+            "install pysqlite3-binary or a newer Python"
+        )
+    return module
+
+
+def connect(path: Path, *, query_only: bool = False) -> Any:
+    """Open a connection configured the way every part of the daemon relies on."""
+    sqlite = sqlite_module()
+    try:
+        # Each connection is used by one thread at a time by design; closing may happen elsewhere.
+        conn = sqlite.connect(str(path), isolation_level=None, timeout=10.0, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        if query_only:
+            conn.execute("PRAGMA query_only=1")
+    except sqlite.Error as exc:
+        raise StorageError(f"cannot open SQLite database {path}: {exc}") from exc
+    return conn
+
+
+class SqliteStore:
+    """All three storage protocols over one connection. Not thread-safe: one per thread."""
+
+    def __init__(self, path: Path, *, query_only: bool = False) -> None:
+        self._sqlite = sqlite_module()
+        self._conn = connect(path, query_only=query_only)
+        self.path = path
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self, *, durable: bool = False) -> Iterator[Any]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any error; SQLite errors become StorageError."""
+        conn = self._conn
+        try:
+            if durable:
+                conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except self._sqlite.Error as exc:
+            raise StorageError(f"database write failed: {exc}") from exc
+        finally:
+            if durable:
+                with contextlib.suppress(self._sqlite.Error):
+                    conn.execute("PRAGMA synchronous=NORMAL")
+
+    def _all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return list(self._conn.execute(sql, params).fetchall())
+        except self._sqlite.Error as exc:
+            raise StorageError(f"database read failed: {exc}") from exc
+
+    def _one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    # -- PaymentStore ---------------------------------------------------------------------------
+
+    def transfers_for(self, payment_id: bytes) -> list[Transfer]:
+        rows = self._all(
+            "SELECT txid, amount, height, flags FROM transfers WHERE payment_id = ?", (payment_id,)
+        )
+        return [Transfer(*row) for row in rows]
+
+    @contextlib.contextmanager
+    def _read_transaction(self) -> Iterator[None]:
+        """Several reads from one WAL snapshot, so a commit in between cannot split them."""
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                conn.execute("COMMIT")
+        except self._sqlite.Error as exc:
+            raise StorageError(f"database read failed: {exc}") from exc
+
+    def snapshot(self, payment_id: bytes) -> PaymentSnapshot:
+        """Claim, transfers and wallet height as of one moment.
+
+        One statement (so one implicit read transaction): this is the read behind every redeem that
+        passes the PID screen, and one statement costs a fifth of BEGIN, three SELECTs and COMMIT.
+        """
+        rows = self._all(_SNAPSHOT_SQL, (payment_id,))
+        first = rows[0]
+        claim = claim_from_row(first[1:9]) if first[1] is not None else None
+        transfers = [Transfer(*row[9:13]) for row in rows if row[9] is not None]
+        return PaymentSnapshot(claim, transfers, int(first[0] or 0))
+
+    def known_payment_ids(self) -> Iterator[bytes]:
+        try:
+            cursor = self._conn.execute("SELECT DISTINCT payment_id FROM transfers")
+            for (payment_id,) in cursor:
+                yield payment_id
+        except self._sqlite.Error as exc:
+            raise StorageError(f"database read failed: {exc}") from exc
+
+    def unsettled_transfers(self) -> list[tuple[bytes, Transfer]]:
+        rows = self._all("SELECT payment_id, txid, amount, height, flags FROM transfers WHERE settled = 0")
+        return [(row[0], Transfer(*row[1:])) for row in rows]
+
+    def flagged_transfers(self, limit: int) -> list[tuple[bytes, Transfer]]:
+        """Transfers recorded but never counted (locked or double-spent), pool first, then newest."""
+        rows = self._all(
+            "SELECT payment_id, txid, amount, height, flags FROM transfers "
+            "WHERE flags & 3 != 0 ORDER BY height = 0 DESC, height DESC LIMIT ?",
+            (limit,),
+        )
+        return [(row[0], Transfer(*row[1:])) for row in rows]
+
+    def counts(self, min_confirmations: int, min_amount: int) -> Counts:
+        with self._read_transaction():
+            return self._counts(min_confirmations, min_amount)
+
+    def _counts(self, min_confirmations: int, min_amount: int) -> Counts:
+        height = self.monitor_state().wallet_height or 0
+        unclaimed = self._one(
+            f"""
+            SELECT coalesce(sum(counted >= :min), 0), coalesce(sum(counted < :min AND pending > 0), 0)
+            FROM (
+                SELECT
+                    sum(CASE WHEN flags & {HIDDEN_MASK} = 0 AND height > 0 AND :h - height >= :conf
+                             THEN amount ELSE 0 END) AS counted,
+                    sum(CASE WHEN flags & {HIDDEN_MASK} = 0 AND (height = 0 OR :h - height < :conf)
+                             THEN 1 ELSE 0 END) AS pending
+                FROM transfers AS t
+                WHERE NOT EXISTS (SELECT 1 FROM claims AS c WHERE c.payment_id = t.payment_id)
+                GROUP BY payment_id
+            )
+            """.replace(":min", "?1")
+            .replace(":h", "?2")
+            .replace(":conf", "?3"),
+            (min_amount, height, min_confirmations),
+        )
+        by_status = dict(self._all("SELECT status, count(*) FROM claims GROUP BY status"))
+        claimed = sum(by_status.values())
+        return Counts(
+            payments_pending=unclaimed[1],
+            payments_redeemable=unclaimed[0],
+            payments_claimed=claimed,
+            tokens_active=by_status.get(int(TokenStatus.ACTIVE), 0),
+            tokens_revoked=claimed - by_status.get(int(TokenStatus.ACTIVE), 0),
+        )
+
+    # -- TokenStore -----------------------------------------------------------------------------
+
+    def claim_for(self, payment_id: bytes) -> ClaimRecord | None:
+        row = self._one(f"SELECT {CLAIM_COLUMNS} FROM claims WHERE payment_id = ?", (payment_id,))
+        return claim_from_row(row) if row else None
+
+    def claim_by_digest(self, token_digest: bytes) -> ClaimRecord | None:
+        # The index holds an 8-byte prefix of the digest (a third of the size of a full one); the
+        # full comparison settles the rare prefix collision.
+        row = self._one(
+            f"SELECT {CLAIM_COLUMNS} FROM claims WHERE substr(token_digest, 1, 8) = ? AND token_digest = ?",
+            (token_digest[:8], token_digest),
+        )
+        return claim_from_row(row) if row else None
+
+    def claim(self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int) -> ClaimOutcome | None:
+        """Claim the payment of `pid` once, ever; a second call returns the first claim.
+
+        Returns None when the payment is not (or no longer) redeemable.
+        """
+        return self.claim_many([ClaimRequest(pid, now, min_amount, min_confirmations)])[0]
+
+    def claim_many(self, requests: Sequence[ClaimRequest]) -> list[ClaimOutcome | None]:
+        """Several claims in one durable transaction: one fsync for all of them (group commit).
+
+        Each decision runs inside the write transaction, so racing callers (or a poll landing in
+        between) cannot produce two claims or bind one to a transfer that no longer counts. Two
+        requests for the same payment in one batch behave as two calls: the second is a replay.
+        """
+        with self._transaction(durable=True) as conn:
+            return [self._claim_one(conn, request) for request in requests]
+
+    def _claim_one(self, conn: Any, request: ClaimRequest) -> ClaimOutcome | None:
+        pid = request.pid
+        payment_id = pid.chain_payment_id().raw
+        seen = self.snapshot(payment_id)  # inside the write transaction: nothing can move under it
+        existing = seen.claim
+        view = evaluate(
+            seen.transfers, seen.wallet_height, request.min_confirmations, claimed=existing is not None
+        )
+        if existing is not None:
+            token = pid.service_token(TxId(existing.claim_txid))
+            return ClaimOutcome(existing, token, False, view.counted_total)
+        if view.earliest_counted_txid is None or view.counted_total < request.min_amount:
+            return None
+        token = pid.service_token(TxId(view.earliest_counted_txid))
+        row = conn.execute(
+            f"INSERT INTO claims (payment_id, claim_txid, token_digest, claimed_at, min_amount, "
+            f"status) VALUES (?, ?, ?, ?, ?, ?) RETURNING {CLAIM_COLUMNS}",
+            (
+                payment_id,
+                view.earliest_counted_txid,
+                token.digest().raw,
+                request.now,
+                request.min_amount,
+                int(TokenStatus.ACTIVE),
+            ),
+        ).fetchone()
+        return ClaimOutcome(claim_from_row(row), token, True, view.counted_total)
+
+    def revoke(self, token_digest: bytes, reason: str | None, now: int) -> ClaimRecord | None:
+        """Revoke for the operator, durably (FULL sync) before returning.
+
+        A second revocation keeps the first time and reason; a `payment_reorged` token becomes an
+        operator revocation, which nothing reinstates.
+        """
+        with self._transaction(durable=True) as conn:
+            record = self.claim_by_digest(token_digest)
+            if record is None:
+                return None
+            if record.status is TokenStatus.REVOKED:
+                return record
+            row = conn.execute(
+                f"UPDATE claims SET status = ?, revoked_at = ?, revoke_reason = ? "
+                f"WHERE payment_id = ? RETURNING {CLAIM_COLUMNS}",
+                (int(TokenStatus.REVOKED), now, reason, record.payment_id),
+            ).fetchone()
+        return claim_from_row(row)
+
+    # -- MonitorStateStore ----------------------------------------------------------------------
+
+    def monitor_state(self) -> MonitorState:
+        row = self._one(
+            "SELECT wallet_address, scan_floor, scan_cursor, wallet_height, last_poll_at "
+            "FROM monitor_state WHERE id = 1"
+        )
+        return MonitorState(*row)
+
+    def _wallet_height(self, conn: Any) -> int:
+        row = conn.execute("SELECT wallet_height FROM monitor_state WHERE id = 1").fetchone()
+        return int(row[0] or 0)
+
+    def bind_wallet(self, address: str) -> None:
+        """Record the wallet on first start; refuse a different one later (docs/PROTOCOL.md §3)."""
+        with self._transaction() as conn:
+            (bound,) = conn.execute("SELECT wallet_address FROM monitor_state WHERE id = 1").fetchone()
+            if bound is None:
+                conn.execute("UPDATE monitor_state SET wallet_address = ? WHERE id = 1", (address,))
+            elif bound != address:
+                raise wallet_mismatch(bound, address)
+
+    def start_scan(self, height: int) -> MonitorState:
+        """Set floor and cursor on the very first start; a persisted cursor always wins."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE monitor_state SET scan_floor = ?1, scan_cursor = ?1 "
+                "WHERE id = 1 AND scan_cursor IS NULL",
+                (height,),
+            )
+        return self.monitor_state()
+
+    def rescan_from(self, height: int) -> MonitorState:
+        """Move the cursor back on purpose; transfers above it are watched again."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE monitor_state SET scan_cursor = ?1, "
+                "scan_floor = min(coalesce(scan_floor, ?1), ?1) WHERE id = 1",
+                (height,),
+            )
+            conn.execute("UPDATE transfers SET settled = 0 WHERE settled = 1 AND height >= ?", (height,))
+        return self.monitor_state()
+
+    def apply_batch(self, batch: TransferBatch) -> BatchOutcome:
+        """Apply one poll: transfers, disappearances, reorg revocations and the cursor, atomically."""
+        with self._transaction() as conn:
+            (cursor,) = conn.execute("SELECT scan_cursor FROM monitor_state WHERE id = 1").fetchone()
+            if cursor != batch.expected_cursor:
+                raise CursorMoved(f"scan cursor is {cursor}, the batch expected {batch.expected_cursor}")
+            # COUNTED survives an update (a reorg re-mining the tx) unless a double spend is seen.
+            conn.executemany(
+                "INSERT INTO transfers (payment_id, txid, amount, height, flags, settled) "
+                "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (payment_id, txid) DO UPDATE SET "
+                "amount = excluded.amount, height = excluded.height, settled = 0, flags = excluded.flags "
+                f"| CASE WHEN excluded.flags & {DOUBLE_SPEND} THEN 0 ELSE transfers.flags & {COUNTED} END",
+                [(pid, t.txid, t.amount, t.height, int(t.flags)) for pid, t in batch.upserts],
+            )
+            conn.executemany(
+                f"UPDATE transfers SET flags = (flags | {GONE}) & ~{COUNTED} "
+                "WHERE payment_id = ? AND txid = ?",
+                batch.gone,
+            )
+            # Transfers reaching the confirmations now count for good (see payments.evaluate);
+            # only the unsettled window can change, and the partial index holds just that.
+            conn.execute(
+                f"UPDATE transfers SET flags = flags | {COUNTED} WHERE settled = 0 "
+                f"AND flags & {HIDDEN_MASK | COUNTED} = 0 AND height > 0 AND ? - height >= ?",
+                (batch.wallet_height, batch.min_confirmations),
+            )
+            conn.execute(
+                "UPDATE transfers SET settled = 1 WHERE settled = 0 AND "
+                f"(height BETWEEN 1 AND ? OR (height = 0 AND flags & {GONE}))",
+                (batch.settle_at_or_below,),
+            )
+            conn.execute(
+                "UPDATE monitor_state SET scan_cursor = ?, wallet_height = ?, last_poll_at = ? WHERE id = 1",
+                (batch.new_cursor, batch.wallet_height, batch.polled_at),
+            )
+            touched = {pid for pid, _ in batch.upserts} | {pid for pid, _ in batch.gone}
+            touched |= {
+                row[0]
+                for row in conn.execute(
+                    "SELECT payment_id FROM claims WHERE status = ?", (int(TokenStatus.REORGED),)
+                )
+            }
+            revoked, reinstated = self._judge_claims(conn, touched, batch)
+        return BatchOutcome(
+            revoked=tuple(revoked),
+            reinstated=tuple(reinstated),
+            changed_transfers=len(batch.upserts) + len(batch.gone),
+        )
+
+    def _judge_claims(
+        self, conn: Any, payment_ids: set[bytes], batch: TransferBatch
+    ) -> tuple[list[bytes], list[bytes]]:
+        revoked: list[bytes] = []
+        reinstated: list[bytes] = []
+        for payment_id in payment_ids:
+            record = self.claim_for(payment_id)
+            if record is None or record.status is TokenStatus.REVOKED:
+                continue
+            transfers = self.transfers_for(payment_id)
+            status = judged_status(record, transfers, batch)
+            if status is record.status:
+                continue
+            if status is TokenStatus.REORGED:
+                conn.execute(
+                    "UPDATE claims SET status = ?, revoked_at = ?, revoke_reason = NULL WHERE payment_id = ?",
+                    (int(status), batch.polled_at, payment_id),
+                )
+                revoked.append(payment_id)
+            else:
+                conn.execute(
+                    "UPDATE claims SET status = ?, revoked_at = NULL, revoke_reason = NULL "
+                    "WHERE payment_id = ?",
+                    (int(status), payment_id),
+                )
+                reinstated.append(payment_id)
+        return revoked, reinstated
