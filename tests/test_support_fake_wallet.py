@@ -171,7 +171,6 @@ def test_replays_the_captured_regtest_session_answer_for_answer() -> None:
 
 
 def test_make_integrated_address_matches_the_real_wallet(wallet: FakeWallet) -> None:
-    pytest.importorskip("monero")
     replay(wallet, "make_integrated_address_explicit")
 
 

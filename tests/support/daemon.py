@@ -55,6 +55,8 @@ _OWN_PREFIXES = (
     "ACTOR_",
     "SUPERVISOR_",
     "ANON_TICKET_",
+    "NOTIFY_SOCKET",  # systemd's: a test runner started by systemd must not notify on the daemon's behalf
+    "WATCHDOG_",
 )
 
 T = TypeVar("T")
