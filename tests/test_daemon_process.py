@@ -20,10 +20,14 @@ import requests
 from anon_ticket.domain import PaymentId
 from tests.support.daemon import REPO_ROOT, DaemonProcess, claim_token, poll_until, unix_request
 from tests.support.fake_wallet import FakeWallet
+from tests.support.services import require
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a listener could bind `port` now. With SO_REUSEADDR, as cheroot binds: connections of
+    earlier tests lingering in TIME_WAIT on the port do not stop a listener, only another listener does."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -39,8 +43,11 @@ def short_dir() -> Iterator[Path]:
 
 
 def test_no_environment_at_all_starts_on_the_defaults_and_stops_on_sigterm(tmp_path: Path) -> None:
-    if not (port_is_free(8080) and port_is_free(8081)):
-        pytest.skip("the default ports 8080/8081 are taken on this machine")
+    require(
+        "the default ports 8080 and 8081",
+        port_is_free(8080) and port_is_free(8081),
+        "another process listens on one of them",
+    )
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO_ROOT)}
     log_path = tmp_path / "daemon.log"
     with log_path.open("wb") as log:
