@@ -130,9 +130,15 @@ def test_claims_survive_a_restart(tmp_path: Path, wallet: FakeWallet) -> None:
             assert record["status"] == "active"
 
 
-def test_sigterm_lets_an_in_flight_request_finish_and_exits_0(tmp_path: Path, wallet: FakeWallet) -> None:
-    daemon = DaemonProcess(tmp_path, wallet_url=wallet.url)
-    with daemon:
+def test_sigterm_lets_an_in_flight_request_finish_and_exits_0(
+    tmp_path: Path, short_dir: Path, wallet: FakeWallet
+) -> None:
+    # systemd's notify socket tells the test when the daemon has begun to stop (STOPPING=1).
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(short_dir / "notify"))
+    notify.settimeout(20)
+    daemon = DaemonProcess(tmp_path, wallet_url=wallet.url, env={"NOTIFY_SOCKET": str(short_dir / "notify")})
+    with notify, daemon:
         pid, token = claim_token(daemon, wallet)
         body = json.dumps({"pid": pid.hex()}).encode()
         port = int(daemon.public_url.rpartition(":")[2])
@@ -143,7 +149,8 @@ def test_sigterm_lets_an_in_flight_request_finish_and_exits_0(tmp_path: Path, wa
             )
             time.sleep(0.5)  # the request is now inside a worker, waiting for the rest of its body
             daemon.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
-            time.sleep(0.5)
+            while b"STOPPING=1" not in notify.recv(4096).split(b"\n"):
+                pass  # READY=1 came first
             sock.sendall(body[10:])
             received = b""
             while chunk := sock.recv(65536):
