@@ -49,7 +49,10 @@ class Supervisor:
         ping_timeout_secs: float,
         on_give_up: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
+        """`heartbeat` runs on every round of the watch loop (the systemd watchdog: a hung loop stops it)."""
+        self._heartbeat = heartbeat
         self._registry = registry
         self._specs = specs
         self._max_restarts = max_restarts
@@ -133,6 +136,8 @@ class Supervisor:
 
     def _watch(self) -> None:
         while not self._stopping.wait(WATCH_INTERVAL_SECS):
+            if self._heartbeat is not None:
+                self._heartbeat()
             for spec in self._specs:
                 if self._stopping.is_set():
                     return

@@ -1,4 +1,7 @@
-"""`python -m anon_ticket [serve|migrate|rescan|client|token]` (docs/PROTOCOL.md §7)."""
+"""`python -m anon_ticket [--env-file FILE] [COMMAND]`: serve, migrate, rescan, backup, client, token.
+
+The commands are listed in docs/PROTOCOL.md §7 and docs/OPERATIONS.md.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from anon_ticket import __version__, logs
+from anon_ticket import __version__, envfile, logs
 from anon_ticket.config import Config
 from anon_ticket.errors import AnonTicketError, ConfigError
 from anon_ticket.storage.database import Database
@@ -23,6 +27,12 @@ def _parser() -> argparse.ArgumentParser:
         "variables only (see README.md); with no command, runs the daemon.",
     )
     parser.add_argument("--version", action="version", version=f"anon_ticket {__version__}")
+    parser.add_argument(
+        "--env-file",
+        metavar="FILE",
+        help="read NAME=value lines from FILE (as systemd's EnvironmentFile=, e.g. /etc/anon_ticket/env) "
+        "before the command; variables already set in the environment win. Give it before COMMAND.",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser(
         "serve", help="run the daemon (the default)", description="Run the daemon until SIGTERM/SIGINT."
@@ -39,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
         "wallet. Works while the daemon runs: its next poll starts there.",
     )
     rescan.add_argument("--from", dest="height", type=int, required=True, metavar="HEIGHT")
+    backup = commands.add_parser(
+        "backup",
+        help="copy the SQLite database while the daemon serves",
+        description="Write a consistent copy of the SQLite database to DEST (which must not exist), "
+        "with SQLite's online backup API, while the daemon keeps serving. To restore, stop the daemon "
+        "and put the copy where DATABASE_URL points. PostgreSQL: use pg_dump.",
+    )
+    backup.add_argument("dest", type=Path, metavar="DEST")
     commands.add_parser("client", help="the buyer's client (see: client --help)", add_help=False)
     commands.add_parser("token", help="look up or revoke a service token (see: token --help)", add_help=False)
     return parser
@@ -46,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return per command)
     args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _load_env_file(args)
+    except ConfigError as exc:
+        print(f"anon_ticket: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args and args[0] == "client":
         from anon_ticket.client.cli import main as client_main
 
@@ -73,10 +96,38 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
             return 0
         if command == "rescan":
             return _rescan(database, options.height)
+        if command == "backup":
+            return _backup(config, options.dest)
     except AnonTicketError as exc:
         logging.getLogger("anon_ticket").critical("%s", exc)
         return 1
     return EXIT_USAGE
+
+
+def _load_env_file(args: list[str]) -> list[str]:
+    """Apply a leading `--env-file FILE` (or `--env-file=FILE`) to os.environ; the rest of the args.
+
+    Handled before any command, so that `client` and `token`, which parse their own arguments, see
+    the file's variables too.
+    """
+    if args and args[0] == "--env-file":
+        if len(args) < 2:
+            raise ConfigError(["--env-file needs a FILE"])
+        path, rest = args[1], args[2:]
+    elif args and args[0].startswith("--env-file="):
+        path, rest = args[0].partition("=")[2], args[1:]
+    else:
+        return args
+    envfile.load(Path(path), os.environ)
+    return rest
+
+
+def _backup(config: Config, dest: Path) -> int:
+    from anon_ticket.storage.backup import backup
+
+    result = backup(config.database_url, dest)
+    print(f"backup written to {result.path} ({result.size} bytes, schema version {result.schema_version})")
+    return 0
 
 
 def _rescan(database: Database, height: int) -> int:

@@ -24,10 +24,11 @@ from actors.registry import Registry, wait
 from actors.storage_writer import StorageWriter
 from actors.supervisor import ActorSpec, StartupError, Supervisor
 from actors.wallet_poller import PollerSettings, WalletPoller
-from anon_ticket import __version__, internal_token
+from anon_ticket import __version__, internal_token, systemd
 from anon_ticket.config import BindAddress, Config
-from anon_ticket.errors import AnonTicketError, ConfigError
+from anon_ticket.errors import AnonTicketError
 from anon_ticket.http.admin import AdminApp
+from anon_ticket.http.bind_errors import bind_failure
 from anon_ticket.http.internal import InternalApp, InternalSettings
 from anon_ticket.http.public import PublicApp
 from anon_ticket.http.server import Listener, ListenerPlugin
@@ -72,6 +73,7 @@ class Daemon:
         self.listeners: list[Listener] = []
         self._lock: DaemonLock | None = None
         self._supervisor: Supervisor | None = None
+        self.systemd = systemd.Notifier.from_environ()
 
     # -- the parts ------------------------------------------------------------------------------
 
@@ -175,9 +177,8 @@ class Daemon:
             internal_listener.bind()
         except OSError as exc:
             public.stop()
-            raise ConfigError(
-                [f"internal listener: cannot bind {internal_address}: {exc} (no fallback, by design)"]
-            ) from exc
+            variable = "INTERNAL_UNIX_SOCKET" if config.internal_unix_socket else "INTERNAL_BIND_ADDRESS"
+            raise bind_failure(variable, internal_address, exc, "no fallback, by design") from exc
         self.listeners = [public, internal_listener]
 
     def _bind_public(self, app: PublicApp) -> Listener:
@@ -210,7 +211,7 @@ class Daemon:
         try:
             candidate.bind()
         except OSError as exc:
-            raise ConfigError([f"public listener: cannot bind {config.api_bind_address}: {exc}"]) from exc
+            raise bind_failure("API_BIND_ADDRESS", config.api_bind_address, exc) from exc
         return candidate
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -231,6 +232,7 @@ class Daemon:
             window_secs=config.supervisor_window_secs,
             ping_timeout_secs=max(30.0, config.actor_timeout_secs),
             on_give_up=self.fail,
+            heartbeat=self.systemd.watchdog,
         )
         try:
             self._supervisor.start_actors()
@@ -283,6 +285,7 @@ class Daemon:
         SupervisorPlugin(bus, self._supervisor).subscribe()
         for listener in self.listeners:
             ListenerPlugin(bus, listener).subscribe()
+        systemd.NotifyPlugin(bus, self.systemd, self._ready_status).subscribe()
         signals = plugins.SignalHandler(bus)
         signals.handlers = {
             "SIGTERM": bus.exit,
@@ -298,6 +301,9 @@ class Daemon:
         threading.Thread(target=self._watch_fatal, name="fatal-watch", daemon=True).start()
         bus.block(interval=0.2)
         return self.exit_code
+
+    def _ready_status(self) -> str:
+        return "serving on " + ", ".join(f"{x.name} {x.describe()}" for x in self.listeners)
 
     def _watch_fatal(self) -> None:
         while self.bus.state not in (wspbus.states.STOPPING, wspbus.states.EXITING):

@@ -164,6 +164,12 @@ class SchemaTooNew(AnonTicketError):
     code = "schema_too_new"
 
 
+class AddressInUse(AnonTicketError):
+    """A listener cannot bind its configured address (another process holds it, or no permission)."""
+
+    code = "address_in_use"
+
+
 class DatabaseLocked(AnonTicketError):
     """Another daemon already serves this database."""
 

@@ -641,7 +641,8 @@ def screen_bench(options: argparse.Namespace) -> dict[str, float]:
         threads = options.server_threads
         # Best of 5 (one thread) and of 3 (all threads): other work on the machine only ever slows a
         # repetition down, so the best one is the closest to the cost itself.
-        for label, fn, count in (("direct", direct, 50_000), ("ask", ask, 5_000)):
+        scale = options.screen_scale
+        for label, fn, count in (("direct", direct, int(50_000 * scale)), ("ask", ask, int(5_000 * scale))):
             best = float("inf")
             for _ in range(5):
                 start = time.perf_counter()
@@ -858,6 +859,18 @@ def report_screen(options: argparse.Namespace) -> None:
     )
 
 
+def smoke(options: argparse.Namespace) -> None:
+    """With --smoke, every phase runs (daemon, baseline, each scenario, the screen benchmark), only
+    shorter and smaller: it proves the script still works, not how fast anything is."""
+    options.screen_scale = 1.0
+    if not options.smoke:
+        return
+    options.seconds, options.warmup, options.rounds = 0.5, 0.2, 1
+    options.paid, options.replays, options.screen_known = 200, 50, 1_000
+    options.connections = min(options.connections, 4)
+    options.screen_scale = 0.05
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -886,8 +899,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--screen-known", type=int, default=100_000, help="payment ids in the screen")
     parser.add_argument("--no-screen-bench", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (database, logs)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a seconds-long run of every step (tiny load, one short round); figures printed, no verdict",
+    )
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
+    smoke(options)
     if options.serve_baseline:
         serve_baseline(options.serve_baseline, options.server_threads, options.keepalive)
         return 0
@@ -929,6 +948,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(options.workdir, ignore_errors=True)
     print()
     print(f"total {time.perf_counter() - started:.0f} s; load average now {os.getloadavg()[0]:.2f}")
+    if options.smoke:
+        print("smoke run: every step ran; the targets are judged only on full runs")
+        return 0 if outcome.daemon_exit == 0 else 1
     return 0 if ok else 1
 
 

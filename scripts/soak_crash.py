@@ -10,6 +10,7 @@ amount, one per payment, every wallet transfer stored exactly once, and the data
     scripts/soak_crash.py                          # 60 s or 40 kills, whichever comes first
     scripts/soak_crash.py --duration 600 --kills 300 --seed 7 --buyers 8
     scripts/soak_crash.py --keep                   # keep the work folder (database, daemon.log)
+    scripts/soak_crash.py --smoke                  # seconds: 3 kills, the same final checks
 
 Exit 0 when every check passed, 1 with the failed check otherwise. Needs the test extra (`monero`).
 """
@@ -73,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         help="longest life of the daemon before a kill, seconds (default 2)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a seconds-long run: 3 kills within 3 s, 2 buyers, same checks"
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.duration, args.kills, args.buyers = 3.0, 3, 2
     if args.max_up < args.min_up:
         parser.error("--max-up must be at least --min-up")
 

@@ -22,6 +22,7 @@ from anon_ticket.domain import PaymentId
 from anon_ticket.http.admin import CONTENT_SECURITY_POLICY, MAX_SESSIONS, SESSION_TTL_SECS, Sessions
 from tests.support.daemon import DaemonProcess, claim_token, redeem_until
 from tests.support.fake_wallet import FakeWallet
+from tests.support.services import require
 
 UNKNOWN_TOKEN = "ef" * 32
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -333,8 +334,8 @@ def _chromium() -> str | None:
 
 def test_login_page_renders_in_headless_chromium(daemon: DaemonProcess, tmp_path: Path) -> None:
     binary = _chromium()
-    if binary is None:
-        pytest.skip("chromium is not installed (scripts/test installs it with apt-get when run as root)")
+    require("chromium", binary is not None, "scripts/test installs it with apt-get when run as root")
+    assert binary is not None
     screenshot = tmp_path / "login.png"
     command = [
         binary,

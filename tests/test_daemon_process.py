@@ -20,10 +20,14 @@ import requests
 from anon_ticket.domain import PaymentId
 from tests.support.daemon import REPO_ROOT, DaemonProcess, claim_token, poll_until, unix_request
 from tests.support.fake_wallet import FakeWallet
+from tests.support.services import require
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a listener could bind `port` now. With SO_REUSEADDR, as cheroot binds: connections of
+    earlier tests lingering in TIME_WAIT on the port do not stop a listener, only another listener does."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -39,8 +43,11 @@ def short_dir() -> Iterator[Path]:
 
 
 def test_no_environment_at_all_starts_on_the_defaults_and_stops_on_sigterm(tmp_path: Path) -> None:
-    if not (port_is_free(8080) and port_is_free(8081)):
-        pytest.skip("the default ports 8080/8081 are taken on this machine")
+    require(
+        "the default ports 8080 and 8081",
+        port_is_free(8080) and port_is_free(8081),
+        "another process listens on one of them",
+    )
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO_ROOT)}
     log_path = tmp_path / "daemon.log"
     with log_path.open("wb") as log:
@@ -123,9 +130,15 @@ def test_claims_survive_a_restart(tmp_path: Path, wallet: FakeWallet) -> None:
             assert record["status"] == "active"
 
 
-def test_sigterm_lets_an_in_flight_request_finish_and_exits_0(tmp_path: Path, wallet: FakeWallet) -> None:
-    daemon = DaemonProcess(tmp_path, wallet_url=wallet.url)
-    with daemon:
+def test_sigterm_lets_an_in_flight_request_finish_and_exits_0(
+    tmp_path: Path, short_dir: Path, wallet: FakeWallet
+) -> None:
+    # systemd's notify socket tells the test when the daemon has begun to stop (STOPPING=1).
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(short_dir / "notify"))
+    notify.settimeout(20)
+    daemon = DaemonProcess(tmp_path, wallet_url=wallet.url, env={"NOTIFY_SOCKET": str(short_dir / "notify")})
+    with notify, daemon:
         pid, token = claim_token(daemon, wallet)
         body = json.dumps({"pid": pid.hex()}).encode()
         port = int(daemon.public_url.rpartition(":")[2])
@@ -136,7 +149,8 @@ def test_sigterm_lets_an_in_flight_request_finish_and_exits_0(tmp_path: Path, wa
             )
             time.sleep(0.5)  # the request is now inside a worker, waiting for the rest of its body
             daemon.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
-            time.sleep(0.5)
+            while b"STOPPING=1" not in notify.recv(4096).split(b"\n"):
+                pass  # READY=1 came first
             sock.sendall(body[10:])
             received = b""
             while chunk := sock.recv(65536):

@@ -15,22 +15,21 @@ import pytest
 from anon_ticket.domain import PaymentId
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline, pipeline_config
+from tests.support.services import require
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
+    require("root", os.geteuid() == 0, "mounting a small tmpfs needs root")
     result = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=640k", "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
         check=False,
     )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    require("a tmpfs mount", result.returncode == 0, result.stderr.strip())
     try:
         yield mount_point
     finally:

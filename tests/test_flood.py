@@ -22,10 +22,11 @@ from actors.abuse_metrics import AbuseMetricsProxy
 from anon_ticket.config import BindAddress
 from anon_ticket.domain import PaymentId
 from anon_ticket.http.server import Listener
+from tests.support.daemon import poll_until
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline
 
-FLOOD_SECS = 3.0
+FLOOD_ANSWERS = 1000
 FLOOD_THREADS = 8
 
 
@@ -60,7 +61,9 @@ def test_a_paying_buyer_is_served_during_a_flood_of_unknown_pids(
     pipeline.poll()
     stop = threading.Event()
     statuses: Counter[int] = Counter()
+    answered = [0]
     lock = threading.Lock()
+    flooding = threading.Barrier(FLOOD_THREADS + 1, timeout=60)
 
     def flood() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -69,6 +72,10 @@ def test_a_paying_buyer_is_served_during_a_flood_of_unknown_pids(
             while not stop.is_set():
                 status, _ = redeem(conn, PaymentId.generate().hex())
                 seen[status] += 1
+                if sum(seen.values()) == 1:
+                    flooding.wait()  # this thread's flood is being answered
+                with lock:
+                    answered[0] += 1
         finally:
             conn.close()
             with lock:
@@ -78,17 +85,19 @@ def test_a_paying_buyer_is_served_during_a_flood_of_unknown_pids(
     for thread in threads:
         thread.start()
     try:
-        time.sleep(0.5)  # the flood is on
+        flooding.wait()  # every flood thread has had an answer: the flood is on
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         status, body = redeem(conn, buyer.hex())  # served while the flood goes on
         conn.close()
-        time.sleep(FLOOD_SECS - 0.5)
+        # The flood goes on until it has been answered FLOOD_ANSWERS times, however long that takes.
+        poll_until(lambda: True if answered[0] > FLOOD_ANSWERS else None, 120, "the flood's answers")
     finally:
         stop.set()
         for thread in threads:
             thread.join(30)
     assert (status, body["status"]) == (200, "claimed")
-    assert set(statuses) == {404} and statuses[404] > 1000  # every flood request answered from memory
+    # Every flood request was answered from memory.
+    assert set(statuses) == {404} and statuses[404] > FLOOD_ANSWERS
     metrics = pipeline.daemon.registry.proxy("abuse_metrics", AbuseMetricsProxy)
     metrics.flush().get(timeout=5)
     assert pipeline.daemon.registry.abuse_level in ("elevated", "under_attack")

@@ -4,7 +4,7 @@ Every test session creates its own database (`anon_ticket_test_<random>`, droppe
 test its own schema in it, reached through `?options=-csearch_path%3D<schema>` in the URL — the same
 way an operator hosts several instances in one database. The behaviour shared with SQLite is checked
 in test_store_contract.py. Set ANON_TICKET_TEST_POSTGRES to an admin URL to use another server; the
-tests skip, saying why, only when no server answers.
+tests skip, saying why, only when no server answers (and fail under CI=true: tests/support/services.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg  # the test extra: installed with the suite, never skipped for
 import pytest
+from psycopg import sql
 
 from anon_ticket.config import DatabaseUrl, Secret
 from anon_ticket.domain import PaymentId, ServiceToken
@@ -34,11 +36,8 @@ from anon_ticket.storage import migrations
 from anon_ticket.storage.base import TransferBatch
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.lock import PostgresDaemonLock
-
-psycopg = pytest.importorskip("psycopg", reason="psycopg (the postgresql extra) is not installed")
-from psycopg import sql  # noqa: E402 (after the importorskip that guards it)
-
-from anon_ticket.storage.postgres import PostgresStore, connect  # noqa: E402
+from anon_ticket.storage.postgres import PostgresStore, connect
+from tests.support.services import require
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("ANON_TICKET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -56,14 +55,14 @@ _TRANSFER = "INSERT INTO transfers (payment_id, txid, amount, height) VALUES (%s
 def session_database_url(config: pytest.Config) -> str:
     """The URL of this session's own database, created on first use and dropped when pytest ends."""
     if _UNREACHABLE in config.stash:
-        pytest.skip(config.stash[_UNREACHABLE])
+        require("PostgreSQL", False, config.stash[_UNREACHABLE])
     if _SESSION_DB in config.stash:
         return config.stash[_SESSION_DB]
     try:
         admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
         config.stash[_UNREACHABLE] = f"no PostgreSQL server reachable at {ADMIN_URL}: {exc}".strip()
-        pytest.skip(config.stash[_UNREACHABLE])
+        require("PostgreSQL", False, config.stash[_UNREACHABLE])
     name = f"anon_ticket_test_{secrets.token_hex(6)}"
     with admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

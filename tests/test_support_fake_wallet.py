@@ -13,6 +13,7 @@ import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
+from tests.support.daemon import poll_until
 from tests.support.fake_wallet import MERCHANT_ADDRESS, FakeWallet
 from tests.support.samples import load_sample
 from tests.support.shapes import shape, without_timestamps
@@ -171,7 +172,6 @@ def test_replays_the_captured_regtest_session_answer_for_answer() -> None:
 
 
 def test_make_integrated_address_matches_the_real_wallet(wallet: FakeWallet) -> None:
-    pytest.importorskip("monero")
     replay(wallet, "make_integrated_address_explicit")
 
 
@@ -364,8 +364,10 @@ def test_set_delay_makes_clients_time_out_and_close_does_not_hang() -> None:
         assert result(fake.url, "get_height") == {"height": 200}
         assert time.monotonic() - started >= 0.2
         fake.set_delay(30)
+        asked = fake.calls["get_height"]
         threading.Thread(target=_swallow_post, args=(fake.url,), daemon=True).start()
-        time.sleep(0.2)
+        # The call is counted before its delay starts: from here it is held inside the server.
+        poll_until(lambda: True if fake.calls["get_height"] > asked else None, 10, "the delayed call")
     finally:
         started = time.monotonic()
         fake.close()

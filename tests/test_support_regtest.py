@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from monero import address as monero_address
 
 from tests.support.fake_wallet import FakeWallet
 from tests.support.regtest import RegtestChain, RpcCallError, json_rpc
@@ -37,7 +38,6 @@ def test_payment_goes_from_pool_to_confirmed_with_the_fakes_shapes(regtest_chain
     chain, merchant = regtest_chain, regtest_chain.merchant
     payment_id = secrets.token_hex(8)
     integrated = merchant.make_integrated_address(payment_id)
-    monero_address = pytest.importorskip("monero.address")
     assert str(monero_address.address(merchant.address).with_payment_id(payment_id)) == integrated
 
     started = time.monotonic()

@@ -67,6 +67,27 @@ class Database:
             return PostgresStore(self._dsn, read_only=read_only)
         return SqliteStore(self.path, query_only=read_only)
 
+    def check_folder(self) -> None:
+        """StorageError naming DATABASE_URL unless the SQLite file's folder exists and is writable.
+
+        The folder is never created here: a mistyped DATABASE_URL must not quietly start an empty
+        database elsewhere, and the folder's owner and mode are the operator's (systemd's
+        StateDirectory= makes it). PostgreSQL has no folder of ours: nothing to check.
+        """
+        if self._sqlite_path is None:
+            return
+        folder = self._sqlite_path.parent
+        if not folder.is_dir():
+            raise StorageError(
+                f"DATABASE_URL: the folder {folder} of {self._sqlite_path} does not exist; create it "
+                "(owned by the daemon's user, mode 0700) or point DATABASE_URL elsewhere"
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise StorageError(
+                f"DATABASE_URL: the folder {folder} of {self._sqlite_path} is not writable by this "
+                "user (SQLite writes its lock, -wal and -shm files beside the database)"
+            )
+
     def migrate(self) -> int:
         """Apply pending migrations and return the schema version."""
         if self._dsn is not None:
@@ -74,8 +95,8 @@ class Database:
 
             with postgres.connect(self._dsn) as conn:
                 return migrations.migrate_postgres(conn)
+        self.check_folder()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             # Created owner-only before SQLite sees it; SQLite gives -wal and -shm the same mode.
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         except OSError as exc:
@@ -109,6 +130,7 @@ class Database:
 
             dsn = self._dsn
             return PostgresDaemonLock(lambda: postgres.connect(dsn, read_only=True), on_lost)
+        self.check_folder()
         return FileDaemonLock(self.path.with_name(self.path.name + ".lock"))
 
     def open_writer(self) -> Store:

@@ -1,5 +1,9 @@
 """Schema migrations: numbered plain `.sql` files in `sql/<backend>/`, applied in order.
 
+The files are package data (`anon_ticket/sql`, a link to the repository's top-level `sql/` that the
+wheel turns into real files), found with `importlib.resources`, so an installed wheel works from any
+directory and never looks for a source tree.
+
 Each file runs in one transaction together with the row that records it, so a crash mid-migration
 leaves the previous version intact. A database migrated by newer code is refused rather than guessed at.
 """
@@ -7,6 +11,7 @@ leaves the previous version intact. A database migrated by newer code is refused
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import os
 import re
 import time
@@ -36,9 +41,12 @@ class Migration:
 
 
 def sql_root() -> Path:
-    """The repository's `sql/` folder (override with ANON_TICKET_SQL_DIR for unusual installs)."""
+    """The installed package's `sql/` folder (override with ANON_TICKET_SQL_DIR for unusual installs)."""
     override = os.environ.get("ANON_TICKET_SQL_DIR", "").strip()
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "sql"
+    if override:
+        return Path(override)
+    # A real directory in every supported install (wheel, editable, source tree): never a zip.
+    return Path(str(importlib.resources.files("anon_ticket").joinpath("sql")))
 
 
 def available(backend: str) -> list[Migration]:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
 from Cryptodome.Hash import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+# The `monero` package is a test extra (setup.cfg): imported, never skipped for.
+from monero import address as monero_address
+from monero import base58 as monero_base58
+
 from anon_ticket.client import base58
 from anon_ticket.client.address import Network, integrated_address
 from anon_ticket.domain import ChainPaymentId
-
-monero_address = pytest.importorskip("monero.address")
-monero_base58 = pytest.importorskip("monero.base58")
 
 
 def _primary(network: Network, keys: bytes) -> str:

@@ -55,6 +55,8 @@ _OWN_PREFIXES = (
     "ACTOR_",
     "SUPERVISOR_",
     "ANON_TICKET_",
+    "NOTIFY_SOCKET",  # systemd's: a test runner started by systemd must not notify on the daemon's behalf
+    "WATCHDOG_",
 )
 
 T = TypeVar("T")
@@ -143,8 +145,12 @@ class DaemonProcess:
         env: Mapping[str, str | None] | None = None,
         args: Sequence[str] = (),
         log_path: Path | None = None,
+        python: Path | None = None,
     ) -> None:
+        """`python`: another interpreter (an installed release's venv), run without this checkout on
+        PYTHONPATH; by default this test run's interpreter with the checkout first on PYTHONPATH."""
         self.workdir = Path(workdir)
+        self.python = str(python) if python is not None else sys.executable
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.args = list(args)
         self.log_path = log_path or self.workdir / "daemon.log"
@@ -168,8 +174,11 @@ class DaemonProcess:
                 defaults[name] = value
         self.settings = defaults
         base = {k: v for k, v in os.environ.items() if not k.startswith(_OWN_PREFIXES)}
-        python_path = [str(REPO_ROOT), *filter(None, [base.get("PYTHONPATH")])]
-        self.env = {**base, **defaults, "PYTHONPATH": os.pathsep.join(python_path)}
+        if python is None:
+            python_path = [str(REPO_ROOT), *filter(None, [base.get("PYTHONPATH")])]
+            self.env = {**base, **defaults, "PYTHONPATH": os.pathsep.join(python_path)}
+        else:
+            self.env = {k: v for k, v in {**base, **defaults}.items() if k != "PYTHONPATH"}
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -229,7 +238,7 @@ class DaemonProcess:
             log.write(f"--- start {self.starts + 1}: python -m anon_ticket {' '.join(self.args)}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "anon_ticket", *self.args],
+                [self.python, "-m", "anon_ticket", *self.args],
                 cwd=self.workdir,
                 env=self.env,
                 stdin=subprocess.DEVNULL,

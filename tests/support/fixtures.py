@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.fake_wallet import FakeWallet
 from tests.support.regtest import RegtestChain, missing_binaries
+from tests.support.services import require
 
 
 @pytest.fixture
@@ -31,16 +32,18 @@ def fake_wallet() -> Iterator[FakeWallet]:
 def regtest_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestChain]:
     """A private regtest chain (real monerod, merchant and payer monero-wallet-rpc), one per session.
 
-    Skips when the Debian `monero` package is not installed. The payer has mined 100+ blocks and can
-    transfer at once; both wallets auto-refresh every second. Every process is killed by pid afterwards.
+    Skips when the Debian `monero` package is not installed (fails under CI=true). The payer has mined
+    100+ blocks and can transfer at once; both wallets auto-refresh every second. Every process is
+    killed by pid afterwards.
     Set ANON_TICKET_KEEP_REGTEST=1 to keep the work directory (logs) after the session.
     """
     missing = missing_binaries()
-    if missing:
-        pytest.skip(
-            f"regtest needs {', '.join(missing)} on PATH: install the Debian package `monero`"
-            " (scripts/test does it when run as root)"
-        )
+    require(
+        "monero (monerod, monero-wallet-rpc)",
+        not missing,
+        f"regtest needs {', '.join(missing)} on PATH: install the Debian package `monero`"
+        " (scripts/test does it when run as root)",
+    )
     workdir = tmp_path_factory.mktemp("regtest")
     chain = RegtestChain.start(workdir)
     try:
