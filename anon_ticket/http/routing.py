@@ -23,7 +23,14 @@ from typing import Any
 
 from anon_ticket.errors import AnonTicketError, MethodNotAllowed, NotFound, Unavailable
 from anon_ticket.http.incidents import ClientErrorSummary, OncePerInterval
-from anon_ticket.http.wsgi import Environ, StartResponse, WsgiApp, check_framing, respond_error
+from anon_ticket.http.wsgi import (
+    Environ,
+    StartResponse,
+    WsgiApp,
+    abandon_body,
+    check_framing,
+    respond_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +123,8 @@ class Router:
         try:
             result, outcome = self._dispatch(environ, answer, method, path)
         except AnonTicketError as error:
+            if error.status == 400 and error.code == "invalid_request":
+                abandon_body(environ)  # ambiguous framing refused before any read
             outcome = self._failed(error)
             result = respond_error(answer, _client_facing(error))
         except Exception:
@@ -139,7 +148,10 @@ class Router:
         route = self._exact.get(path)
         if route is None:
             route = self._match(environ, path)
-        handler = route.methods.get("*") or route.handler(method)
+        mounted = route.methods.get("*")
+        if mounted is not None and method == "HEAD":
+            environ = {**environ, "REQUEST_METHOD": "GET"}  # a mounted app answers HEAD as GET too
+        handler = mounted or route.handler(method)
         result = handler(environ, answer)
         return result, str(environ.get(OUTCOME) or route.name)
 

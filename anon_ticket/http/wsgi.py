@@ -136,24 +136,40 @@ def read_body(environ: Environ, limit: int) -> bytes:
     connection gone, a read past the request deadline): 400, or 408 for a timeout, and 413 when the
     server says the body is too large.
     """
-    check_framing(environ)
     stream = environ["wsgi.input"]
-    length_text = environ.get("CONTENT_LENGTH") or ""
-    chunked = bool(environ.get("HTTP_TRANSFER_ENCODING"))
-    if length_text:
-        length = int(length_text)
-        if length > limit:
-            raise PayloadTooLarge(f"the body must be at most {limit} bytes")
-        data = _read(stream, length)
-        if len(data) < length:
-            raise InvalidRequest("the body ended before its Content-Length")
-        return data
-    if chunked:
-        data = _read(stream, limit + 1)
-        if len(data) > limit:
-            raise PayloadTooLarge(f"the body must be at most {limit} bytes")
-        return data
-    return b""
+    try:
+        check_framing(environ)
+        length_text = environ.get("CONTENT_LENGTH") or ""
+        if length_text:
+            length = int(length_text)
+            if length > limit:
+                raise PayloadTooLarge(f"the body must be at most {limit} bytes")
+            data = _read(stream, length)
+            if len(data) < length:
+                raise InvalidRequest("the body ended before its Content-Length")
+            return data
+        if environ.get("HTTP_TRANSFER_ENCODING"):
+            data = _read(stream, limit + 1)
+            if len(data) > limit:
+                raise PayloadTooLarge(f"the body must be at most {limit} bytes")
+            return data
+        return b""
+    except (InvalidRequest, RequestTimeout):
+        abandon_body(environ)
+        raise
+
+
+def abandon_body(environ: Environ) -> None:
+    """Tell the server not to read what is left of a body whose framing failed or that timed out.
+
+    cheroot drains the unread rest of a Content-Length body before it sends the answer; for a body
+    that will never arrive (or whose length is ambiguous) that wait would swallow our 400/408 and end
+    in a traceback. Its input stream counts what is left in `remaining`: setting it to 0 lets the
+    answer go out. Servers that buffer whole requests first have nothing to drain and no such field.
+    """
+    stream = environ.get("wsgi.input")
+    if stream is not None and isinstance(getattr(stream, "remaining", None), int):
+        stream.remaining = 0
 
 
 def _read(stream: Any, size: int) -> bytes:
