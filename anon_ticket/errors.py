@@ -137,10 +137,13 @@ class RateLimited(AnonTicketError):
 
 
 # The kinds of component a 503 may name (docs/PROTOCOL.md §4): nothing more specific reaches a client.
-COMPONENTS = ("storage", "wallet", "actor")
+# "internal" is a defect in the request's own code, answered 503 all the same (a client retries).
+COMPONENTS = ("storage", "wallet", "actor", "internal")
 
 
 def _generic_unavailable(component: str) -> str:
+    if component == "internal":
+        return "internal error, retry later"
     return f"{component} unavailable, retry later"
 
 

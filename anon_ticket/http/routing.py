@@ -130,7 +130,7 @@ class Router:
         except Exception:
             outcome = "internal_error"
             self._defect()
-            result = respond_error(answer, Unavailable("internal error"))
+            result = respond_error(answer, Unavailable("internal error", component="internal"))
         if method == "HEAD":
             result = _discard(result)
         if self._count is not None:
@@ -198,7 +198,7 @@ class Router:
 def _client_facing(error: AnonTicketError) -> AnonTicketError:
     """A 5xx that is not a component's 503 is a defect: the client sees a generic 503 all the same."""
     if error.status >= 500 and error.status != 503:
-        return Unavailable("internal error")
+        return Unavailable("internal error", component="internal")
     return error
 
 
