@@ -55,6 +55,12 @@ def _depth(text: str) -> int:
     return deepest
 
 
+# One decoder, built once: `json.loads` with options would build a new one per call.
+_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant, parse_float=decimal.Decimal, object_pairs_hook=_unique_keys
+)
+
+
 def loads(body: bytes) -> Any:
     """Parse `body` as one JSON text, strictly; numbers with a fraction or exponent become Decimal.
 
@@ -71,12 +77,7 @@ def loads(body: bytes) -> Any:
     if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
         raise JsonRejected(f"the body is nested more than {MAX_DEPTH} levels deep")
     try:
-        value = json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_float=decimal.Decimal,
-            object_pairs_hook=_unique_keys,
-        )
+        value = _DECODER.decode(text)
     except JsonRejected:
         raise
     except (ValueError, RecursionError):

@@ -13,7 +13,6 @@ out) becomes a 4xx answer, never a traceback or a 5xx (docs/PROTOCOL.md §4, "HT
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
@@ -40,7 +39,6 @@ COMMON_HEADERS = (
     ("Cache-Control", "no-store"),
     ("X-Content-Type-Options", "nosniff"),
 )
-_DIGITS = re.compile(r"[0-9]+")
 
 
 def status_line(status: int) -> str:
@@ -110,7 +108,7 @@ def check_framing(environ: Environ) -> None:
     """
     length = environ.get("CONTENT_LENGTH") or ""
     coding = (environ.get("HTTP_TRANSFER_ENCODING") or "").strip()
-    if length and not _DIGITS.fullmatch(length):
+    if length and not (length.isascii() and length.isdigit()):
         raise InvalidRequest("Content-Length must be one decimal number")
     if coding:
         if length:
