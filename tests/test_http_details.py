@@ -25,7 +25,7 @@ from anon_ticket.http.public import PublicApp
 from anon_ticket.http.server import Listener
 from anon_ticket.redeem import Redeemer, RedeemSettings
 from anon_ticket.storage.sqlite import SqliteStore
-from tests.support.daemon import DaemonProcess, claim_token
+from tests.support.daemon import DaemonProcess, claim_token, poll_until
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import CONFIRMATIONS, MIN_AMOUNT, Pipeline
 
@@ -458,3 +458,49 @@ def test_503_names_the_component_never_a_path_or_database_error(
         assert "secret-name" not in answer.body.decode() and "sqlite" not in answer.body.decode().lower()
     logged = [r.getMessage() for r in caplog.records if "secret-name" in r.getMessage()]
     assert len(logged) == 1, logged  # the detail, for the operator, once (not once per request)
+
+
+# -- counted in statsd -----------------------------------------------------------------------------
+
+
+def test_client_mistakes_are_counted_in_statsd_on_both_listeners(tmp_path: Path, wallet: FakeWallet) -> None:
+    """Real UDP: the daemon's statsd counters name the listener and the error code of each mistake."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as statsd:
+        statsd.bind(("127.0.0.1", 0))
+        statsd.settimeout(1.0)
+        env = {"STATSD_PORT": str(statsd.getsockname()[1]), "STATSD_PREFIX": "shop"}
+        with DaemonProcess(tmp_path / "statsd", wallet_url=wallet.url, env=env) as daemon:
+            public, internal = port_of(daemon.public_url), port_of(daemon.internal_url)
+            for _ in range(3):
+                redeem_raw(public, b'{"pid": NaN}')
+                exchange(public, request("GET", "/nope"))
+                exchange(public, request("DELETE", REDEEM))
+                exchange(internal, request("GET", "/api/v1/status"))
+                exchange(internal, request("GET", "/api/v1/nope", headers=daemon.auth_headers()))
+                exchange(internal, request("HEAD", "/healthz"), head_request=True)
+            wanted = {
+                "shop.public.invalid_request": 3,
+                "shop.public.not_found": 3,
+                "shop.public.method_not_allowed": 3,
+                "shop.internal.unauthorized": 3,
+                "shop.internal.not_found": 3,
+                "shop.internal.healthz": 3,
+            }
+            counted: dict[str, int] = {}
+
+            def all_counted() -> bool | None:
+                try:
+                    packet = statsd.recv(65536).decode()
+                except TimeoutError:
+                    return None
+                for line in packet.splitlines():
+                    name, _, rest = line.partition(":")
+                    value, _, kind = rest.partition("|")
+                    if kind == "c":
+                        counted[name] = counted.get(name, 0) + int(value)
+                return True if all(counted.get(k, 0) >= n for k, n in wanted.items()) else None
+
+            try:
+                poll_until(all_counted, 15, f"counters {wanted} in statsd", interval=0)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; counted: {counted}") from None
