@@ -120,9 +120,7 @@ def check_framing(environ: Environ) -> None:
 def has_body(environ: Environ) -> bool:
     """Whether the request announces a body (a non-zero Content-Length, or chunked)."""
     length = environ.get("CONTENT_LENGTH") or ""
-    return (length not in ("", "0") and length.strip("0") != "") or bool(
-        environ.get("HTTP_TRANSFER_ENCODING")
-    )
+    return bool(length.strip("0")) or bool(environ.get("HTTP_TRANSFER_ENCODING"))
 
 
 def read_body(environ: Environ, limit: int) -> bytes:
