@@ -23,9 +23,19 @@ from actors.ticker import Ticker
 FLUSH_INTERVAL_SECS = 1.0
 LEVEL_WINDOW_SECS = 10
 
-# Outcomes that cost an attacker nothing and a real buyer rarely produces.
+# Public outcomes that cost an attacker nothing and a real buyer rarely produces. The internal
+# listener's are counted too but never raise the level: only the operator's own services reach it.
 SUSPICIOUS = frozenset(
-    {"payment_not_found", "invalid_pid", "invalid_request", "unsupported_media_type", "payload_too_large"}
+    {
+        "payment_not_found",
+        "invalid_pid",
+        "invalid_request",
+        "unsupported_media_type",
+        "payload_too_large",
+        "request_timeout",
+        "method_not_allowed",
+        "not_found",
+    }
 )
 
 
@@ -103,7 +113,8 @@ class AbuseMetrics(pykka.ThreadingActor):
     def record(self, name: str, count: int = 1) -> None:
         self._pending[name] += count
         self.totals[name] += count
-        if name.rpartition(".")[2] in SUSPICIOUS:
+        listener, _, outcome = name.rpartition(".")
+        if listener == "public" and outcome in SUSPICIOUS:
             second = int(self._clock())
             if self._suspicious and self._suspicious[-1][0] == second:
                 self._suspicious[-1] = (second, self._suspicious[-1][1] + count)

@@ -105,15 +105,16 @@ class Registry:
 T = TypeVar("T")
 
 
-def wait(future: pykka.Future[T], timeout: float, what: str) -> T:
+def wait(future: pykka.Future[T], timeout: float, what: str, component: str = "actor") -> T:
     """Wait for an actor's answer at most `timeout` seconds; a timeout or dead actor is `Unavailable`.
 
     A request thread must never hang on an actor: this is the one place that turns Pykka's failure
-    modes into the contract's 503.
+    modes into the contract's 503. `what` is for the operator's log; a client sees only `component`
+    (storage, wallet or actor: docs/PROTOCOL.md §4).
     """
     try:
         return future.get(timeout=timeout)
     except pykka.Timeout:
-        raise Unavailable(f"{what} did not answer in time") from None
+        raise Unavailable(f"{what} did not answer in time", component=component) from None
     except pykka.ActorDeadError:
-        raise Unavailable(f"{what} is restarting") from None
+        raise Unavailable(f"{what} is restarting", component=component) from None

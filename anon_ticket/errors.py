@@ -22,6 +22,11 @@ class AnonTicketError(Exception):
         """HTTP headers the answer carries (Allow, Retry-After)."""
         return []
 
+    def public_message(self) -> str:
+        """The `message` a client sees: the text, except for server-side failures, whose text may
+        name files, SQL or a database's error and is for the operator's log only."""
+        return str(self) if self.status < 500 else "internal error"
+
 
 class InvalidRequest(AnonTicketError):
     """The body is not a JSON object, or a required key is missing or of the wrong shape."""
@@ -63,6 +68,13 @@ class PayloadTooLarge(AnonTicketError):
 
     code = "payload_too_large"
     status = 413
+
+
+class RequestTimeout(AnonTicketError):
+    """The request body did not fully arrive in time (the server gave up reading it)."""
+
+    code = "request_timeout"
+    status = 408
 
 
 class Unauthorized(AnonTicketError):
@@ -124,18 +136,39 @@ class RateLimited(AnonTicketError):
         return [("Retry-After", str(self.retry_after))]
 
 
+# The kinds of component a 503 may name (docs/PROTOCOL.md §4): nothing more specific reaches a client.
+# "internal" is a defect in the request's own code, answered 503 all the same (a client retries).
+COMPONENTS = ("storage", "wallet", "actor", "internal")
+
+
+def _generic_unavailable(component: str) -> str:
+    if component == "internal":
+        return "internal error, retry later"
+    return f"{component} unavailable, retry later"
+
+
 class Unavailable(AnonTicketError):
-    """A component (actor, storage, wallet) is down or did not answer in time."""
+    """A component (actor, storage, wallet) is down or did not answer in time.
+
+    `str()` is the detail for the operator's log; a client only ever sees `public_message()`, which
+    names the kind of component and nothing else.
+    """
 
     code = "unavailable"
     status = 503
 
-    def __init__(self, message: str = "temporarily unavailable", retry_after: int = 5) -> None:
+    def __init__(
+        self, message: str = "temporarily unavailable", retry_after: int = 5, *, component: str = "actor"
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.component = component if component in COMPONENTS else "actor"
 
     def headers(self) -> list[tuple[str, str]]:
         return [("Retry-After", str(self.retry_after))]
+
+    def public_message(self) -> str:
+        return _generic_unavailable(self.component)
 
 
 class ConfigError(AnonTicketError):
@@ -149,13 +182,21 @@ class ConfigError(AnonTicketError):
 
 
 class StorageError(AnonTicketError):
-    """The database cannot be used as it is (version, backend, disk full, I/O); clients see a 503."""
+    """The database cannot be used as it is (version, backend, disk full, I/O); clients see a 503.
+
+    The text names files and carries the database's own error: it is for the operator (logs, the
+    command line), never for a client, who sees only `public_message()`.
+    """
 
     code = "unavailable"
     status = 503
+    component = "storage"
 
     def headers(self) -> list[tuple[str, str]]:
         return [("Retry-After", "5")]
+
+    def public_message(self) -> str:
+        return _generic_unavailable(self.component)
 
 
 class SchemaTooNew(AnonTicketError):

@@ -105,8 +105,8 @@ class Redeemer:
                 raise pykka.ActorDeadError("no storage writer")
             future = request_claim(ref, request)
         except pykka.ActorDeadError:
-            raise Unavailable("storage writer is restarting") from None
-        outcome = wait(future, self._settings.writer_timeout_secs, "storage writer")
+            raise Unavailable("storage writer is restarting", component="storage") from None
+        outcome = wait(future, self._settings.writer_timeout_secs, "storage writer", "storage")
         if outcome is None:
             # A poll between our read and the writer's transaction took the payment below the
             # minimum (a reorg): answer from what is visible now.

@@ -167,12 +167,12 @@ def test_token_not_found_and_invalid(daemon: DaemonProcess) -> None:
 def test_methods_on_token_paths(daemon: DaemonProcess, claimed: tuple[PaymentId, str]) -> None:
     _, token = claimed
     post = daemon.internal("POST", f"/api/v1/token/{token}")
-    assert post.status_code == 405 and post.headers["Allow"] == "GET"
+    assert post.status_code == 405 and post.headers["Allow"] == "GET, HEAD"
     assert post.json()["error"] == "method_not_allowed"
     get = daemon.internal("GET", f"/api/v1/token/{token}/revoke")
     assert get.status_code == 405 and get.headers["Allow"] == "POST"
     status = daemon.internal("POST", "/api/v1/status")
-    assert status.status_code == 405 and status.headers["Allow"] == "GET"
+    assert status.status_code == 405 and status.headers["Allow"] == "GET, HEAD"
 
 
 # -- revocation --------------------------------------------------------------------------------

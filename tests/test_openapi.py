@@ -8,6 +8,7 @@ cannot drift from the code unnoticed.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,24 +33,94 @@ REGISTRY: Registry[Any] = Registry().with_resource(
 )
 PUBLIC_PORT, INTERNAL_PORT = "8080", "8081"
 
-# docs/PROTOCOL.md §4/§5: every status each operation can answer.
-EXPECTED: dict[tuple[str, str], set[int]] = {
-    ("/api/v1/info", "get"): {200, 503},
-    ("/api/v1/redeem", "post"): {200, 202, 400, 402, 404, 410, 413, 415, 429, 503},
-    ("/api/v1/token/{token}", "get"): {200, 400, 401, 404, 503},
-    ("/api/v1/token/{token}/revoke", "post"): {200, 400, 401, 404, 413, 415, 503},
-    ("/api/v1/status", "get"): {200, 401, 503},
-    ("/api/v1/openapi.json", "get"): {200, 401},
-    ("/healthz", "get"): {200, 503},
-    ("/healthz", "head"): {200, 503},
+# docs/PROTOCOL.md §4/§5 written out here, not read from the document: every operation, its listener,
+# whether it needs the bearer token, and every status it can answer with the error codes it carries
+# (None: a success body, or no body at all for HEAD).
+PUBLIC, INTERNAL = "public", "internal"
+Statuses = dict[int, "frozenset[str] | None"]
+
+
+def _codes(*codes: str) -> frozenset[str]:
+    return frozenset(codes)
+
+
+CONTRACT: dict[tuple[str, str], tuple[str, bool, Statuses]] = {
+    ("/api/v1/info", "get"): (PUBLIC, False, {200: None, 503: _codes("unavailable")}),
+    ("/api/v1/info", "head"): (PUBLIC, False, {200: None, 503: None}),
+    ("/api/v1/redeem", "post"): (
+        PUBLIC,
+        False,
+        {
+            200: None,
+            202: None,
+            400: _codes("invalid_request", "invalid_pid"),
+            402: _codes("insufficient_payment"),
+            404: _codes("payment_not_found"),
+            408: _codes("request_timeout"),
+            410: _codes("token_revoked"),
+            413: _codes("payload_too_large"),
+            415: _codes("unsupported_media_type"),
+            429: _codes("rate_limited"),
+            503: _codes("unavailable"),
+        },
+    ),
+    ("/api/v1/token/{token}", "get"): (
+        INTERNAL,
+        True,
+        {
+            200: None,
+            400: _codes("invalid_token"),
+            401: _codes("unauthorized"),
+            404: _codes("token_not_found"),
+            503: _codes("unavailable"),
+        },
+    ),
+    ("/api/v1/token/{token}", "head"): (
+        INTERNAL,
+        True,
+        {200: None, 400: None, 401: None, 404: None, 503: None},
+    ),
+    ("/api/v1/token/{token}/revoke", "post"): (
+        INTERNAL,
+        True,
+        {
+            200: None,
+            400: _codes("invalid_token", "invalid_request"),
+            401: _codes("unauthorized"),
+            404: _codes("token_not_found"),
+            408: _codes("request_timeout"),
+            413: _codes("payload_too_large"),
+            415: _codes("unsupported_media_type"),
+            503: _codes("unavailable"),
+        },
+    ),
+    ("/api/v1/status", "get"): (
+        INTERNAL,
+        True,
+        {200: None, 401: _codes("unauthorized"), 503: _codes("unavailable")},
+    ),
+    ("/api/v1/status", "head"): (INTERNAL, True, {200: None, 401: None, 503: None}),
+    ("/api/v1/openapi.json", "get"): (INTERNAL, True, {200: None, 401: _codes("unauthorized")}),
+    ("/api/v1/openapi.json", "head"): (INTERNAL, True, {200: None, 401: None}),
+    # §9: /healthz answers a health body, {"status": ...}, not an error, even with its 503.
+    ("/healthz", "get"): (INTERNAL, False, {200: None, 503: None}),
+    ("/healthz", "head"): (INTERNAL, False, {200: None, 503: None}),
 }
-# What a test cannot provoke from outside without faults the daemon does not expose.
+EXPECTED: dict[tuple[str, str], set[int]] = {op: set(statuses) for op, (_, _, statuses) in CONTRACT.items()}
+# Statuses that carry Retry-After by the contract (§4: 429 and 503).
+RETRY_AFTER_STATUSES = {429, 503}
+# What a test cannot provoke from outside without faults the daemon does not expose (408 is provoked
+# over a raw socket in test_http_details.py, against a daemon with a short request deadline).
 NOT_PROVOKED = {
+    ("/api/v1/redeem", "post", 408),
     ("/api/v1/redeem", "post", 429),
     ("/api/v1/redeem", "post", 503),
     ("/api/v1/token/{token}", "get", 503),
+    ("/api/v1/token/{token}", "head", 503),
+    ("/api/v1/token/{token}/revoke", "post", 408),
     ("/api/v1/token/{token}/revoke", "post", 503),
     ("/api/v1/status", "get", 503),
+    ("/api/v1/status", "head", 503),
     ("/healthz", "get", 503),
     ("/healthz", "head", 503),
 }
@@ -130,6 +201,20 @@ def test_document_is_valid_openapi_3_1() -> None:
     assert DOC["info"]["version"] == __version__
 
 
+def _error_codes(schema: dict[str, Any]) -> frozenset[str] | None:
+    """The `error` codes a response schema allows (const or enum), following $refs; None if none."""
+    error = schema.get("properties", {}).get("error")
+    if error is None and "$ref" in schema:
+        return _error_codes(_resolve(schema["$ref"].removeprefix("#")))
+    if error is None:
+        return None
+    if "const" in error:
+        return frozenset({error["const"]})
+    if "enum" in error:
+        return frozenset(error["enum"])
+    return None
+
+
 def test_document_covers_every_contract_status() -> None:
     operations = {
         (path, method)
@@ -137,31 +222,57 @@ def test_document_covers_every_contract_status() -> None:
         for method in item
         if method in ("get", "post", "put", "delete", "patch", "head", "options")
     }
-    assert operations == set(EXPECTED)
-    for (path, method), statuses in EXPECTED.items():
-        documented = {int(code) for code in DOC["paths"][path][method]["responses"]}
-        assert documented == statuses, (path, method)
-    assert {"NotFound", "MethodNotAllowed"} <= set(DOC["components"]["responses"])
+    assert operations == set(CONTRACT)
+    for (path, method), (_, _, statuses) in CONTRACT.items():
+        responses = DOC["paths"][path][method]["responses"]
+        assert {int(code) for code in responses} == set(statuses), (path, method)
+        for status, codes in statuses.items():
+            _, response = Checker().response_object(
+                f"/paths/{_pointer_part(path)}/{method}/responses/{status}"
+            )
+            if method == "head":
+                assert "content" not in response, (path, status)  # RFC 9110 §9.3.2: never a body
+            elif codes is not None:
+                schema = response["content"]["application/json"]["schema"]
+                assert _error_codes(schema) == codes, (path, method, status)
+            has_retry_after = "Retry-After" in response.get("headers", {})
+            assert has_retry_after == (status in RETRY_AFTER_STATUSES), (path, method, status)
+    for name in ("NotFound", "MethodNotAllowed", "BadRequest", "RequestTimeout"):
+        assert name in DOC["components"]["responses"]
+    assert "Allow" in DOC["components"]["responses"]["MethodNotAllowed"]["headers"]
+
+
+def test_every_get_has_its_head() -> None:
+    """§4: HEAD is answered like GET wherever GET is allowed."""
+    for path, item in DOC["paths"].items():
+        if "get" in item:
+            assert "head" in item, path
+            assert set(item["head"]["responses"]) == set(item["get"]["responses"]), path
+
+
+def test_token_parameter_has_the_64_hex_pattern() -> None:
+    (parameter,) = DOC["paths"]["/api/v1/token/{token}"]["parameters"]
+    pattern = re.compile(_resolve(parameter["$ref"].removeprefix("#"))["schema"]["pattern"])
+    for good in ("a" * 64, "A" * 64, "0123456789abcdefABCDEF" * 2 + "0" * 20):
+        assert pattern.search(good), good
+    for bad in ("a" * 63, "a" * 65, "g" * 64, " " + "a" * 64, "0x" + "a" * 62, ""):
+        assert not pattern.search(bad), bad
 
 
 def test_document_separates_the_listeners_and_secures_the_internal_one() -> None:
     for path, item in DOC["paths"].items():
         (server,) = item["servers"]
-        for method in ("get", "post"):
+        for method in ("get", "head", "post"):
             operation = item.get(method)
             if operation is None:
                 continue
-            (tag,) = operation["tags"]
-            public = path in ("/api/v1/info", "/api/v1/redeem")
-            assert tag == ("public" if public else "internal")
-            assert server["url"].endswith(PUBLIC_PORT if public else INTERNAL_PORT)
-            needs_token = not public and path != "/healthz"
+            listener, needs_token, _ = CONTRACT[(path, method)]
+            assert operation["tags"] == [listener]
+            assert server["url"].endswith(PUBLIC_PORT if listener == PUBLIC else INTERNAL_PORT)
             assert operation["security"] == ([{"internalBearer": []}] if needs_token else [])
-    assert DOC["components"]["securitySchemes"]["internalBearer"] == {
-        **DOC["components"]["securitySchemes"]["internalBearer"],
-        "type": "http",
-        "scheme": "bearer",
-    }
+    scheme = DOC["components"]["securitySchemes"]["internalBearer"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert set(scheme) <= {"type", "scheme", "description"}
 
 
 def test_schemas_are_strict_enough_to_catch_drift() -> None:
@@ -208,7 +319,7 @@ def test_served_document_is_the_file_and_needs_auth(daemon: DaemonProcess) -> No
     assert served.json() == DOC
     assert daemon.internal("GET", "/api/v1/openapi.json", auth=False).status_code == 401
     post = daemon.internal("POST", "/api/v1/openapi.json")
-    assert post.status_code == 405 and post.headers["Allow"] == "GET"
+    assert post.status_code == 405 and post.headers["Allow"] == "GET, HEAD"
     assert daemon.public("GET", "/api/v1/openapi.json").status_code == 404
 
 
@@ -218,6 +329,7 @@ def test_real_answers_match_the_document(daemon: DaemonProcess, wallet: FakeWall
 
     # Public listener.
     check.check(daemon.public("GET", "/api/v1/info"), "/api/v1/info", "get")
+    check.check(daemon.public("HEAD", "/api/v1/info"), "/api/v1/info", "head")
     plain = {"Content-Type": "text/plain"}
     check.check(daemon.public("POST", redeem, data=b"{}", headers=plain), redeem, "post")
     check.check(daemon.public("POST", redeem, json={"pid": "a" * 64, "pad": "x" * 2000}), redeem, "post")
@@ -254,6 +366,10 @@ def test_real_answers_match_the_document(daemon: DaemonProcess, wallet: FakeWall
     check.check(daemon.internal("GET", "/api/v1/token/xyz"), token_path, "get")
     check.check(daemon.internal("GET", f"/api/v1/token/{'cd' * 32}"), token_path, "get")
     check.check(daemon.internal("GET", f"/api/v1/token/{token}", auth=False), token_path, "get")
+    check.check(daemon.internal("HEAD", f"/api/v1/token/{token}"), token_path, "head")
+    check.check(daemon.internal("HEAD", "/api/v1/token/xyz"), token_path, "head")
+    check.check(daemon.internal("HEAD", f"/api/v1/token/{'cd' * 32}"), token_path, "head")
+    check.check(daemon.internal("HEAD", f"/api/v1/token/{token}", auth=False), token_path, "head")
 
     revoke = f"/api/v1/token/{token}/revoke"
     check.check(daemon.internal("POST", "/api/v1/token/xyz/revoke"), revoke_path, "post")
@@ -272,6 +388,10 @@ def test_real_answers_match_the_document(daemon: DaemonProcess, wallet: FakeWall
 
     check.check(daemon.internal("GET", "/api/v1/status"), "/api/v1/status", "get")
     check.check(daemon.internal("GET", "/api/v1/status", auth=False), "/api/v1/status", "get")
+    check.check(daemon.internal("HEAD", "/api/v1/status"), "/api/v1/status", "head")
+    check.check(daemon.internal("HEAD", "/api/v1/status", auth=False), "/api/v1/status", "head")
+    check.check(daemon.internal("HEAD", "/api/v1/openapi.json"), "/api/v1/openapi.json", "head")
+    check.check(daemon.internal("HEAD", "/api/v1/openapi.json", auth=False), "/api/v1/openapi.json", "head")
     check.check(daemon.internal("GET", "/api/v1/openapi.json"), "/api/v1/openapi.json", "get")
     check.check(daemon.internal("GET", "/api/v1/openapi.json", auth=False), "/api/v1/openapi.json", "get")
     check.check(daemon.internal("GET", "/healthz", auth=False), "/healthz", "get")
@@ -284,6 +404,8 @@ def test_real_answers_match_the_document(daemon: DaemonProcess, wallet: FakeWall
     with DaemonProcess(tmp_path / "nowallet", env=no_wallet) as blind:
         unavailable = check.check(blind.public("GET", "/api/v1/info"), "/api/v1/info", "get")
         assert unavailable["error"] == "unavailable"
+        assert unavailable["message"] == "wallet unavailable, retry later"  # §4: the kind, nothing more
+        check.check(blind.public("HEAD", "/api/v1/info"), "/api/v1/info", "head")
         status = check.check(blind.internal("GET", "/api/v1/status"), "/api/v1/status", "get")
         assert status["scan_cursor"] is None and status["wallet"]["height"] is None
 

@@ -345,8 +345,8 @@ def test_a_new_payment_reaches_the_screen_with_its_batch(
     [
         ("GET", "/api/v1/redeem", "POST"),
         ("PUT", "/api/v1/redeem", "POST"),
-        ("POST", "/api/v1/info", "GET"),
-        ("DELETE", "/api/v1/info", "GET"),
+        ("POST", "/api/v1/info", "GET, HEAD"),
+        ("DELETE", "/api/v1/info", "GET, HEAD"),
     ],
 )
 def test_405_with_allow(public: Public, method: str, path: str, allow: str) -> None:

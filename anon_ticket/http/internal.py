@@ -14,29 +14,23 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from actors.abuse_metrics import Event
 from actors.registry import Registry, wait
 from actors.storage_writer import StorageWriterProxy
 from anon_ticket import __version__
 from anon_ticket.config import Secret
 from anon_ticket.domain import ServiceToken
-from anon_ticket.errors import (
-    AnonTicketError,
-    InvalidRequest,
-    MethodNotAllowed,
-    NotFound,
-    TokenNotFound,
-    Unauthorized,
-    Unavailable,
-)
+from anon_ticket.errors import InvalidRequest, TokenNotFound, Unauthorized
 from anon_ticket.http import openapi
+from anon_ticket.http.routing import ROUTING_ARGS, Router
 from anon_ticket.http.wsgi import (
     Environ,
     StartResponse,
+    has_body,
     parse_object,
     read_body,
     require_json,
     respond,
-    respond_error,
 )
 from anon_ticket.payments import TokenStatus, TransferFlag, evaluate
 from anon_ticket.storage.base import ClaimRecord, Store
@@ -46,10 +40,12 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4096
 MAX_REASON_CHARS = 256
-_TOKEN_PATH = re.compile(r"^/api/v1/token/([^/]*)(/revoke)?$")
-_TOKEN_SHAPE = re.compile(r"[0-9a-fA-F]{64}")
-
-Handler = Callable[[Environ, StartResponse, "list[str]"], list[bytes]]
+# The access log masks every run of this many hex digits or more (a token, a PID, or a part of one).
+MASKED_HEX_RUN = 16
+MAX_LOGGED_PATH = 200
+MAX_LOGGED_METHOD = 16
+_HEX_RUN = re.compile(f"[0-9a-fA-F]{{{MASKED_HEX_RUN},}}")
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,65 +72,50 @@ class InternalApp:
         self._expected = api_token.reveal().encode("utf-8")
         self._settings = settings
         self._clock = clock
-        self._extra_routes = dict(extra_routes or {})
+        self.router = Router("internal", count=self._count, guard=self._guard, access_log=_access_log)
+        self.router.add("/healthz", "healthz", GET=self._healthz_route)
+        self.router.add(openapi.PATH, "openapi", GET=openapi.respond_document)
+        self.router.add("/api/v1/status", "status", GET=self._status_route)
+        self.router.add("/api/v1/token/{token}", "token", GET=self._token)
+        self.router.add("/api/v1/token/{token}/revoke", "revoke", POST=self._revoke)
+        for prefix, app in (extra_routes or {}).items():
+            self.mount(prefix, app)
 
     def mount(self, prefix: str, app: Callable[[Environ, StartResponse], Iterable[bytes]]) -> None:
         """Serve `app` under `prefix` before authentication: such apps (the admin panel) sign in alone.
 
         A method, not only a constructor argument, because the panel itself needs this InternalApp.
+        The app answers every method itself; HEAD answers still lose their body in the router.
         """
-        self._extra_routes[prefix] = app
+        self.router.mount(prefix, app, prefix.strip("/") or "mounted")
 
     # -- dispatch -------------------------------------------------------------------------------
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        method = environ.get("REQUEST_METHOD", "")
-        status_box: list[int] = []
+        return self.router(environ, start_response)
 
-        def recording_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
-            status_box.append(int(status[:3]))
-            return start_response(status, headers, exc_info)
+    def _guard(self, environ: Environ, path: str) -> None:
+        """Every /api/v1/ request is authenticated before its path is even looked up (§5)."""
+        if path.startswith("/api/v1/") or path == "/api/v1":
+            self.authenticate(environ.get("HTTP_AUTHORIZATION", ""))
 
-        try:
-            return self._dispatch(environ, recording_start_response, path, method)
-        except AnonTicketError as error:
-            return respond_error(recording_start_response, error)
-        except Exception:
-            log.exception("unexpected error in the internal listener")
-            return respond_error(recording_start_response, Unavailable("internal error"))
-        finally:
-            log.info("internal %s %s -> %s", method, _loggable(path), status_box[0] if status_box else "-")
+    def _count(self, event: str) -> None:
+        self._registry.tell("abuse_metrics", Event(event))
 
-    def _dispatch(
-        self, environ: Environ, start_response: StartResponse, path: str, method: str
-    ) -> Iterable[bytes]:
-        if path == "/healthz":
-            # HEAD too: load balancers and monitors probe with it (cheroot sends no body for HEAD).
-            if method not in ("GET", "HEAD"):
-                raise MethodNotAllowed(("GET", "HEAD"))
-            return self._healthz(start_response)
-        for prefix, app in self._extra_routes.items():
-            if path == prefix.rstrip("/") or path.startswith(prefix):
-                return app(environ, start_response)
-        if not path.startswith("/api/v1/") and path != "/api/v1":
-            raise NotFound("no such path")
-        self.authenticate(environ.get("HTTP_AUTHORIZATION", ""))
-        if path == openapi.PATH:
-            _only(method, "GET")
-            return openapi.respond_document(start_response)
-        if path == "/api/v1/status":
-            _only(method, "GET")
-            return respond(start_response, 200, self.status())
-        match = _TOKEN_PATH.match(path)
-        if match is None:
-            raise NotFound("no such path")
-        _only(method, "POST" if match.group(2) else "GET")  # 405 comes before judging the token
-        token = ServiceToken.parse(match.group(1))
-        if match.group(2):
-            reason = self._revoke_reason(environ)
-            return respond(start_response, 200, self.revoke(token, reason))
+    def _healthz_route(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        return self._healthz(start_response)
+
+    def _status_route(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        return respond(start_response, 200, self.status())
+
+    def _token(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        token = ServiceToken.parse(environ[ROUTING_ARGS][1]["token"])
         return respond(start_response, 200, self.token_record(token))
+
+    def _revoke(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        token = ServiceToken.parse(environ[ROUTING_ARGS][1]["token"])
+        reason = self._revoke_reason(environ)
+        return respond(start_response, 200, self.revoke(token, reason))
 
     def authenticate(self, header: str) -> None:
         """Accept `Bearer <token>`: the scheme in any case, one or more spaces (RFC 7235, RFC 6750).
@@ -174,6 +155,7 @@ class InternalApp:
             writer.revoke(digest.raw, reason, int(self._clock())),
             self._settings.writer_timeout_secs,
             "storage writer",
+            "storage",
         )
         if record is None:
             raise TokenNotFound("no token with this value was issued")
@@ -195,10 +177,7 @@ class InternalApp:
         }
 
     def _revoke_reason(self, environ: Environ) -> str | None:
-        has_body = bool(environ.get("CONTENT_LENGTH") not in (None, "", "0")) or (
-            environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked"
-        )
-        if not has_body:
+        if not has_body(environ):
             return None
         require_json(environ)
         raw = read_body(environ, MAX_BODY_BYTES)
@@ -258,16 +237,23 @@ class InternalApp:
         }
 
 
-def _only(method: str, allowed: str) -> None:
-    if method != allowed:
-        raise MethodNotAllowed((allowed,))
+def _access_log(method: str, path: str, status: int | None) -> None:
+    log.info("internal %s %s -> %s", loggable(method, MAX_LOGGED_METHOD), loggable(path), status or "-")
 
 
-def _loggable(path: str) -> str:
-    """The path with every token-shaped run replaced by its digest prefix (and capped in length)."""
+def loggable(text: str, limit: int = MAX_LOGGED_PATH) -> str:
+    """`text` fit for one log line: hex runs masked, control characters escaped, length capped.
+
+    A run of exactly 64 hex digits (a token) shows a prefix of its digest, so the operator can
+    match it with other lines; any other run of 16 or more (part of a token, a PID) shows only its
+    length. The cap applies last, so a cut can never leave a long run unmasked.
+    """
 
     def masked(match: re.Match[str]) -> str:
-        return "digest:" + ServiceToken.parse(match.group(0)).digest().log_prefix()
+        run = match.group(0)
+        if len(run) == 64:
+            return "digest:" + ServiceToken.parse(run).digest().log_prefix()
+        return f"<{len(run)} hex>"
 
-    shown = _TOKEN_SHAPE.sub(masked, path)
-    return shown if len(shown) <= 200 else shown[:200] + "…"
+    shown = _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group(0)):02x}", _HEX_RUN.sub(masked, text))
+    return shown if len(shown) <= limit else shown[:limit] + "…"

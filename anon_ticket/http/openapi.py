@@ -12,11 +12,9 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
-from collections.abc import Iterable
 from typing import Any
 
-from anon_ticket.errors import MethodNotAllowed
-from anon_ticket.http.wsgi import JSON_TYPE, Environ, StartResponse, WsgiApp
+from anon_ticket.http.wsgi import Environ, StartResponse, respond_bytes
 
 PATH = "/api/v1/openapi.json"
 RESOURCE = "openapi.json"
@@ -42,31 +40,9 @@ def document() -> dict[str, Any]:
     return parsed
 
 
-def respond_document(start_response: StartResponse) -> list[bytes]:
-    """200 with the document; the caller has already authenticated and checked the method."""
-    body = document_bytes()
-    start_response(
-        "200 OK",
-        [
-            ("Content-Type", JSON_TYPE),
-            ("Content-Length", str(len(body))),
-            ("Cache-Control", "no-store"),
-            ("X-Content-Type-Options", "nosniff"),
-        ],
-    )
-    return [body]
+def respond_document(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    """200 with the document: a route handler for GET (and so HEAD) behind the bearer check.
 
-
-def openapi_route() -> WsgiApp:
-    """A WSGI app answering GET with the document, for a router that authenticates before it.
-
-    It does no authentication of its own: mount it only behind the internal listener's bearer check
-    (InternalApp routes `PATH` itself after `authenticate`).
+    It does no authentication of its own: InternalApp routes `PATH` to it only after `authenticate`.
     """
-
-    def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") != "GET":
-            raise MethodNotAllowed(("GET",))
-        return respond_document(start_response)
-
-    return app
+    return respond_bytes(start_response, 200, document_bytes())

@@ -7,19 +7,13 @@ logged per request: a log line per request would be a record of who asked when).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 
 from actors.abuse_metrics import Event
 from actors.registry import Registry
 from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId
-from anon_ticket.errors import (
-    AnonTicketError,
-    InvalidRequest,
-    MethodNotAllowed,
-    NotFound,
-    Unavailable,
-)
+from anon_ticket.errors import InvalidRequest, Unavailable
+from anon_ticket.http.routing import OUTCOME, Router
 from anon_ticket.http.wsgi import (
     Environ,
     StartResponse,
@@ -27,12 +21,9 @@ from anon_ticket.http.wsgi import (
     read_body,
     require_json,
     respond,
-    respond_error,
 )
 from anon_ticket.redeem import Redeemer
 from anon_ticket.storage.base import Store
-
-log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024
 
@@ -53,39 +44,23 @@ class PublicApp:
         self._reader = reader
         self._min_payment_amount = min_payment_amount
         self._min_confirmations = min_confirmations
-        self._routes: dict[str, tuple[str, Callable[[Environ, StartResponse], list[bytes]]]] = {
-            "/api/v1/info": ("GET", self._info),
-            "/api/v1/redeem": ("POST", self._redeem),
-        }
+        self.router = Router("public", count=self._count)
+        self.router.add("/api/v1/info", "info", GET=self._info)
+        self.router.add("/api/v1/redeem", "redeem", POST=self._redeem)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        route = self._routes.get(environ.get("PATH_INFO", ""))
-        try:
-            if route is None:
-                raise NotFound("no such path")
-            method, handler = route
-            if environ.get("REQUEST_METHOD") != method:
-                raise MethodNotAllowed((method,))
-            return handler(environ, start_response)
-        except AnonTicketError as error:
-            self._count(error.code)
-            return respond_error(start_response, error)
-        except Exception:
-            log.exception("unexpected error in the public listener")
-            self._count("internal_error")
-            return respond_error(start_response, Unavailable("internal error"))
+        return self.router(environ, start_response)
 
-    def _count(self, outcome: str) -> None:
-        self._registry.tell("abuse_metrics", Event("public." + outcome))
+    def _count(self, event: str) -> None:
+        self._registry.tell("abuse_metrics", Event(event))
 
     def _info(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         address = self._registry.primary_address
         if address is None:
             address = self._reader().monitor_state().wallet_address
             if address is None:
-                raise Unavailable("the wallet's address is not known yet")
+                raise Unavailable("the wallet's address is not known yet", component="wallet")
             self._registry.primary_address = address
-        self._count("info")
         return respond(
             start_response,
             200,
@@ -104,5 +79,5 @@ class PublicApp:
             raise InvalidRequest("the body must have a pid")
         pid = PaymentId.parse(body["pid"])
         answer = self._redeemer.redeem(pid)
-        self._count(str(answer.body["status"]))
+        environ[OUTCOME] = str(answer.body["status"])
         return respond(start_response, answer.status, answer.body)
