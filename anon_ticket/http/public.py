@@ -20,6 +20,7 @@ from anon_ticket.errors import (
     NotFound,
     Unavailable,
 )
+from anon_ticket.http.gateway import CIRCUIT_KEY
 from anon_ticket.http.wsgi import (
     Environ,
     StartResponse,
@@ -103,6 +104,6 @@ class PublicApp:
         if "pid" not in body:
             raise InvalidRequest("the body must have a pid")
         pid = PaymentId.parse(body["pid"])
-        answer = self._redeemer.redeem(pid)
+        answer = self._redeemer.redeem(pid, environ.get(CIRCUIT_KEY))
         self._count(str(answer.body["status"]))
         return respond(start_response, answer.status, answer.body)
