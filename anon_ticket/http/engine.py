@@ -266,6 +266,9 @@ class HttpServer:
         self._open += 1
         self._selector.register(sock, selectors.EVENT_READ, conn)
         self._expiring[conn] = time.monotonic() + self.settings.request_deadline
+        # A client usually sends its request right after connecting: read it now, so that a
+        # complete request goes to a worker before later accepts can evict it at the cap.
+        self._on_readable(conn)
 
     def _evict_oldest(self, reason: str) -> bool:
         for conn in self._expiring:

@@ -19,6 +19,7 @@ import contextlib
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -145,8 +146,10 @@ class DaemonProcess:
         env: Mapping[str, str | None] | None = None,
         args: Sequence[str] = (),
         log_path: Path | None = None,
+        nofile: int | None = None,
     ) -> None:
         self.workdir = Path(workdir)
+        self.nofile = nofile  # RLIMIT_NOFILE (soft and hard) of the child, to test descriptor exhaustion
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.args = list(args)
         self.log_path = log_path or self.workdir / "daemon.log"
@@ -237,11 +240,18 @@ class DaemonProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Only setrlimit runs between fork and exec, which is safe with threads around.
+                preexec_fn=self._limit_descriptors if self.nofile is not None else None,  # noqa: PLW1509
             )
         self.starts += 1
         if wait:
             self.wait_ready(timeout)
         return self
+
+    def _limit_descriptors(self) -> None:
+        """Runs in the child between fork and exec."""
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     @property
     def pid(self) -> int:
