@@ -204,11 +204,16 @@ class HttpServer:
         self._shut_down()
 
     def _shut_down(self) -> None:
-        """SIGTERM: no new connections, drop waiting ones, finish the busy ones (bounded)."""
+        """SIGTERM: no new connections, drop idle ones, finish requests in flight (bounded).
+
+        In flight means in a worker, or partly arrived: a request whose bytes are coming in is
+        read to its end and answered (with `Connection: close`) if it completes in time.
+        """
         self._selector.unregister(self._listening)
         self._listening.close()
         for conn in list(self._expiring):
-            self._close(conn)
+            if not (conn.state == WAITING and self._incomplete(conn)):
+                self._close(conn)
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while self._open and time.monotonic() < deadline:
             for key, mask in self._selector.select(_TICK_SECS):
@@ -218,6 +223,11 @@ class HttpServer:
                     self._on_writable(key.data)
                 elif key.data is not None:
                     self._on_readable(key.data)
+
+    @staticmethod
+    def _incomplete(conn: Connection) -> bool:
+        """Part of a request has arrived (not just blank lines or a PROXY line)."""
+        return conn.reader.head() is not None or conn.reader.started(conn.buffer)
 
     def _close_all(self) -> None:
         for key in list(self._selector.get_map().values()):
@@ -445,7 +455,7 @@ class HttpServer:
             conn, deadline = next(iter(expiring.items()))
             if deadline > now:
                 break
-            if conn.state == WAITING and (conn.reader.head() is not None or conn.reader.started(conn.buffer)):
+            if conn.state == WAITING and self._incomplete(conn):
                 self.noise.record("request_timeout")
                 conn.close_after = True
                 conn.buffer.clear()
