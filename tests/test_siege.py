@@ -14,6 +14,8 @@ import os
 import re
 import resource
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -377,3 +379,17 @@ def test_the_internal_listener_over_a_unix_socket_resists_idle_connections(
             attack.wait_open()
             for _ in range(HONEST_REQUESTS):
                 assert daemon.health() is not None
+
+
+def test_the_siege_benchmark_smoke_run_meets_its_success_target() -> None:
+    """`scripts/bench_siege.py --smoke`: the benchmark itself keeps working (success rate only)."""
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "bench_siege.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("public", "internal"))]
+    assert len(rows) == 5 and all(row.endswith("PASS") or "PASS (" in row for row in rows), done.stdout

@@ -1,6 +1,6 @@
 """The HTTP server of both listeners: one I/O thread reads whole requests, workers only run the app.
 
-Why not cheroot or waitress (measured, see docs/ARCHITECTURE.md and the commit that chose this):
+Why not cheroot or waitress (measured side by side; figures in scripts/README.md "bench_siege.py"):
 cheroot hands each new connection to a worker that then waits for the client, so 32 silent
 connections stop the public listener; waitress buffers whole requests on its I/O thread but, at its
 connection limit, leaves new connections waiting in the kernel backlog instead of closing the oldest
