@@ -53,6 +53,7 @@ def test_a_chunked_body_is_decoded_with_extensions_and_trailers() -> None:
         (POST + b"Transfer-Encoding: gzip, chunked\r\n\r\n", 501),
         (b"GET //x HTTP/2.0\r\n\r\n", 400),
         (b"GET x HTTP/1.1\r\n\r\n", 400),
+        (b"GET http://[x/ HTTP/1.1\r\n\r\n", 400),
         (b"GET / HTTP/1.1 extra\r\n\r\n", 400),
         (b"G(T / HTTP/1.1\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\n folded\r\n\r\n", 400),

@@ -209,7 +209,8 @@ class HttpServer:
         In flight means in a worker, or partly arrived: a request whose bytes are coming in is
         read to its end and answered (with `Connection: close`) if it completes in time.
         """
-        self._selector.unregister(self._listening)
+        with contextlib.suppress(KeyError):  # not registered while accepting is paused (EMFILE)
+            self._selector.unregister(self._listening)
         self._listening.close()
         for conn in list(self._expiring):
             if not (conn.state == WAITING and self._incomplete(conn)):
@@ -402,6 +403,8 @@ class HttpServer:
 
     def _watch(self, conn: Connection, state: str, events: int) -> None:
         previous = conn.state
+        if previous == state:
+            return  # e.g. more of a slow reader's answer went out: its deadline does not move
         conn.state = state
         if previous == BUSY:
             self._selector.register(conn.sock, events, conn)

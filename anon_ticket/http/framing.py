@@ -14,6 +14,7 @@ per byte, never a re-parse of everything it sent.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass
 
 MAX_HEAD_BYTES = 16 * 1024
@@ -165,6 +166,11 @@ class RequestReader:
             raise _bad("the request target is not valid")
         if not _VERSION.match(version):
             raise _bad("only HTTP/1.0 and HTTP/1.1 are served")
+        if target.startswith((b"http://", b"https://")):
+            try:
+                urllib.parse.urlsplit(target.decode("ascii"))
+            except ValueError:
+                raise _bad("the request target is not a valid URI") from None
         return Request(method.decode("ascii"), target.decode("ascii"), version.decode("ascii"), [], b"")
 
     @staticmethod
