@@ -393,3 +393,20 @@ def test_the_siege_benchmark_smoke_run_meets_its_success_target() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith(("public", "internal"))]
     assert len(rows) == 5 and all(row.endswith("PASS") or "PASS (" in row for row in rows), done.stdout
+
+
+def test_json_logs_stay_json_under_attack_and_sigterm_still_stops_cleanly(
+    tmp_path: Path, wallet: FakeWallet
+) -> None:
+    env = {"LOG_FORMAT": "json", "HTTP_REQUEST_DEADLINE_SECS": DEADLINE}
+    daemon = DaemonProcess(tmp_path, wallet_url=wallet.url, env=env)
+    with daemon:
+        target = address(daemon.public_url)
+        with Attack(target, "chunked_garbage", 20) as garbage, Attack(target, "stalled", 100) as stalled:
+            poll_until(lambda: garbage.stats.answers[400] >= 100 or None, 30, "400 answers")
+            poll_until(lambda: stalled.stats.answers[408] or None, 30, "408 answers")
+            assert daemon.stop() == 0  # with the attackers' connections still open
+    lines = [line for line in daemon.log_text().splitlines() if not line.startswith("--- start")]
+    assert lines
+    for line in lines:
+        assert isinstance(json.loads(line), dict), line
