@@ -152,7 +152,7 @@ class Config:
             statsd_prefix=env.get("STATSD_PREFIX", str, "anon_ticket"),
             log_level=env.get("LOG_LEVEL", _log_level, "INFO"),
             log_format=env.get("LOG_FORMAT", _choice("text", "json"), "text"),
-            public_threads=env.get("PUBLIC_THREADS", _positive_int, 16),
+            public_threads=env.get("PUBLIC_THREADS", _positive_int, 32),
             internal_threads=env.get("INTERNAL_THREADS", _positive_int, 4),
             http_request_deadline_secs=env.get("HTTP_REQUEST_DEADLINE_SECS", _positive_float, 10.0),
             http_max_connections=env.get("HTTP_MAX_CONNECTIONS", _positive_int, 4096),

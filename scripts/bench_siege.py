@@ -300,6 +300,8 @@ def redeem_ratios(options: argparse.Namespace) -> None:
                     "--no-screen-bench",
                     "--paid",
                     "20000",
+                    "--server-threads",
+                    str(options.ratio_threads),
                 ],
                 capture_output=True,
                 text=True,
@@ -327,6 +329,12 @@ def main() -> int:
     parser.add_argument("--redeem-ratios", action="store_true", help="also run bench_public.py")
     parser.add_argument("--ratio-seconds", type=float, default=5.0, help="bench_public.py --seconds")
     parser.add_argument("--before", metavar="REV", help="with --redeem-ratios: also measure this revision")
+    parser.add_argument(
+        "--ratio-threads",
+        type=int,
+        default=32,
+        help="bench_public.py --server-threads, for both servers (default 32, the daemon's PUBLIC_THREADS)",
+    )
     options = parser.parse_args()
     if options.smoke:
         options.seconds, options.public, options.internal, options.paid = 1.0, 100, 40, 200
