@@ -186,15 +186,12 @@ class HttpServer:
         next_sweep = time.monotonic() + _TICK_SECS
         while not self._stopping.is_set():
             for key, mask in select(_TICK_SECS):
-                data = key.data
-                if data is None:
-                    self._accept()
-                elif data is self._wake_r:
-                    self._take_returns()
-                elif mask & selectors.EVENT_WRITE:
-                    self._on_writable(data)
-                else:
-                    self._on_readable(data)
+                try:
+                    self._dispatch(key.data, mask)
+                except Exception as exc:  # a defect must cost one connection, never the listener
+                    self.noise.defect("the I/O loop failed on an event", exc)
+                    if isinstance(key.data, Connection):
+                        self._close(key.data)
             if self._returns:
                 self._take_returns()
             now = time.monotonic()
@@ -202,6 +199,17 @@ class HttpServer:
                 next_sweep = now + _TICK_SECS
                 self._sweep(now)
         self._shut_down()
+
+    def _dispatch(self, data: object, mask: int) -> None:
+        if data is None:
+            self._accept()
+        elif data is self._wake_r:
+            self._take_returns()
+        elif isinstance(data, Connection):
+            if mask & selectors.EVENT_WRITE:
+                self._on_writable(data)
+            else:
+                self._on_readable(data)
 
     def _shut_down(self) -> None:
         """SIGTERM: no new connections, drop idle ones, finish requests in flight (bounded).
@@ -218,12 +226,8 @@ class HttpServer:
         deadline = time.monotonic() + self.settings.shutdown_timeout
         while self._open and time.monotonic() < deadline:
             for key, mask in self._selector.select(_TICK_SECS):
-                if key.data is self._wake_r:
-                    self._take_returns()
-                elif key.data is not None and mask & selectors.EVENT_WRITE:
-                    self._on_writable(key.data)
-                elif key.data is not None:
-                    self._on_readable(key.data)
+                if key.data is not None:
+                    self._dispatch(key.data, mask)
 
     @staticmethod
     def _incomplete(conn: Connection) -> bool:
