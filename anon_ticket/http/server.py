@@ -61,6 +61,7 @@ class Listener:
         self._count = count
         self._socket_mode = socket_mode
         self._socket: socket.socket | None = None
+        self._port: int | None = None  # the port actually bound (port 0 picks one)
         self.server: HttpServer | None = None
 
     def bind(self) -> None:
@@ -71,6 +72,7 @@ class Listener:
             self._socket = socket.create_server(
                 (host, self.address.port), family=family, backlog=LISTEN_BACKLOG
             )
+            self._port = int(self._socket.getsockname()[1])
             return
         _clear_stale_socket(self.address)
         mode = self._socket_mode if self._socket_mode is not None else 0o600
@@ -90,9 +92,7 @@ class Listener:
 
     @property
     def bound_port(self) -> int | None:
-        if isinstance(self.address, Path) or self._socket is None:
-            return None
-        return int(self._socket.getsockname()[1])
+        return self._port
 
     def describe(self) -> str:
         if isinstance(self.address, Path):
