@@ -6,6 +6,8 @@ reader is fed byte by byte as a slowloris client would send, which must frame ex
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 from anon_ticket.http import proxy_protocol
 from anon_ticket.http.framing import HARD_BODY_LIMIT, FramingError, Request, RequestReader
 from anon_ticket.http.gateway import error_answer, serialize
+from anon_ticket.http.noise import Noise
 
 POST = b"POST /api/v1/redeem HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 
@@ -166,3 +169,31 @@ def test_server_errors_are_json_in_the_contract_shape() -> None:
     answer = error_answer("GET", 408, "request_timeout", "too slow")
     assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     assert answer.endswith(b'{"error":"request_timeout","message":"too slow"}')
+
+
+# -- client faults: counted always, summarised at most once a minute --------------------------------
+
+
+def test_client_faults_are_counted_each_time_and_logged_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    counted: list[tuple[str, int]] = []
+    noise = Noise("public", lambda kind, n: counted.append((kind, n)), clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="anon_ticket.http"):
+        for second in range(1, 181):
+            now[0] = float(second)
+            for _ in range(1000):
+                noise.record("invalid_request")
+            noise.summarise()
+    assert len(counted) == 180_000
+    summaries = [r.getMessage() for r in caplog.records]
+    assert len(summaries) == 3  # at 60, 120 and 180 s: never more, whatever the rate
+    assert summaries[0] == "public listener, client faults in the last minute: 60000 invalid_request"
+
+
+def test_a_failing_counter_never_breaks_serving() -> None:
+    def broken(kind: str, n: int) -> None:
+        raise RuntimeError("metrics actor restarting")
+
+    Noise("public", broken).record("request_timeout")  # no exception
