@@ -26,6 +26,7 @@ from anon_ticket.http.wsgi import WsgiApp
 
 log = logging.getLogger(__name__)
 
+# HARD_BODY_LIMIT and SERVER_NAME were defined here before the engine: still importable from here.
 __all__ = ["HARD_BODY_LIMIT", "SERVER_NAME", "Listener", "ListenerPlugin"]
 
 LISTEN_BACKLOG = 1024
