@@ -105,8 +105,10 @@ class Config:
     log_format: str
     public_threads: int
     internal_threads: int
-    http_keepalive_limit: int
     http_request_deadline_secs: float
+    http_max_connections: int
+    http_max_connections_per_circuit: int
+    proxy_protocol: str
     pid_screen_capacity: int
     actor_timeout_secs: float
     supervisor_max_restarts: int
@@ -115,6 +117,7 @@ class Config:
     abuse_storage_burst: int
     abuse_pid_per_minute: int
     abuse_tracked_pids: int
+    abuse_circuit_per_minute: int
     abuse_elevated_per_sec: float
     abuse_under_attack_per_sec: float
 
@@ -149,10 +152,12 @@ class Config:
             statsd_prefix=env.get("STATSD_PREFIX", str, "anon_ticket"),
             log_level=env.get("LOG_LEVEL", _log_level, "INFO"),
             log_format=env.get("LOG_FORMAT", _choice("text", "json"), "text"),
-            public_threads=env.get("PUBLIC_THREADS", _positive_int, 16),
+            public_threads=env.get("PUBLIC_THREADS", _positive_int, 32),
             internal_threads=env.get("INTERNAL_THREADS", _positive_int, 4),
-            http_keepalive_limit=env.get("HTTP_KEEPALIVE_LIMIT", _positive_int, 64),
             http_request_deadline_secs=env.get("HTTP_REQUEST_DEADLINE_SECS", _positive_float, 10.0),
+            http_max_connections=env.get("HTTP_MAX_CONNECTIONS", _positive_int, 4096),
+            http_max_connections_per_circuit=env.get("HTTP_MAX_CONNECTIONS_PER_CIRCUIT", _positive_int, 16),
+            proxy_protocol=env.get("PROXY_PROTOCOL", _choice("off", "tor"), "off"),
             pid_screen_capacity=env.get("PID_SCREEN_CAPACITY", _positive_int, 1_000_000),
             actor_timeout_secs=env.get("ACTOR_TIMEOUT_SECS", _positive_float, 5.0),
             supervisor_max_restarts=env.get("SUPERVISOR_MAX_RESTARTS", _positive_int, 5),
@@ -161,6 +166,7 @@ class Config:
             abuse_storage_burst=env.get("ABUSE_STORAGE_BURST", _positive_int, 4000),
             abuse_pid_per_minute=env.get("ABUSE_PID_PER_MINUTE", _positive_int, 30),
             abuse_tracked_pids=env.get("ABUSE_TRACKED_PIDS", _positive_int, 100_000),
+            abuse_circuit_per_minute=env.get("ABUSE_CIRCUIT_PER_MINUTE", _positive_int, 120),
             abuse_elevated_per_sec=env.get("ABUSE_ELEVATED_PER_SEC", _positive_float, 20.0),
             abuse_under_attack_per_sec=env.get("ABUSE_UNDER_ATTACK_PER_SEC", _positive_float, 200.0),
         )

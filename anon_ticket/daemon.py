@@ -10,15 +10,16 @@ so every acknowledged write is flushed.
 from __future__ import annotations
 
 import logging
+import resource
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import statsd
 from cherrypy.process import plugins, wspbus
 
-from actors.abuse_metrics import AbuseMetrics, AbuseSettings
+from actors.abuse_metrics import AbuseMetrics, AbuseSettings, Event
 from actors.pid_cache import PidCache, PidCacheProxy
 from actors.registry import Registry, wait
 from actors.storage_writer import StorageWriter
@@ -43,6 +44,30 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 PUBLIC_SOCKET_MODE = 0o660
 INTERNAL_SOCKET_MODE = 0o600
+# Descriptors kept for everything but client connections (database, wallet RPC, statsd, pipes).
+RESERVED_DESCRIPTORS = 128
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard one and return the limit now in force.
+
+    Each open connection costs a descriptor (docs/PROTOCOL.md §8), and many systems start services
+    with a soft limit of 1,024 under a much higher hard one.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the descriptor limit from %d to %d: %s", soft, wanted, exc)
+    return int(soft)
+
+
+def connection_cap(configured: int, descriptor_limit: int) -> int:
+    """HTTP_MAX_CONNECTIONS, kept below what the descriptor limit allows each of the two listeners."""
+    return max(8, min(configured, (descriptor_limit - RESERVED_DESCRIPTORS) // 2))
 
 
 class SupervisorPlugin(plugins.SimplePlugin):
@@ -71,6 +96,7 @@ class Daemon:
         self.bus = wspbus.Bus()
         self.exit_code = EXIT_OK
         self.listeners: list[Listener] = []
+        self.descriptor_limit = 0
         self._lock: DaemonLock | None = None
         self._supervisor: Supervisor | None = None
         self.systemd = systemd.Notifier.from_environ()
@@ -169,9 +195,10 @@ class Daemon:
             internal_address,
             internal,
             threads=config.internal_threads,
-            keepalive_limit=16,
             socket_mode=INTERNAL_SOCKET_MODE,
             request_deadline=config.http_request_deadline_secs,
+            max_connections=self._connection_cap(),
+            count=self._counter("internal"),
         )
         try:
             internal_listener.bind()
@@ -180,6 +207,19 @@ class Daemon:
             variable = "INTERNAL_UNIX_SOCKET" if config.internal_unix_socket else "INTERNAL_BIND_ADDRESS"
             raise bind_failure(variable, internal_address, exc, "no fallback, by design") from exc
         self.listeners = [public, internal_listener]
+
+    def _connection_cap(self) -> int:
+        limit = self.descriptor_limit or resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return connection_cap(self.config.http_max_connections, limit)
+
+    def _counter(self, listener: str) -> Callable[[str, int], None]:
+        """Counts the listener's client faults in statsd (`http.<listener>.<kind>`), never blocking."""
+        registry = self.registry
+
+        def count(kind: str, n: int) -> None:
+            registry.tell("abuse_metrics", Event(f"http.{listener}.{kind}", n))
+
+        return count
 
     def _bind_public(self, app: PublicApp) -> Listener:
         config = self.config
@@ -190,9 +230,12 @@ class Daemon:
                 address,
                 app,
                 threads=config.public_threads,
-                keepalive_limit=config.http_keepalive_limit,
                 socket_mode=PUBLIC_SOCKET_MODE,
                 request_deadline=config.http_request_deadline_secs,
+                max_connections=self._connection_cap(),
+                proxy_protocol=config.proxy_protocol == "tor",
+                max_connections_per_circuit=config.http_max_connections_per_circuit,
+                count=self._counter("public"),
             )
 
         if config.api_unix_socket is not None:
@@ -257,6 +300,7 @@ class Daemon:
                 storage_burst=config.abuse_storage_burst,
                 pid_per_minute=config.abuse_pid_per_minute,
                 tracked_pids=config.abuse_tracked_pids,
+                circuit_per_minute=config.abuse_circuit_per_minute,
             ),
         )
 
@@ -266,6 +310,11 @@ class Daemon:
         log.info("anon_ticket %s starting with %s", __version__, config.database_url)
         for warning in config.warnings():
             log.warning("%s", warning)
+        self.descriptor_limit = raise_descriptor_limit()
+        cap = self._connection_cap()
+        log.info("descriptor limit %d: at most %d connections per listener", self.descriptor_limit, cap)
+        if config.proxy_protocol == "tor":
+            log.info("public listener expects tor's PROXY line on every connection (PROXY_PROTOCOL=tor)")
         self._lock = self.database.daemon_lock(on_lost=self.fail)
         self._lock.acquire()
         version = self.database.migrate()

@@ -36,6 +36,7 @@ def configure(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # cheroot and CherryPy's bus log through these; keep their chatter at warnings.
-    for name in ("cherrypy.error", "cherrypy.access", "cheroot"):
+    # CherryPy's bus logs through these; keep its chatter at warnings. The HTTP servers log nothing
+    # per request or per client fault (anon_ticket/http/noise.py), so they need no such filter.
+    for name in ("cherrypy.error", "cherrypy.access"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))

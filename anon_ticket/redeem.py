@@ -42,6 +42,7 @@ class RedeemSettings:
     storage_burst: int = 4000
     pid_per_minute: int = 30
     tracked_pids: int = 100_000
+    circuit_per_minute: int = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +67,21 @@ class Redeemer:
         self._clock = clock
         self._bucket = TokenBucket(settings.storage_rate, settings.storage_burst)
         self._per_pid = PerKeyLimiter(settings.pid_per_minute, 60.0, settings.tracked_pids)
+        # With PROXY_PROTOCOL=tor the tor circuit is the only client identity (docs/PROTOCOL.md §8).
+        self._per_circuit = PerKeyLimiter(settings.circuit_per_minute, 60.0, settings.tracked_pids)
 
-    def redeem(self, pid: PaymentId) -> RedeemAnswer:
+    def redeem(self, pid: PaymentId, circuit: int | None = None) -> RedeemAnswer:
         screen = self._registry.pid_screen
         if screen is None:
             raise Unavailable("the PID screen is being rebuilt", STARTING_RETRY_AFTER)
         payment_id = pid.chain_payment_id().raw
         if not screen.might_contain(payment_id):
             raise PaymentNotFound("no payment is known for this pid")
-        retry_after = self._per_pid.hit(payment_id) or self._bucket.take()
+        retry_after = (
+            (self._per_circuit.hit(circuit.to_bytes(4, "big")) if circuit is not None else 0)
+            or self._per_pid.hit(payment_id)
+            or self._bucket.take()
+        )
         if retry_after:
             raise RateLimited(retry_after)
         snapshot = self._reader().snapshot(payment_id)

@@ -96,9 +96,7 @@ def pipeline(tmp_path: Path, wallet: FakeWallet, statsd_socket: socket.socket) -
 
 @pytest.fixture
 def port(pipeline: Pipeline) -> Iterator[int]:
-    listener = Listener(
-        "public", BindAddress("127.0.0.1", 0), pipeline.daemon.public_app(), threads=2, keepalive_limit=2
-    )
+    listener = Listener("public", BindAddress("127.0.0.1", 0), pipeline.daemon.public_app(), threads=2)
     listener.bind()
     listener.serve_in_thread()
     yield listener.bound_port or 0

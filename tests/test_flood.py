@@ -37,8 +37,6 @@ def port(pipeline: Pipeline) -> Iterator[int]:
         BindAddress("127.0.0.1", 0),
         pipeline.daemon.public_app(),
         threads=16,
-        keepalive_limit=64,
-        request_timeout=2.0,
         request_deadline=2.0,
     )
     listener.bind()

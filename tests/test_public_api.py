@@ -59,9 +59,7 @@ class Public:
 
 @pytest.fixture
 def public(pipeline: Pipeline) -> Iterator[Public]:
-    listener = Listener(
-        "public", BindAddress("127.0.0.1", 0), pipeline.daemon.public_app(), threads=4, keepalive_limit=8
-    )
+    listener = Listener("public", BindAddress("127.0.0.1", 0), pipeline.daemon.public_app(), threads=4)
     listener.bind()
     listener.serve_in_thread()
     assert listener.bound_port is not None
@@ -106,9 +104,7 @@ def test_info_is_unavailable_until_the_wallet_address_is_known(tmp_path: Path) -
     with FakeWallet() as down:
         down.set_down(True)
         running = Pipeline(pipeline_config(tmp_path / "x.db", down.url))
-        listener = Listener(
-            "public", BindAddress("127.0.0.1", 0), running.daemon.public_app(), threads=2, keepalive_limit=2
-        )
+        listener = Listener("public", BindAddress("127.0.0.1", 0), running.daemon.public_app(), threads=2)
         listener.bind()
         listener.serve_in_thread()
         try:

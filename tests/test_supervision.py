@@ -105,7 +105,7 @@ class Client:
 
 
 def serve(app: Any) -> Listener:
-    listener = Listener("test", BindAddress("127.0.0.1", 0), app, threads=8, keepalive_limit=8)
+    listener = Listener("test", BindAddress("127.0.0.1", 0), app, threads=8)
     listener.bind()
     listener.serve_in_thread()
     return listener

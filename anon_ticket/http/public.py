@@ -13,6 +13,7 @@ from actors.abuse_metrics import Event
 from actors.registry import Registry
 from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId
 from anon_ticket.errors import InvalidRequest, Unavailable
+from anon_ticket.http.gateway import CIRCUIT_KEY
 from anon_ticket.http.routing import OUTCOME, Router
 from anon_ticket.http.wsgi import (
     Environ,
@@ -78,6 +79,6 @@ class PublicApp:
         if "pid" not in body:
             raise InvalidRequest("the body must have a pid")
         pid = PaymentId.parse(body["pid"])
-        answer = self._redeemer.redeem(pid)
+        answer = self._redeemer.redeem(pid, environ.get(CIRCUIT_KEY))
         environ[OUTCOME] = str(answer.body["status"])
         return respond(start_response, answer.status, answer.body)

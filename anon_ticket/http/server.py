@@ -1,9 +1,10 @@
-"""One cheroot HTTP server per listener, each with its own WSGI application.
+"""One HTTP server per listener, each with its own WSGI application, run by the CherryPy bus.
 
-CherryPy's own `Server` serves the global `cherrypy.tree` on every port, which would put
-the internal API on the Tor-facing port. Each listener here is a separate `cheroot.wsgi.Server` with its
-own app, bound explicitly (so the daemon decides what a bind failure means) and run by a CherryPy bus
-plugin (so it starts after the actors and stops before them).
+CherryPy's own `Server` serves the global `cherrypy.tree` on every port, which would put the internal
+API on the Tor-facing port. Each listener here is its own `HttpServer` (engine.py: whole requests are
+read before a worker sees them, docs/PROTOCOL.md §8) with its own app, bound explicitly (so the daemon
+decides what a bind failure means) and run by a CherryPy bus plugin (so it starts after the actors
+and stops before them).
 """
 
 from __future__ import annotations
@@ -12,31 +13,23 @@ import logging
 import os
 import socket
 import stat
-import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import cheroot.wsgi
 from cherrypy.process import plugins, wspbus
 
 from anon_ticket.config import BindAddress
-from anon_ticket.http.deadline import DeadlineConnection
+from anon_ticket.http.engine import HttpServer, ServerSettings
+from anon_ticket.http.framing import HARD_BODY_LIMIT
+from anon_ticket.http.gateway import SERVER_NAME
 from anon_ticket.http.wsgi import WsgiApp
 
 log = logging.getLogger(__name__)
 
-# Bodies this large are refused by cheroot itself (plain 413) before any application code runs, so a
-# client cannot make a worker drain megabytes of a body we would never read. Our own JSON 413 covers
-# everything from the contract's 1,024 bytes up to this.
-HARD_BODY_LIMIT = 64 * 1024
-SERVER_NAME = "anon_ticket"  # the Server header: no version, no host name
+# HARD_BODY_LIMIT and SERVER_NAME were defined here before the engine: still importable from here.
+__all__ = ["HARD_BODY_LIMIT", "SERVER_NAME", "Listener", "ListenerPlugin"]
 
-
-class _Server(cheroot.wsgi.Server):
-    """cheroot's WSGI server whose connections hold each request to a deadline (see deadline.py)."""
-
-    ConnectionClass = DeadlineConnection
-    request_deadline: float = 10.0  # seconds for a whole request to arrive, however it is dripped
+LISTEN_BACKLOG = 1024
 
 
 class Listener:
@@ -49,53 +42,58 @@ class Listener:
         app: WsgiApp,
         *,
         threads: int,
-        keepalive_limit: int,
         socket_mode: int | None = None,
-        request_timeout: float = 10.0,
         request_deadline: float = 10.0,
+        max_connections: int = 4096,
+        proxy_protocol: bool = False,
+        max_connections_per_circuit: int = 16,
+        count: Callable[[str, int], None] | None = None,
     ) -> None:
         self.name = name
-        bind: Any = str(address) if isinstance(address, Path) else (address.host, address.port)
-        self.server = _Server(
-            bind,
-            app,
-            numthreads=threads,
-            server_name=SERVER_NAME,
-            request_queue_size=128,
-            timeout=int(request_timeout),
-            shutdown_timeout=5,
-        )
-        self.server.max_request_body_size = HARD_BODY_LIMIT
-        self.server.max_request_header_size = 16 * 1024
-        # cheroot keeps 10 idle keep-alive connections by default and then answers `Connection: close`
-        # (measured: 400-970 reconnects/s at 32 clients). Tor multiplexes many buyers over few
-        # connections, so we allow more, each costing one idle slot, not a thread.
-        self.server.keep_alive_conn_limit = keepalive_limit
-        self.server.request_deadline = request_deadline
         self.address = address
+        self.settings = ServerSettings(
+            threads=threads,
+            max_connections=max_connections,
+            request_deadline=request_deadline,
+            proxy_protocol=proxy_protocol,
+            max_connections_per_circuit=max_connections_per_circuit,
+        )
+        self._app = app
+        self._count = count
         self._socket_mode = socket_mode
-        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self._port: int | None = None  # the port actually bound (port 0 picks one)
+        self.server: HttpServer | None = None
 
     def bind(self) -> None:
         """Bind the socket now; raises OSError when the address cannot be used."""
         if not isinstance(self.address, Path):
-            self.server.prepare()
+            host = self.address.host
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            self._socket = socket.create_server(
+                (host, self.address.port), family=family, backlog=LISTEN_BACKLOG
+            )
+            self._port = int(self._socket.getsockname()[1])
             return
         _clear_stale_socket(self.address)
         mode = self._socket_mode if self._socket_mode is not None else 0o600
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # Created with its final mode: no moment in which others could connect.
         previous = os.umask(0o777 & ~mode)
         try:
-            self.server.prepare()
+            sock.bind(str(self.address))
+            sock.listen(LISTEN_BACKLOG)
+        except OSError:
+            sock.close()
+            raise
         finally:
             os.umask(previous)
         os.chmod(self.address, mode)
+        self._socket = sock
 
     @property
     def bound_port(self) -> int | None:
-        if isinstance(self.address, Path):
-            return None
-        return int(self.server.bind_addr[1])
+        return self._port
 
     def describe(self) -> str:
         if isinstance(self.address, Path):
@@ -103,18 +101,23 @@ class Listener:
         host = self.address.host
         return f"{host}:{self.bound_port}" if ":" not in host else f"[{host}]:{self.bound_port}"
 
+    @property
+    def serving(self) -> bool:
+        return self.server is not None and self.server.running
+
     def serve_in_thread(self) -> None:
-        self._thread = threading.Thread(target=self.server.serve, name=f"http-{self.name}", daemon=True)
-        self._thread.start()
+        assert self._socket is not None, "bind() first"
+        self.server = HttpServer(self.name, self._socket, self._app, self.settings, self._count)
+        self.server.start()
 
     def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (up to 5 s), and remove a socket file."""
-        if not self.server.ready:
-            return
-        self.server.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        elif self._socket is not None:
+            self._socket.close()  # bound but never served
+        self._socket = None
         if isinstance(self.address, Path):
             self.address.unlink(missing_ok=True)
 
@@ -122,8 +125,8 @@ class Listener:
 def _clear_stale_socket(path: Path) -> None:
     """Remove a socket file left by a crash; refuse anything else found at the path.
 
-    cheroot would unlink whatever is there: a mistyped path could take a database file or another
-    daemon's live socket with it.
+    Unlinking whatever is there would let a mistyped path take a database file or another daemon's
+    live socket with it.
     """
     try:
         found = os.lstat(path)
@@ -157,7 +160,7 @@ class ListenerPlugin(plugins.SimplePlugin):
     start.priority = 75  # type: ignore[attr-defined]
 
     def stop(self) -> None:
-        if self.listener.server.ready:
+        if self.listener.serving:
             self.listener.stop()
             log.info("%s listener stopped", self.listener.name)
 

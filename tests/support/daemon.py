@@ -19,6 +19,7 @@ import contextlib
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -50,7 +51,9 @@ _OWN_PREFIXES = (
     "STATSD_",
     "LOG_",
     "PUBLIC_THREADS",
-    "HTTP_KEEPALIVE",
+    "HTTP_",
+    "PROXY_PROTOCOL",
+    "ABUSE_",
     "PID_SCREEN",
     "ACTOR_",
     "SUPERVISOR_",
@@ -146,11 +149,13 @@ class DaemonProcess:
         args: Sequence[str] = (),
         log_path: Path | None = None,
         python: Path | None = None,
+        nofile: int | None = None,
     ) -> None:
         """`python`: another interpreter (an installed release's venv), run without this checkout on
         PYTHONPATH; by default this test run's interpreter with the checkout first on PYTHONPATH."""
         self.workdir = Path(workdir)
         self.python = str(python) if python is not None else sys.executable
+        self.nofile = nofile  # RLIMIT_NOFILE (soft and hard) of the child, to test descriptor exhaustion
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.args = list(args)
         self.log_path = log_path or self.workdir / "daemon.log"
@@ -244,11 +249,18 @@ class DaemonProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # Only setrlimit runs between fork and exec, which is safe with threads around.
+                preexec_fn=self._limit_descriptors if self.nofile is not None else None,  # noqa: PLW1509
             )
         self.starts += 1
         if wait:
             self.wait_ready(timeout)
         return self
+
+    def _limit_descriptors(self) -> None:
+        """Runs in the child between fork and exec."""
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     @property
     def pid(self) -> int:

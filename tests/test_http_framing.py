@@ -1,0 +1,199 @@
+"""Request framing, the PROXY line and answer serialisation, as pure functions (docs/PROTOCOL.md §4, §8).
+
+The daemon-level behaviour is in tests/test_siege.py; here every branch is cheap to reach, and the
+reader is fed byte by byte as a slowloris client would send, which must frame exactly the same.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from anon_ticket.http import proxy_protocol
+from anon_ticket.http.framing import HARD_BODY_LIMIT, FramingError, Request, RequestReader
+from anon_ticket.http.gateway import error_answer, serialize
+from anon_ticket.http.noise import Noise
+
+POST = b"POST /api/v1/redeem HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
+def frame(raw: bytes) -> tuple[Request | None, bytearray]:
+    buffer = bytearray(raw)
+    return RequestReader().feed(buffer), buffer
+
+
+def test_a_content_length_body_is_framed_and_what_follows_is_left() -> None:
+    request, rest = frame(POST + b"Content-Length: 2\r\n\r\n{}GET / HTTP/1.1\r\n")
+    assert request is not None
+    assert (request.method, request.target, request.body) == ("POST", "/api/v1/redeem", b"{}")
+    assert request.header("content-type") == "application/json"
+    assert rest == b"GET / HTTP/1.1\r\n"
+
+
+def test_a_chunked_body_is_decoded_with_extensions_and_trailers() -> None:
+    request, rest = frame(
+        POST + b"Transfer-Encoding: chunked\r\n\r\n2;x=y\r\n{}\r\n1\r\n \r\n0\r\nT: v\r\n\r\n"
+    )
+    assert request is not None and request.body == b"{} " and rest == b""
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (POST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n1\r\nab\r\n", 400),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n" + b"1" * 70 + b"\r\n", 400),
+        (POST + b"Transfer-Encoding: chunked\r\n\r\n10001\r\n", 413),
+        (POST + b"Content-Length: 65537\r\n\r\n", 413),
+        (POST + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+        (POST + b"Content-Length: 1, 2\r\n\r\n", 400),
+        (POST + b"Content-Length: -1\r\n\r\n", 400),
+        (POST + b"Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (POST + b"Transfer-Encoding: chunked, gzip\r\n\r\n", 400),
+        (POST + b"Transfer-Encoding: gzip, chunked\r\n\r\n", 501),
+        (b"GET //x HTTP/2.0\r\n\r\n", 400),
+        (b"GET x HTTP/1.1\r\n\r\n", 400),
+        (b"GET http://[x/ HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1 extra\r\n\r\n", 400),
+        (b"G(T / HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n folded\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nX" + b"x" * 17000, 431),
+    ],
+)
+def test_framing_faults(raw: bytes, status: int) -> None:
+    with pytest.raises(FramingError) as fault:
+        frame(raw)
+    assert fault.value.status == status
+
+
+def test_identical_repeated_lengths_are_one_length() -> None:
+    request, _ = frame(POST + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}")
+    assert request is not None and request.body == b"{}"
+
+
+def test_exactly_the_hard_limit_is_allowed_chunked() -> None:
+    half = HARD_BODY_LIMIT // 2
+    chunk = b"%x\r\n%s\r\n" % (half, b"x" * half)
+    request, _ = frame(POST + b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 2 + b"0\r\n\r\n")
+    assert request is not None and len(request.body) == HARD_BODY_LIMIT
+
+
+@given(st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=60))
+def test_dripped_bytes_frame_the_same_requests(cuts: list[int]) -> None:
+    raw = (
+        b"\r\n"
+        + POST
+        + b"Content-Length: 2\r\n\r\n{}"
+        + POST
+        + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    )
+    reader, buffer, got, pos = RequestReader(), bytearray(), [], 0
+    for cut in [*cuts, len(raw)]:
+        buffer += raw[pos : pos + cut]
+        pos += cut
+        while (request := reader.feed(buffer)) is not None:
+            got.append(request.body)
+        if pos >= len(raw):
+            break
+    assert got == [b"{}", b"abc"] and buffer == b""
+
+
+def test_keep_alive_follows_the_version_and_connection_header() -> None:
+    def keep(raw: bytes) -> bool:
+        request, _ = frame(raw)
+        assert request is not None
+        return request.keep_alive
+
+    assert keep(b"GET / HTTP/1.1\r\n\r\n")
+    assert not keep(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert not keep(b"GET / HTTP/1.0\r\n\r\n")
+    assert keep(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+
+
+# -- the PROXY line --------------------------------------------------------------------------------
+
+
+def test_the_circuit_is_the_low_32_bits_of_the_source_address() -> None:
+    buffer = bytearray(b"PROXY TCP6 fc00:dead:beef:4dad::ab:cdef ::1 65535 42\r\nGET /")
+    line = proxy_protocol.split_line(buffer)
+    assert line is not None and buffer == b"GET /"
+    assert proxy_protocol.circuit_id(line) == 0x00ABCDEF
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET / HTTP/1.1\r\n",
+        b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n",
+        b"PROXY UNKNOWN\r\n",
+        b"PROXY TCP6 ::1 ::1 1\r\n",
+        b"PROXY TCP6 1.2.3.4 ::1 1 2\r\n",
+        b"PROXY TCP6 ::1 ::1 65536 2\r\n",
+        b"PROXY TCP6 ::1 ::1 01 2\r\n",
+        b"PROXY TCP6 " + b"1" * 120,
+    ],
+)
+def test_anything_but_a_proxy_tcp6_line_is_refused(raw: bytes) -> None:
+    with pytest.raises(proxy_protocol.ProxyLineError):
+        line = proxy_protocol.split_line(bytearray(raw))
+        assert line is not None
+        proxy_protocol.circuit_id(line)
+
+
+def test_an_incomplete_proxy_line_waits() -> None:
+    assert proxy_protocol.split_line(bytearray(b"PROXY TCP6 ::1")) is None
+    assert proxy_protocol.split_line(bytearray(b"PRO")) is None
+
+
+# -- answers ---------------------------------------------------------------------------------------
+
+
+def test_no_answer_to_head_has_a_body_whatever_the_application_returns() -> None:
+    answer = serialize("HEAD", 200, [("Content-Length", "5"), ("Server", "x/1.0")], b"hello", True)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert body == b""
+    assert b"Content-Length: 5" in head and b"Server: anon_ticket" in head and b"x/1.0" not in head
+
+
+def test_the_length_is_what_is_sent_and_close_is_announced() -> None:
+    answer = serialize("GET", 200, [("Content-Length", "99")], b"hi", False)
+    assert b"Content-Length: 2\r\n" in answer and b"Connection: close\r\n" in answer
+    assert answer.endswith(b"\r\n\r\nhi")
+
+
+def test_server_errors_are_json_in_the_contract_shape() -> None:
+    answer = error_answer("GET", 408, "request_timeout", "too slow")
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert answer.endswith(b'{"error":"request_timeout","message":"too slow"}')
+
+
+# -- client faults: counted always, summarised at most once a minute --------------------------------
+
+
+def test_client_faults_are_counted_each_time_and_logged_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    counted: list[tuple[str, int]] = []
+    noise = Noise("public", lambda kind, n: counted.append((kind, n)), clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="anon_ticket.http"):
+        for second in range(1, 181):
+            now[0] = float(second)
+            for _ in range(1000):
+                noise.record("invalid_request")
+            noise.summarise()
+    assert len(counted) == 180_000
+    summaries = [r.getMessage() for r in caplog.records]
+    assert len(summaries) == 3  # at 60, 120 and 180 s: never more, whatever the rate
+    assert summaries[0] == "public listener, client faults in the last minute: 60000 invalid_request"
+
+
+def test_a_failing_counter_never_breaks_serving() -> None:
+    def broken(kind: str, n: int) -> None:
+        raise RuntimeError("metrics actor restarting")
+
+    Noise("public", broken).record("request_timeout")  # no exception
