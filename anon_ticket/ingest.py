@@ -47,17 +47,17 @@ def height_fault(wallet_height: int, floor: int | None, highest: int | None, res
     `rescan_depth` it is a reorg and the poll is applied (transfers in blocks the wallet has not
     reached are not judged; see `plan_changes`). A fault lasts until the wallet is back within reach.
     """
-    if floor is not None and wallet_height < floor:
-        return (
-            f"wallet fault: the wallet's height {wallet_height} is below the scan floor {floor} "
-            f"(MONITOR_START_HEIGHT or the first height scanned); nothing is applied until it reaches {floor}"
-        )
     if highest is not None and wallet_height < highest - rescan_depth:
         return (
             f"wallet fault: the wallet's height {wallet_height} is {highest - wallet_height} blocks below "
             f"the highest height this database has seen ({highest}), more than MONITOR_RESCAN_DEPTH "
             f"({rescan_depth}): it was restored or is resyncing, not reorganised; nothing is applied "
             f"and nothing revoked until it reaches {highest - rescan_depth}"
+        )
+    if floor is not None and wallet_height < floor:
+        return (
+            f"wallet fault: the wallet's height {wallet_height} is below the scan floor {floor} "
+            f"(MONITOR_START_HEIGHT or the first height scanned); nothing is applied until it reaches {floor}"
         )
     return None
 

@@ -453,6 +453,11 @@ class FakeWallet:
         with self._lock:
             self._faults.setdefault(method, []).append(_Fault(mode, code, message, times))
 
+    def clear_faults(self) -> None:
+        """Forget every pending `fail_next`."""
+        with self._lock:
+            self._faults.clear()
+
     def reset_calls(self) -> None:
         with self._lock:
             self.calls.clear()
