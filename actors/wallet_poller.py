@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
@@ -54,7 +54,7 @@ class PollerSettings:
     start_height: int | None
     writer_timeout_secs: float
     wallet_file: str | None = None
-    wallet_password: str | None = None
+    wallet_password: str | None = field(default=None, repr=False)
     max_backoff_secs: float = MAX_BACKOFF_SECS
 
 

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from anon_ticket import __version__, logs
+from anon_ticket import __version__, hardening, logs
 from anon_ticket.config import Config
 from anon_ticket.errors import AnonTicketError, ConfigError
 from anon_ticket.storage.database import Database
@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return per command)
+    # Before anything else: no core dump may ever hold a PID or a token (daemon, token, client).
+    hardening_problems = hardening.forbid_core_dumps()
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "client":
         from anon_ticket.client.cli import main as client_main
@@ -61,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
         print(f"anon_ticket: {exc}", file=sys.stderr)
         return EXIT_USAGE
     logs.configure(config.log_level, config.log_format)
+    for problem in hardening_problems:
+        logging.getLogger("anon_ticket").warning("core dumps not fully disabled: %s", problem)
     command = options.command or "serve"
     try:
         if command == "serve":

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 4096
 MAX_REASON_CHARS = 256
 _TOKEN_PATH = re.compile(r"^/api/v1/token/([^/]*)(/revoke)?$")
-_TOKEN_SHAPE = re.compile(r"[0-9a-fA-F]{64}")
+_TOKEN_SHAPE = re.compile(r"[0-9a-fA-F]{16,}")  # any long hex run: a token, or most of one
 
 Handler = Callable[[Environ, StartResponse, "list[str]"], list[bytes]]
 
@@ -274,6 +274,8 @@ def _loggable(path: str) -> str:
     """The path with every token-shaped run replaced by its digest prefix (and capped in length)."""
 
     def masked(match: re.Match[str]) -> str:
+        if len(match.group(0)) != 64:
+            return f"<{len(match.group(0))} hex>"
         return "digest:" + ServiceToken.parse(match.group(0)).digest().log_prefix()
 
     shown = _TOKEN_SHAPE.sub(masked, path)
