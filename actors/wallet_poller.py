@@ -217,7 +217,7 @@ class WalletPoller(pykka.ThreadingActor):
         self._registry.tell("abuse_metrics", Event("wallet.fault"))
         if not self._in_fault:
             self._in_fault = True
-            log.error("%s", message)
+            log.warning("%s", message)
         return PollReport(False, wallet_height=fault.wallet_height, error=message, fault=True)
 
     def _failed(self, error: str) -> PollReport:
