@@ -36,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
         "rescan",
         help="move the scan cursor back",
         description="Move the wallet scan cursor back to HEIGHT (inclusive), e.g. after restoring a "
-        "wallet. Works while the daemon runs: its next poll starts there.",
+        "wallet. Works while the daemon runs: its next poll starts there. The highest wallet height "
+        "the database has seen is kept: a restored wallet still resyncing far below it is a wallet "
+        "fault (nothing applied, nothing revoked) until it is back, then everything from HEIGHT is "
+        "read again.",
     )
     rescan.add_argument("--from", dest="height", type=int, required=True, metavar="HEIGHT")
     commands.add_parser("client", help="the buyer's client (see: client --help)", add_help=False)

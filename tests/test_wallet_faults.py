@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -304,3 +306,38 @@ def test_a_slow_wallet_within_the_timeout_is_served(
         assert status["wallet"]["last_error"] is None and status["wallet"]["stale"] is False
         assert daemon.health() == (200, {"status": "ok"})
         assert daemon.redeem(pid).json()["status"] == "already_claimed"
+
+
+def test_rescan_after_a_restore_keeps_the_fault_until_the_wallet_is_back_then_rereads(
+    tmp_path: Path, wallet: FakeWallet, statsd: StatsdSink
+) -> None:
+    with start_daemon(tmp_path, wallet, statsd) as daemon:
+        pid, token = claim_token(daemon, wallet)
+        wallet.mine(50)
+        top = wallet.height
+        wait_status(daemon, lambda s: s["scan_cursor"] == top, "the poll at the top")
+        wallet.rewind(120)  # restored with an old restore height, resyncing
+        wait_status(daemon, lambda s: s["wallet"]["last_error"] is not None, "the wallet fault")
+        rescan = subprocess.run(
+            [sys.executable, "-m", "anon_ticket", "rescan", "--from", "190"],
+            cwd=daemon.workdir,
+            env=daemon.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert rescan.returncode == 0, rescan.stderr
+        # The operator's rescan moves the cursor, not the highest height: still a fault, nothing read.
+        listed = wallet.calls["get_transfers"]
+        calls = wallet.calls["get_height"]
+        poll_until(lambda: wallet.calls["get_height"] >= calls + 3 or None, 15, "more polls")
+        status = daemon.status()
+        assert status["scan_cursor"] == 190 and "wallet fault" in (status["wallet"]["last_error"] or "")
+        assert wallet.calls["get_transfers"] == listed
+        assert_buyer_and_services_unharmed(daemon, pid, token)
+        wallet.rewind(None)  # caught up: the next poll reads everything again from the rescan height
+        wait_status(daemon, lambda s: s["wallet"]["last_error"] is None, "the fault to end")
+        assert min(p["min_height"] for p in wallet.params_of("get_transfers")[listed:]) == 189
+        wait_status(daemon, lambda s: s["scan_cursor"] == top, "the cursor back at the top")
+        assert_buyer_and_services_unharmed(daemon, pid, token)
