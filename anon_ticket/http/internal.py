@@ -153,7 +153,11 @@ class InternalApp:
         """docs/PROTOCOL.md §9: 503 `down` only for a dead actor; a stale or faulted wallet is `degraded`."""
         registry = self._registry
         if not registry.all_running():
-            down = sorted(name for name, h in registry.health.items() if h.state != "running")
+            down = sorted(
+                name
+                for name, h in registry.health.items()
+                if h.state != "running" or (ref := registry.ref(name)) is None or not ref.is_alive()
+            )
             return respond(
                 start_response,
                 503,
