@@ -219,7 +219,11 @@ class WalletHttp:
             response = conn.getresponse()
             if response.status == 401 and self._digest is not None and attempt == 1:
                 challenge = _parse_challenges(response.msg.get_all("WWW-Authenticate") or [])
-                self.close()  # the 401 page is not read: a fresh connection for the second try
+                # The second try goes on this same connection: monero-wallet-rpc (epee) only accepts
+                # a nonce on the connection it was issued on. So the 401 page is read (capped).
+                self._read_capped(response, what)
+                if response.will_close:
+                    self.close()
                 if challenge is None:
                     raise WalletUnreachable(f"{what}: HTTP 401 without a digest challenge")
                 self._digest.learn(challenge)

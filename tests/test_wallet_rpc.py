@@ -6,14 +6,21 @@ error and is never parsed; errors shown to the operator are at most 500 characte
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from anon_ticket.errors import WalletRpcError, WalletUnreachable
 from anon_ticket.wallet_rpc import MAX_ERROR_CHARS, WalletRpc
+from tests.support.daemon import free_ports, poll_until
 from tests.support.fake_wallet import FakeWallet
 
 
@@ -121,3 +128,49 @@ def test_the_password_never_shows_in_a_repr() -> None:
     assert "hunter2" not in repr(vars(rpc))
     assert "hunter2" not in repr(vars(rpc._http))
     rpc.close()
+
+
+@pytest.fixture
+def real_wallet_rpc(tmp_path: Path) -> Iterator[str]:
+    """A real monero-wallet-rpc with --rpc-login (no daemon needed to answer get_version)."""
+    if shutil.which("monero-wallet-rpc") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("monero-wallet-rpc is missing (scripts/test installs the Debian package monero)")
+        pytest.skip("monero-wallet-rpc is not installed (Debian package monero)")
+    (port,) = free_ports(1)
+    argv = [
+        "monero-wallet-rpc", "--rpc-login", "shop:s3cret pass", "--wallet-dir", str(tmp_path),
+        "--rpc-bind-ip", "127.0.0.1", "--rpc-bind-port", str(port), "--non-interactive",
+        "--daemon-address", f"127.0.0.1:{free_ports(1)[0]}", "--log-file", str(tmp_path / "wallet-rpc.log"),
+    ]  # fmt: skip
+    with (tmp_path / "wallet-rpc.out").open("wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+
+        def listening() -> bool | None:
+            assert process.poll() is None, (tmp_path / "wallet-rpc.out").read_text()
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return True
+            return None
+
+        poll_until(listening, 60, "monero-wallet-rpc listening")
+        yield f"http://127.0.0.1:{port}/json_rpc"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def test_digest_auth_against_the_real_monero_wallet_rpc(real_wallet_rpc: str) -> None:
+    rpc = client(real_wallet_rpc, timeout=10.0, user="shop", password="s3cret pass")
+    assert {rpc.call("get_version")["version"] for _ in range(3)} == {65561}
+    rpc.close()  # a new connection: the nonce learnt on the old one is refused, then learnt again
+    assert rpc.call("get_version")["version"] == 65561
+    rpc.close()
+    wrong = client(real_wallet_rpc, timeout=10.0, user="shop", password="wrong")
+    with pytest.raises(WalletUnreachable, match="HTTP 401"):
+        wrong.call("get_version")
+    wrong.close()

@@ -32,7 +32,8 @@ Everything scriptable is thread-safe. Faults: `set_down` (the listening socket i
 "No wallet file", cleared by `open_wallet`), `fail_next`, `set_drip` (every byte of the answer, status
 line included, trickles out one at a time), `set_huge_answer` (an endless or enormous body, streamed
 without ever being held), `rewind` (a restored wallet resyncing from an old height: lower height, the
-transfers above it not listed), and HTTP digest auth like `--rpc-login`.
+transfers above it not listed), and HTTP digest auth like `--rpc-login` (as in epee, a nonce is only
+accepted on the connection it was issued on).
 """
 
 from __future__ import annotations
@@ -210,6 +211,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     drip = 0.0  # set per request: seconds between the answer's bytes
+
+    def setup(self) -> None:
+        super().setup()
+        self.nonces: set[str] = set()  # digest nonces issued on this connection
 
     def send_body(
         self, status: int, body: bytes, content_type: str, headers: Iterable[tuple[str, str]] = ()
@@ -1145,6 +1150,7 @@ class FakeWallet:
             if len(self._nonces) > 10_000:
                 self._nonces.clear()
             self._nonces.add(nonce)
+        h.nonces.add(nonce)
         headers = [
             (
                 "WWW-authenticate",
@@ -1163,7 +1169,8 @@ class FakeWallet:
         fields = urllib.request.parse_keqv_list(urllib.request.parse_http_list(rest))
         nonce = fields.get("nonce", "")
         with self._lock:
-            if nonce not in self._nonces:
+            # Like epee: a nonce is only good on the connection it was issued on.
+            if nonce not in self._nonces or nonce not in h.nonces:
                 return False
         if fields.get("username") != self.user or fields.get("realm") != DIGEST_REALM:
             return False
