@@ -145,9 +145,12 @@ class AbuseMetrics(pykka.ThreadingActor):
                 pipe.incr(name, count)
             pipe.gauge("abuse_level", {"normal": 0, "elevated": 1, "under_attack": 2}[level])
             # What the registry already knows, so a dashboard needs no second source.
-            if registry.wallet_height is not None:
-                pipe.gauge("wallet.height", registry.wallet_height)
-            pipe.gauge("wallet.up", 0 if registry.wallet_last_error else 1)
+            wallet = registry.wallet
+            if wallet.height is not None:
+                pipe.gauge("wallet.height", wallet.height)
+            # docs/PROTOCOL.md §9: 0 when polls are stale, and while the last poll failed or faulted.
+            pipe.gauge("wallet.up", 1 if wallet.up() else 0)
+            pipe.gauge("wallet.stale", 1 if wallet.stale() else 0)
             for name, health in list(registry.health.items()):
                 pipe.gauge(f"actors.{name}.restarts", health.restarts)
                 pipe.gauge(f"actors.{name}.running", 1 if health.state == "running" else 0)

@@ -15,6 +15,7 @@ import pykka
 
 from anon_ticket.errors import Unavailable
 from anon_ticket.pid_screen import PidScreen
+from anon_ticket.wallet_health import WalletHealth
 
 P = TypeVar("P")
 
@@ -34,9 +35,7 @@ class Registry:
         # Published by actors; plain attribute reads from request threads.
         self.pid_screen: PidScreen | None = None
         self.abuse_level = "normal"
-        self.wallet_last_error: str | None = None
-        self.wallet_height: int | None = None
-        self.wallet_last_poll_at: int | None = None
+        self.wallet = WalletHealth()  # written by the wallet poller only
         self.primary_address: str | None = None
         self.fatal_error: str | None = None
         self._fatal = threading.Event()

@@ -176,7 +176,7 @@ class StorageWriter(pykka.ThreadingActor):
         New payment ids reach the PID screen *before* the commit: once a redeem can see the
         payment in storage, the screen already lets it through.
         """
-        plan = plan_changes(reported, self._db().unsettled_transfers(), min_height)
+        plan = plan_changes(reported, self._db().unsettled_transfers(), min_height, wallet_height)
         payment_ids = {payment_id for payment_id, _ in plan.upserts}
         _log_flagged(plan.upserts)
         self._add_to_screen(payment_ids)
@@ -187,7 +187,8 @@ class StorageWriter(pykka.ThreadingActor):
                 wallet_height=wallet_height,
                 settle_at_or_below=min_height,
                 expected_cursor=expected_cursor,
-                new_cursor=wallet_height,
+                # A poll never moves the cursor down: only `rescan --from` does (docs/PROTOCOL.md §9).
+                new_cursor=max(wallet_height, expected_cursor or 0),
                 polled_at=polled_at,
                 min_confirmations=min_confirmations,
             )

@@ -32,10 +32,15 @@ class StartupError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ActorSpec:
-    """How to start one actor: `start` returns a started ref (e.g. `SomeActor.start(...)`)."""
+    """How to start one actor: `start` returns a started ref (e.g. `SomeActor.start(...)`).
+
+    `interrupt`, if given, is called (from the stopping thread) just before the actor is asked to
+    stop: it ends whatever blocking call the actor is in, so the stop message is read at once.
+    """
 
     name: str
     start: Callable[[], pykka.ActorRef[Any]]
+    interrupt: Callable[[], None] | None = None
 
 
 class Supervisor:
@@ -94,6 +99,8 @@ class Supervisor:
             self._watcher.join()
         self._watcher = None
         for spec in reversed(self._specs):
+            if spec.interrupt is not None:
+                spec.interrupt()
             self._stop_one(spec.name)
 
     def _start_one(self, spec: ActorSpec) -> None:

@@ -3,8 +3,14 @@
 It runs on self-scheduled ticks (see `Ticker`); each tick is one poll, in the actor's thread. Expected
 trouble (the wallet down, slow, answering garbage, no wallet open; the writer restarting; an operator
 rescan racing the batch) is handled here with capped exponential backoff, one error line a minute and
-one "restored" line, and nothing is recorded from a failed poll. Anything else is a bug: it crashes
-the actor and the supervisor restarts it with its state rebuilt from storage.
+one "restored" line, and nothing is recorded from a failed poll. A wallet fault (docs/PROTOCOL.md §9:
+a restored or resyncing wallet far below the heights already seen) is polled at the normal interval,
+applies nothing, is logged once and once more when it ends, and counted (`wallet.fault`). Anything
+else is a bug: it crashes the actor and the supervisor restarts it with its state rebuilt from storage.
+
+What the poller learns is published in `registry.wallet` (a `WalletHealth`) for the status endpoint,
+/healthz and statsd. Every wallet call has a whole-call deadline, and the daemon aborts the one in
+flight when it stops (`WalletRpc.abort`), so a hung wallet never holds this actor's stop.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
@@ -25,13 +31,14 @@ from anon_ticket.errors import (
     CursorMoved,
     StorageError,
     Unavailable,
+    WalletFault,
     WalletMismatch,
     WalletRpcError,
     WalletUnreachable,
 )
-from anon_ticket.ingest import parse_transfers, scan_window
+from anon_ticket.ingest import height_fault, parse_transfers, scan_window
 from anon_ticket.storage.base import Store
-from anon_ticket.wallet_rpc import NO_WALLET_OPEN, WalletRpc
+from anon_ticket.wallet_rpc import NO_WALLET_OPEN, WalletRpc, cut
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +54,7 @@ class PollerSettings:
     start_height: int | None
     writer_timeout_secs: float
     wallet_file: str | None = None
-    wallet_password: str | None = None
+    wallet_password: str | None = field(default=None, repr=False)
     max_backoff_secs: float = MAX_BACKOFF_SECS
 
 
@@ -58,6 +65,7 @@ class PollReport:
     min_height: int | None = None
     changed_transfers: int = 0
     error: str | None = None
+    fault: bool = False  # a wallet fault: the wallet answered, so the next poll is not backed off
 
 
 class _Tick:
@@ -88,6 +96,7 @@ class WalletPoller(pykka.ThreadingActor):
         self._backoff = 0.0
         self._failures = 0
         self._last_error_log = 0.0
+        self._in_fault = False
 
     def on_start(self) -> None:
         self._wallet = self._open_wallet()
@@ -111,7 +120,8 @@ class WalletPoller(pykka.ThreadingActor):
         if isinstance(message, _Tick):
             report = self.poll_now()
             assert self._ticker is not None
-            self._ticker.schedule(self._settings.poll_interval_secs if report.ok else self._backoff)
+            normal = report.ok or report.fault
+            self._ticker.schedule(self._settings.poll_interval_secs if normal else self._backoff)
             return None
         return super().on_receive(message)
 
@@ -128,14 +138,21 @@ class WalletPoller(pykka.ThreadingActor):
                 # Reopened: poll again after the normal interval, not after a doubled backoff.
                 self._backoff = self._settings.poll_interval_secs
             return report
+        except WalletFault as exc:
+            return self._faulted(exc)
         except (WalletUnreachable, Unavailable, CursorMoved, StorageError) as exc:
             return self._failed(str(exc))
         self._registry.tell("abuse_metrics", Event("wallet.poll_ok"))
         if self._failures:
             log.info("wallet polling restored after %d failed polls", self._failures)
+        if self._in_fault:
+            log.info(
+                "wallet fault over: the wallet is back at height %s; polls are applied again",
+                report.wallet_height,
+            )
+            self._in_fault = False
         self._failures = 0
         self._backoff = 0.0
-        self._registry.wallet_last_error = None
         return report
 
     def _poll(self) -> PollReport:
@@ -160,6 +177,9 @@ class WalletPoller(pykka.ThreadingActor):
             state = wait(writer.start_scan(start), timeout, "storage writer")
             log.info("first scan starts at height %d", start)
         assert state.scan_cursor is not None and state.scan_floor is not None
+        fault = height_fault(height, state.scan_floor, state.highest_height, self._settings.rescan_depth)
+        if fault is not None:
+            raise WalletFault(fault, height)
         min_height = scan_window(state.scan_floor, state.scan_cursor, height, self._settings.rescan_depth)
         reported = parse_transfers(wallet.get_transfers(min_height))
         now = int(self._clock())
@@ -175,8 +195,7 @@ class WalletPoller(pykka.ThreadingActor):
             timeout,
             "storage writer",
         )
-        self._registry.wallet_height = height
-        self._registry.wallet_last_poll_at = now
+        self._registry.wallet.succeeded(height, now)
         return PollReport(True, height, min_height, outcome.changed_transfers)
 
     def _reopen_wallet(self) -> bool:
@@ -191,6 +210,16 @@ class WalletPoller(pykka.ThreadingActor):
         log.info("reopened wallet file %s in monero-wallet-rpc", settings.wallet_file)
         return True
 
+    def _faulted(self, fault: WalletFault) -> PollReport:
+        """Nothing applied, nothing revoked, the cursor stays; said once, counted every time."""
+        message = cut(str(fault))
+        self._registry.wallet.faulted(message, fault.wallet_height, int(self._clock()))
+        self._registry.tell("abuse_metrics", Event("wallet.fault"))
+        if not self._in_fault:
+            self._in_fault = True
+            log.warning("%s", message)
+        return PollReport(False, wallet_height=fault.wallet_height, error=message, fault=True)
+
     def _failed(self, error: str) -> PollReport:
         # After any trouble the wallet is identified again before the next batch: monero-wallet-rpc
         # may have come back serving another wallet, whose transfers must never be applied here.
@@ -201,8 +230,9 @@ class WalletPoller(pykka.ThreadingActor):
             self._settings.max_backoff_secs,
             max(self._settings.poll_interval_secs, self._backoff * 2),
         )
-        self._registry.wallet_last_error = error
+        error = cut(error)
         now = self._clock()
+        self._registry.wallet.failed(error, int(now))
         if self._failures == 1 or now - self._last_error_log >= ERROR_LOG_INTERVAL_SECS:
             self._last_error_log = now
             log.warning(

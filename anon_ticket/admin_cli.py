@@ -2,9 +2,10 @@
 
 It talks to the running daemon rather than to the database, so a revocation goes through the same
 durable path as `POST /api/v1/token/{token}/revoke` and the daemon's own view never disagrees with
-the command's. The service token can come from standard input (`-`) so that it does not show in `ps`;
-the internal API token is never taken from the command line at all, only from INTERNAL_API_TOKEN, the
-generated `internal_api_token` file beside the database, or `--api-token-file`.
+the command's. No token is ever taken from the command line, where `ps` and the shell history show it:
+the service token comes from standard input or `--token-file`; the internal API token from
+INTERNAL_API_TOKEN, the generated `internal_api_token` file beside the database, or `--api-token-file`
+(files read without following symbolic links, and refused when others can read them).
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ MAX_REASON_CHARS = 256
 DEFAULT_TIMEOUT_SECS = 10.0
 
 _EPILOG = """\
-TOKEN is the service token (64 hex digits), or - to read it from standard input, which keeps it out
-of `ps` and the shell history.
+The service token (64 hex digits) is read from standard input, or from --token-file FILE; never from
+the command line, where `ps` and the shell history would show it (a trailing - is accepted and means
+standard input, as before).
 
 The internal API token comes from --api-token-file, else INTERNAL_API_TOKEN, else the file
 internal_api_token beside the database (DATABASE_URL); never from the command line. The daemon is
@@ -137,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    show.add_argument("token", metavar="TOKEN|-")
+    _token_arguments(show)
     revoke = commands.add_parser(
         "revoke",
         parents=[common],
@@ -147,9 +149,16 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    revoke.add_argument("token", metavar="TOKEN|-")
+    _token_arguments(revoke)
     revoke.add_argument("--reason", help=f"why (at most {MAX_REASON_CHARS} characters)")
     return parser
+
+
+def _token_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("token", nargs="?", metavar="-", help="read the token from standard input (default)")
+    parser.add_argument(
+        "--token-file", metavar="FILE", type=Path, help="read the service token from FILE instead of stdin"
+    )
 
 
 def main(
@@ -180,7 +189,7 @@ def main(
 
 
 def _run(options: argparse.Namespace, environ: Mapping[str, str], stdin: IO[str]) -> dict[str, Any]:
-    token = _read_token(options.token, stdin)
+    token = _read_token(options.token, options.token_file, stdin)
     reason: str | None = getattr(options, "reason", None)
     if reason is not None and len(reason) > MAX_REASON_CHARS:
         raise CommandError(f"--reason must be at most {MAX_REASON_CHARS} characters", EXIT_USAGE)
@@ -196,12 +205,25 @@ def _run(options: argparse.Namespace, environ: Mapping[str, str], stdin: IO[str]
     return _call(target, options.timeout, api_token, "POST", f"/api/v1/token/{token.hex()}/revoke", body)
 
 
-def _read_token(argument: str, stdin: IO[str]) -> ServiceToken:
-    text = stdin.readline() if argument == "-" else argument
+def _read_token(argument: str | None, token_file: Path | None, stdin: IO[str]) -> ServiceToken:
+    if argument not in (None, "-"):
+        # Not echoed: it may well be the token itself.
+        raise CommandError(
+            "the token is never taken on the command line (ps shows it): pipe it on standard input "
+            "or pass --token-file FILE",
+            EXIT_USAGE,
+        )
+    if token_file is not None:
+        try:
+            text = token_file.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read the token from {token_file}: {exc}", EXIT_USAGE) from None
+    else:
+        text = stdin.readline()
     try:
         return ServiceToken.parse(text.strip())
     except InvalidToken:
-        raise CommandError("TOKEN must be exactly 64 hex digits", EXIT_USAGE) from None
+        raise CommandError("the token must be exactly 64 hex digits", EXIT_USAGE) from None
 
 
 def _target(options: argparse.Namespace, config: Config) -> Target:
@@ -223,15 +245,17 @@ def _api_token(token_file: Path | None, config: Config) -> str:
         return config.internal_api_token.reveal()
     path = token_file or internal_token.token_path(config)
     try:
-        value = path.read_text(encoding="ascii").strip()
+        value = internal_token.read_token_file(path)
     except FileNotFoundError:
         raise CommandError(
             f"INTERNAL_API_TOKEN is not set and {path} does not exist: start the daemon once (it "
             "generates the file), or pass --api-token-file",
             EXIT_USAGE,
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CommandError(f"cannot read the internal API token from {path}: {exc}", EXIT_USAGE) from None
+    except ConfigError as exc:
+        raise CommandError(
+            f"cannot use the internal API token: {'; '.join(exc.problems)}", EXIT_USAGE
+        ) from None
     if not value:
         raise CommandError(f"{path} is empty", EXIT_USAGE)
     return value

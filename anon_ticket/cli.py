@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from anon_ticket import __version__, envfile, logs
+from anon_ticket import __version__, envfile, hardening, logs
 from anon_ticket.config import Config
 from anon_ticket.errors import AnonTicketError, ConfigError
 from anon_ticket.storage.database import Database
@@ -46,7 +46,10 @@ def _parser() -> argparse.ArgumentParser:
         "rescan",
         help="move the scan cursor back",
         description="Move the wallet scan cursor back to HEIGHT (inclusive), e.g. after restoring a "
-        "wallet. Works while the daemon runs: its next poll starts there.",
+        "wallet. Works while the daemon runs: its next poll starts there. The highest wallet height "
+        "the database has seen is kept: a restored wallet still resyncing far below it is a wallet "
+        "fault (nothing applied, nothing revoked) until it is back, then everything from HEIGHT is "
+        "read again.",
     )
     rescan.add_argument("--from", dest="height", type=int, required=True, metavar="HEIGHT")
     backup = commands.add_parser(
@@ -63,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return per command)
+    # Before anything else: no core dump may ever hold a PID or a token (daemon, token, client).
+    hardening_problems = hardening.forbid_core_dumps()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         args = _load_env_file(args)
@@ -84,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
         print(f"anon_ticket: {exc}", file=sys.stderr)
         return EXIT_USAGE
     logs.configure(config.log_level, config.log_format)
+    for problem in hardening_problems:
+        logging.getLogger("anon_ticket").warning("core dumps not fully disabled: %s", problem)
     command = options.command or "serve"
     try:
         if command == "serve":

@@ -21,6 +21,7 @@ T = TypeVar("T")
 
 MASK = "********"
 DEFAULT_MIN_PAYMENT_AMOUNT = 10_000_000_000  # 0.01 XMR in atomic units
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # MONERO_RPC_MAX_RESPONSE_BYTES (docs/PROTOCOL.md §9)
 
 
 class Secret:
@@ -90,12 +91,14 @@ class Config:
     monero_rpc_user: str | None
     monero_rpc_password: Secret | None
     monero_rpc_timeout_secs: float
+    monero_rpc_max_response_bytes: int
     monero_wallet_file: str | None
     monero_wallet_password: Secret | None
     monitor_start_height: int | None
     monitor_poll_interval_secs: float
     monitor_min_confirmations: int
     monitor_rescan_depth: int
+    monitor_stale_secs: float
     min_payment_amount: int
     min_payment_amount_explicit: bool
     statsd_host: str
@@ -126,6 +129,7 @@ class Config:
         """Build the config or raise `ConfigError` naming every bad variable."""
         env = _Reader(environ)
         min_amount = env.get("MIN_PAYMENT_AMOUNT", _positive_int, None)
+        poll_interval = env.get("MONITOR_POLL_INTERVAL_SECS", _positive_float, 5.0)
         config = cls(
             database_url=env.get("DATABASE_URL", _database_url, _database_url("sqlite:///anon_ticket.db")),
             api_bind_address=env.get("API_BIND_ADDRESS", _bind_address, BindAddress("127.0.0.1", 8080)),
@@ -139,12 +143,17 @@ class Config:
             monero_rpc_user=env.get("MONERO_RPC_USER", str, None),
             monero_rpc_password=env.get("MONERO_RPC_PASSWORD", Secret, None),
             monero_rpc_timeout_secs=env.get("MONERO_RPC_TIMEOUT_SECS", _positive_float, 30.0),
+            monero_rpc_max_response_bytes=env.get(
+                "MONERO_RPC_MAX_RESPONSE_BYTES", _positive_int, DEFAULT_MAX_RESPONSE_BYTES
+            ),
             monero_wallet_file=env.get("MONERO_WALLET_FILE", str, None),
             monero_wallet_password=env.get("MONERO_WALLET_PASSWORD", Secret, None),
             monitor_start_height=env.get("MONITOR_START_HEIGHT", _non_negative_int, None),
-            monitor_poll_interval_secs=env.get("MONITOR_POLL_INTERVAL_SECS", _positive_float, 5.0),
+            monitor_poll_interval_secs=poll_interval,
             monitor_min_confirmations=env.get("MONITOR_MIN_CONFIRMATIONS", _positive_int, 10),
             monitor_rescan_depth=env.get("MONITOR_RESCAN_DEPTH", _positive_int, 30),
+            # docs/PROTOCOL.md §9: the larger of 60 s and 6 poll intervals.
+            monitor_stale_secs=env.get("MONITOR_STALE_SECS", _positive_float, max(60.0, 6 * poll_interval)),
             min_payment_amount=min_amount if min_amount is not None else DEFAULT_MIN_PAYMENT_AMOUNT,
             min_payment_amount_explicit=min_amount is not None,
             statsd_host=env.get("STATSD_HOST", str, "127.0.0.1"),

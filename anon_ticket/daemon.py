@@ -100,6 +100,8 @@ class Daemon:
         self._lock: DaemonLock | None = None
         self._supervisor: Supervisor | None = None
         self.systemd = systemd.Notifier.from_environ()
+        self._wallet_rpc: WalletRpc | None = None
+        self.registry.wallet.stale_secs = config.monitor_stale_secs
 
     # -- the parts ------------------------------------------------------------------------------
 
@@ -111,12 +113,23 @@ class Daemon:
 
     def _open_wallet(self) -> WalletRpc:
         config = self.config
-        return WalletRpc(
+        self._wallet_rpc = WalletRpc(
             config.monero_rpc_url,
             timeout=config.monero_rpc_timeout_secs,
+            max_response_bytes=config.monero_rpc_max_response_bytes,
             user=config.monero_rpc_user,
             password=config.monero_rpc_password.reveal() if config.monero_rpc_password else None,
         )
+        return self._wallet_rpc
+
+    def _abort_wallet(self) -> None:
+        """Abandon the wallet call in flight so that the poller stops at once (docs/PROTOCOL.md §9).
+
+        Runs in the thread that stops the actors; nothing is lost: a poll is applied in one
+        transaction by the storage writer, which stops after the poller.
+        """
+        if self._wallet_rpc is not None:
+            self._wallet_rpc.abort()
 
     def _statsd(self) -> statsd.StatsClient:
         config = self.config
@@ -157,6 +170,7 @@ class Daemon:
                 lambda: WalletPoller.start(
                     poller_settings, registry, self._open_wallet, database.open_reader
                 ),
+                interrupt=self._abort_wallet,
             ),
         ]
 

@@ -239,6 +239,19 @@ class WalletUnreachable(AnonTicketError):
     code = "wallet_unreachable"
 
 
+class WalletFault(AnonTicketError):
+    """The wallet reports a height far below what the database has seen, or below the scan floor.
+
+    A restored or resyncing wallet, not a reorg (docs/PROTOCOL.md §9): its poll is not applied.
+    """
+
+    code = "wallet_fault"
+
+    def __init__(self, message: str, wallet_height: int) -> None:
+        super().__init__(message)
+        self.wallet_height = wallet_height
+
+
 class CursorMoved(AnonTicketError):
     """The scan cursor changed under a batch (an operator rescan); the batch was not applied."""
 

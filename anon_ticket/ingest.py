@@ -38,6 +38,30 @@ def scan_window(floor: int, cursor: int, wallet_height: int, rescan_depth: int) 
     return max(floor - 1, min(cursor - 1, wallet_height - rescan_depth), 0)
 
 
+def height_fault(wallet_height: int, floor: int | None, highest: int | None, rescan_depth: int) -> str | None:
+    """Why a wallet at `wallet_height` must not be polled, or None (docs/PROTOCOL.md §9).
+
+    More than `rescan_depth` blocks below the highest height this database has seen, or below the
+    scan floor, the wallet was restored or is resyncing: it does not list what it has not scanned
+    yet, and applying its answer would mark paid transfers as gone and revoke their tokens. Within
+    `rescan_depth` it is a reorg and the poll is applied (transfers in blocks the wallet has not
+    reached are not judged; see `plan_changes`). A fault lasts until the wallet is back within reach.
+    """
+    if highest is not None and wallet_height < highest - rescan_depth:
+        return (
+            f"wallet fault: the wallet's height {wallet_height} is {highest - wallet_height} blocks below "
+            f"the highest height this database has seen ({highest}), more than MONITOR_RESCAN_DEPTH "
+            f"({rescan_depth}): it was restored or is resyncing, not reorganised; nothing is applied "
+            f"and nothing revoked until it reaches {highest - rescan_depth}"
+        )
+    if floor is not None and wallet_height < floor:
+        return (
+            f"wallet fault: the wallet's height {wallet_height} is below the scan floor {floor} "
+            f"(MONITOR_START_HEIGHT or the first height scanned); nothing is applied until it reaches {floor}"
+        )
+    return None
+
+
 def _bad(reason: str) -> WalletUnreachable:
     return WalletUnreachable(f"get_transfers answered garbage: {reason}")
 
@@ -126,11 +150,15 @@ def plan_changes(
     reported: Iterable[ReportedTransfer],
     unsettled: Iterable[tuple[bytes, Transfer]],
     min_height: int,
+    wallet_height: int | None = None,
 ) -> Plan:
     """What to write: new or changed transfers, and stored ones that vanished from the window.
 
     A stored transfer disappears when it was in the pool or above `min_height` and the wallet no
-    longer lists it under either `in` or `pool`.
+    longer lists it under either `in` or `pool`. A transfer in a block at or above `wallet_height`
+    is not judged: the wallet has not scanned that block (yet), as when it was restored and is
+    resyncing, so its silence says nothing (docs/PROTOCOL.md §9). Once the wallet is past that block
+    the transfer is judged like any other, so a real reorg is still noticed.
     """
     stored = {(payment_id, t.txid): t for payment_id, t in unsettled}
     upserts = []
@@ -141,11 +169,12 @@ def plan_changes(
         known = stored.get(key)
         if known is None or known.as_reported() != item.transfer:
             upserts.append((item.payment_id, item.transfer))
+    unscanned_from = wallet_height if wallet_height is not None else MAX_STORED_INT
     gone = [
         key
         for key, t in stored.items()
         if key not in seen
         and not t.flags & TransferFlag.GONE
-        and (t.height == POOL_HEIGHT or t.height > min_height)
+        and (t.height == POOL_HEIGHT or min_height < t.height < unscanned_from)
     ]
     return Plan(tuple(upserts), tuple(gone))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -48,7 +48,7 @@ class RedeemSettings:
 @dataclass(frozen=True, slots=True)
 class RedeemAnswer:
     status: int
-    body: dict[str, Any]
+    body: dict[str, Any] = field(repr=False)  # holds the service token: never in a repr
 
 
 class Redeemer:

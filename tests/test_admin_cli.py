@@ -60,7 +60,7 @@ def test_show_reads_the_token_from_stdin(daemon: DaemonProcess, wallet: FakeWall
 
 def test_show_json_is_the_api_record(daemon: DaemonProcess, wallet: FakeWallet) -> None:
     _, token = claim_token(daemon, wallet)
-    code, out, _ = run(["show", token.upper(), "--json"], _environ(daemon))
+    code, out, _ = run(["show", "--json"], _environ(daemon), stdin=token.upper())
     assert code == 0
     assert json.loads(out) == daemon.internal("GET", f"/api/v1/token/{token}").json()
 
@@ -73,10 +73,10 @@ def test_revoke_with_reason_keeps_the_first(daemon: DaemonProcess, wallet: FakeW
     assert record["status"] == "revoked"
     assert record["revoke_reason"] == "abuse report #7"
     assert daemon.internal("GET", f"/api/v1/token/{token}").json() == record
-    code, out, _ = run(["revoke", token, "--reason", "other", "--json"], _environ(daemon))
+    code, out, _ = run(["revoke", "--reason", "other", "--json"], _environ(daemon), token)
     assert code == 0
     assert json.loads(out) == record
-    code, out, _ = run(["revoke", token], _environ(daemon))
+    code, out, _ = run(["revoke"], _environ(daemon), token)
     assert code == 0 and "abuse report #7" in out
 
 
@@ -91,41 +91,59 @@ def test_usage_errors_and_exit_codes(daemon: DaemonProcess, wallet: FakeWallet, 
     _, token = claim_token(daemon, wallet)
     env = _environ(daemon)
 
-    code, _, err = run(["show", UNKNOWN_TOKEN], env)
+    code, _, err = run(["show"], env, stdin=UNKNOWN_TOKEN)
     assert code == admin_cli.EXIT_NOT_FOUND and "token_not_found" in err
-    code, _, err = run(["revoke", UNKNOWN_TOKEN], env)
+    code, _, err = run(["revoke"], env, stdin=UNKNOWN_TOKEN)
     assert code == admin_cli.EXIT_NOT_FOUND
+
+    # A token on the command line (where ps shows it) is refused, and not echoed back.
+    for command in ("show", "revoke"):
+        code, out, err = run([command, token], env)
+        assert code == admin_cli.EXIT_USAGE and "never taken on the command line" in err
+        assert token not in err + out
 
     for bad in ("xyz", token + "0", "", " "):
         code, _, err = run(["show", "-"], env, stdin=bad)
         assert code == admin_cli.EXIT_USAGE, bad
         assert "64 hex digits" in err
-    code, _, err = run(["revoke", token, "--reason", "r" * 257], env)
+    code, _, err = run(["revoke", "--reason", "r" * 257], env, stdin=token)
     assert code == admin_cli.EXIT_USAGE and "256" in err
     assert daemon.internal("GET", f"/api/v1/token/{token}").json()["status"] == "active"
 
-    code, _, err = run(["show", token], {**env, "INTERNAL_API_TOKEN": "definitely-the-wrong-token"})
+    code, _, err = run(["show"], {**env, "INTERNAL_API_TOKEN": "definitely-the-wrong-token"}, stdin=token)
     assert code == admin_cli.EXIT_REFUSED and "401" in err
 
     (closed,) = free_ports(1)
-    code, _, err = run(["show", token, "--url", f"http://127.0.0.1:{closed}"], env)
+    code, _, err = run(["show", "--url", f"http://127.0.0.1:{closed}"], env, stdin=token)
     assert code == admin_cli.EXIT_ERROR and "cannot reach" in err
 
     empty = tmp_path / "elsewhere"
     empty.mkdir()
-    code, _, err = run(["show", token], {**env, "DATABASE_URL": f"sqlite:///{empty}/anon_ticket.db"})
+    code, _, err = run(["show"], {**env, "DATABASE_URL": f"sqlite:///{empty}/anon_ticket.db"}, stdin=token)
     assert code == admin_cli.EXIT_USAGE
     assert str(empty / "internal_api_token") in err
 
     token_file = tmp_path / "api-token"
     token_file.write_text(daemon.api_token + "\n", encoding="ascii")
+    token_file.chmod(0o600)
+    service_token_file = tmp_path / "service-token"
+    service_token_file.write_text(token + "\n", encoding="ascii")
     code, out, _ = run(
-        ["show", token, "--api-token-file", str(token_file), "--url", daemon.internal_url],
+        [
+            *("show", "--token-file", str(service_token_file)),
+            *("--api-token-file", str(token_file), "--url", daemon.internal_url),
+        ],
         {"DATABASE_URL": f"sqlite:///{empty}/anon_ticket.db"},
     )
     assert code == 0 and "active" in out
+    # An internal API token file others can read is refused, with the fix in the message.
+    token_file.chmod(0o644)
+    code, _, err = run(
+        ["show", "--api-token-file", str(token_file), "--url", daemon.internal_url], env, stdin=token
+    )
+    assert code == admin_cli.EXIT_USAGE and f"chmod 600 {token_file}" in err
 
-    code, _, err = run(["show", token], {**env, "MONITOR_MIN_CONFIRMATIONS": "zero"})
+    code, _, err = run(["show"], {**env, "MONITOR_MIN_CONFIRMATIONS": "zero"}, stdin=token)
     assert code == admin_cli.EXIT_USAGE and "MONITOR_MIN_CONFIRMATIONS" in err
 
     # argparse's own usage errors become exit code 2 instead of raising SystemExit.
@@ -172,7 +190,7 @@ def test_command_line_over_the_unix_socket(unix_daemon: DaemonProcess, wallet: F
             check=False,
         )
 
-    shown = token_command("show", "-", "--json")
+    shown = token_command("show", "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["status"] == "active"
     revoked = token_command("revoke", "-", "--reason", "via unix socket")

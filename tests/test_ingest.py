@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from anon_ticket.errors import WalletUnreachable
-from anon_ticket.ingest import parse_transfers, plan_changes, scan_window
+from anon_ticket.ingest import height_fault, parse_transfers, plan_changes, scan_window
 from anon_ticket.payments import Transfer, TransferFlag
 
 SAMPLES = Path(__file__).resolve().parent / "support" / "samples"
@@ -148,3 +148,24 @@ def _entry(txid: bytes, height: int) -> dict[str, Any]:
         "type": "in",
         "unlock_time": 0,
     }
+
+
+def test_a_height_far_below_the_highest_or_below_the_floor_is_a_wallet_fault() -> None:
+    assert height_fault(1000, floor=100, highest=1003, rescan_depth=30) is None
+    assert height_fault(973, floor=100, highest=1003, rescan_depth=30) is None  # a reorg's reach
+    message = height_fault(500, floor=100, highest=1003, rescan_depth=30)
+    assert message is not None and "503 blocks below" in message and "until it reaches 973" in message
+    message = height_fault(90, floor=100, highest=None, rescan_depth=30)
+    assert message is not None and "below the scan floor 100" in message
+    assert height_fault(100, floor=100, highest=None, rescan_depth=30) is None
+    assert height_fault(5, floor=None, highest=None, rescan_depth=30) is None  # nothing seen yet
+
+
+def test_transfers_in_blocks_the_wallet_has_not_scanned_are_not_judged_gone() -> None:
+    a, b = b"\x0a" * 8, b"\x0b" * 8
+    unsettled = [(a, Transfer(b"\x01" * 32, 5, 150)), (b, Transfer(b"\x02" * 32, 5, 158))]
+    # The wallet is at 155 (resyncing, or just after a reorg): block 158 is not scanned yet.
+    plan = plan_changes([], unsettled, min_height=120, wallet_height=155)
+    assert plan.gone == ((a, b"\x01" * 32),)
+    # Once past it, silence about it means it is gone.
+    assert len(plan_changes([], unsettled, min_height=120, wallet_height=159).gone) == 2

@@ -288,11 +288,20 @@ def test_status_has_exactly_the_contract_fields(daemon: DaemonProcess, wallet: F
         assert set(actor) == {"state", "restarts"}
         assert actor["state"] == "running"
         assert _is_int(actor["restarts"])
-    assert set(status["wallet"]) == {"height", "primary_address", "last_poll_at", "last_error"}
+    assert set(status["wallet"]) == {
+        "height",
+        "primary_address",
+        "last_poll_at",
+        "last_error",
+        "stale",
+        "last_success_at",
+    }
     assert status["wallet"]["height"] == wallet.height
     assert status["wallet"]["primary_address"] == wallet.address
     assert time.strptime(status["wallet"]["last_poll_at"], "%Y-%m-%dT%H:%M:%SZ")
     assert status["wallet"]["last_error"] is None
+    assert status["wallet"]["stale"] is False
+    assert time.strptime(status["wallet"]["last_success_at"], "%Y-%m-%dT%H:%M:%SZ")
     assert _is_int(status["scan_cursor"])
     assert set(status["payments"]) == {"pending", "redeemable", "claimed"}
     assert all(_is_int(v) for v in status["payments"].values())

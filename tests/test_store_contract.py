@@ -420,3 +420,15 @@ def test_gone_or_double_spent_clears_counted(store: Store) -> None:
     batch(store, [(gone.chain_payment_id().raw, Transfer(TX1, MIN, 200))], height=203)
     assert store.transfers_for(gone.chain_payment_id().raw)[0].flags == 0
     assert store.claim(gone, 1, MIN, CONF) is None
+
+
+def test_the_highest_wallet_height_only_rises_and_a_rescan_keeps_it(store: Store) -> None:
+    assert store.monitor_state().highest_height is None
+    batch(store, height=300)
+    batch(store, height=290)  # a reorg's dip: recorded as the wallet height, not as the highest
+    state = store.monitor_state()
+    assert (state.wallet_height, state.highest_height) == (290, 300)
+    state = store.rescan_from(120)  # the operator moves the cursor; what was seen stays seen
+    assert (state.scan_cursor, state.highest_height) == (120, 300)
+    batch(store, height=310)
+    assert store.monitor_state().highest_height == 310

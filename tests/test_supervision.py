@@ -476,7 +476,7 @@ def test_503_healthz_and_status_while_an_actor_is_restarting(stack: Stack) -> No
     assert (redeem.status, redeem.body["error"]) == (503, "unavailable")
     assert int(redeem.headers["retry-after"]) > 0
     assert health.status == 503
-    assert health.body["error"] == "unavailable" and "pid_cache" in health.body["message"]
+    assert health.body["status"] == "down" and "actor:pid_cache" in health.body["reasons"]
     assert health.headers["retry-after"].isdigit()
     assert status.status == 200
     assert status.body["actors"]["pid_cache"] == {"state": "restarting", "restarts": 6}
@@ -617,7 +617,7 @@ def test_a_transfer_amount_beyond_64_bits_is_a_bad_answer_not_a_crash(
         )
         report = stack.pipeline.poll()  # an ask: with the bug, the OverflowError comes back here
         assert not report.ok and report.error is not None
-        assert stack.registry.wallet_last_error == report.error
+        assert stack.registry.wallet.last_error == report.error
         assert stack.registry.health["wallet_poller"].restarts == 0
         for pid in book.paid:
             answer = stack.public.redeem(pid)

@@ -503,8 +503,10 @@ def test_digest_auth_like_rpc_login() -> None:
 
 
 def test_digest_auth_plain_md5_computed_by_hand() -> None:
-    with FakeWallet(user="alice", password="secret") as fake:
-        challenge = requests.post(fake.url, json={"method": "get_height"}, timeout=5).headers[
+    # One session, so one kept-alive connection: like epee, the fake accepts a nonce only on the
+    # connection it was issued on.
+    with FakeWallet(user="alice", password="secret") as fake, requests.Session() as session:
+        challenge = session.post(fake.url, json={"method": "get_height"}, timeout=5).headers[
             "WWW-authenticate"
         ]
         nonce = challenge.split('nonce="')[1].split('"')[0]
@@ -518,15 +520,19 @@ def test_digest_auth_plain_md5_computed_by_hand() -> None:
             f'Digest username="alice", realm="monero-rpc", nonce="{nonce}", uri="/json_rpc", '
             f'algorithm=MD5, qop=auth, nc=00000001, cnonce="abcdef", response="{response}"'
         )
-        ok = requests.post(
+        ok = session.post(
             fake.url, json={"method": "get_height"}, headers={"Authorization": header}, timeout=5
         )
         assert ok.status_code == 200 and ok.json()["result"] == {"height": 200}
         forged = header.replace(response, md5("forged"))
-        denied = requests.post(
+        denied = session.post(
             fake.url, json={"method": "get_height"}, headers={"Authorization": forged}, timeout=5
         )
         assert denied.status_code == 401
+        elsewhere = requests.post(
+            fake.url, json={"method": "get_height"}, headers={"Authorization": header}, timeout=5
+        )
+        assert elsewhere.status_code == 401  # the same nonce on another connection
 
 
 def test_fixture_gives_a_fresh_wallet(fake_wallet: FakeWallet) -> None:

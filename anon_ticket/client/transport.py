@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
 
 import requests
@@ -31,7 +31,7 @@ class Reply:
     """An HTTP answer: its status, its body decoded as JSON (None when it is not JSON), Retry-After."""
 
     status: int
-    body: object
+    body: object = field(repr=False)  # may hold the service token: never in a repr
     retry_after: int | None
 
 

@@ -131,15 +131,24 @@ class InternalApp:
     # -- handlers -------------------------------------------------------------------------------
 
     def _healthz(self, start_response: StartResponse) -> list[bytes]:
-        if self._registry.all_running():
-            return respond(start_response, 200, {"status": "ok"})
-        down = sorted(name for name, h in self._registry.health.items() if h.state != "running")
-        return respond(
-            start_response,
-            503,
-            {"error": "unavailable", "message": "actors down: " + ", ".join(down)},
-            [("Retry-After", "5")],
-        )
+        """docs/PROTOCOL.md §9: 503 `down` only for a dead actor; a stale or faulted wallet is `degraded`."""
+        registry = self._registry
+        if not registry.all_running():
+            down = sorted(
+                name
+                for name, h in registry.health.items()
+                if h.state != "running" or (ref := registry.ref(name)) is None or not ref.is_alive()
+            )
+            return respond(
+                start_response,
+                503,
+                {"status": "down", "reasons": [f"actor:{name}" for name in down] or ["actor:starting"]},
+                [("Retry-After", "5")],
+            )
+        reasons = registry.wallet.reasons()
+        if reasons:
+            return respond(start_response, 200, {"status": "degraded", "reasons": reasons})
+        return respond(start_response, 200, {"status": "ok"})
 
     def token_record(self, token: ServiceToken) -> dict[str, Any]:
         store = self._reader()
@@ -212,6 +221,7 @@ class InternalApp:
         state = store.monitor_state()
         counts = store.counts(self._settings.min_confirmations, self._settings.min_payment_amount)
         registry = self._registry
+        wallet = registry.wallet
         return {
             "version": __version__,
             "actors": {
@@ -219,12 +229,13 @@ class InternalApp:
                 for name, health in sorted(registry.health.items())
             },
             "wallet": {
-                "height": registry.wallet_height
-                if registry.wallet_height is not None
-                else state.wallet_height,
+                "height": wallet.height if wallet.height is not None else state.wallet_height,
                 "primary_address": state.wallet_address,
-                "last_poll_at": rfc3339(registry.wallet_last_poll_at or state.last_poll_at),
-                "last_error": registry.wallet_last_error,
+                "last_poll_at": rfc3339(wallet.last_poll_at or state.last_poll_at),
+                "last_error": wallet.last_error,
+                "stale": wallet.stale(),
+                # The last applied poll: this process's, else the one stored by an earlier run.
+                "last_success_at": rfc3339(wallet.last_success_at or state.last_poll_at),
             },
             "scan_cursor": state.scan_cursor,
             "payments": {

@@ -79,6 +79,8 @@ class MonitorState:
     scan_cursor: int | None
     wallet_height: int | None
     last_poll_at: int | None
+    # The highest wallet height any applied poll reported (docs/PROTOCOL.md §9): never lowered.
+    highest_height: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

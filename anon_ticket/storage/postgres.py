@@ -337,7 +337,7 @@ class PostgresStore:
 
     def monitor_state(self) -> MonitorState:
         row = self._one(
-            "SELECT wallet_address, scan_floor, scan_cursor, wallet_height, last_poll_at "
+            "SELECT wallet_address, scan_floor, scan_cursor, wallet_height, last_poll_at, highest_height "
             "FROM monitor_state WHERE id = 1"
         )
         if row is None:
@@ -415,9 +415,9 @@ class PostgresStore:
                 (batch.settle_at_or_below,),
             )
             conn.execute(
-                "UPDATE monitor_state SET scan_cursor = %s, wallet_height = %s, last_poll_at = %s "
-                "WHERE id = 1",
-                (batch.new_cursor, batch.wallet_height, batch.polled_at),
+                "UPDATE monitor_state SET scan_cursor = %(c)s, wallet_height = %(h)s, last_poll_at = %(t)s, "
+                "highest_height = greatest(coalesce(highest_height, %(h)s), %(h)s) WHERE id = 1",
+                {"c": batch.new_cursor, "h": batch.wallet_height, "t": batch.polled_at},
             )
             touched = {pid for pid, _ in batch.upserts} | {pid for pid, _ in batch.gone}
             revoked, reinstated = self._judge_claims(conn, touched, batch)

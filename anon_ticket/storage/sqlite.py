@@ -303,7 +303,7 @@ class SqliteStore:
 
     def monitor_state(self) -> MonitorState:
         row = self._one(
-            "SELECT wallet_address, scan_floor, scan_cursor, wallet_height, last_poll_at "
+            "SELECT wallet_address, scan_floor, scan_cursor, wallet_height, last_poll_at, highest_height "
             "FROM monitor_state WHERE id = 1"
         )
         return MonitorState(*row)
@@ -374,7 +374,8 @@ class SqliteStore:
                 (batch.settle_at_or_below,),
             )
             conn.execute(
-                "UPDATE monitor_state SET scan_cursor = ?, wallet_height = ?, last_poll_at = ? WHERE id = 1",
+                "UPDATE monitor_state SET scan_cursor = ?1, wallet_height = ?2, last_poll_at = ?3, "
+                "highest_height = max(coalesce(highest_height, ?2), ?2) WHERE id = 1",
                 (batch.new_cursor, batch.wallet_height, batch.polled_at),
             )
             touched = {pid for pid, _ in batch.upserts} | {pid for pid, _ in batch.gone}

@@ -29,7 +29,11 @@ and compares the answers field by field). What it models, as observed on the rea
 
 Everything scriptable is thread-safe. Faults: `set_down` (the listening socket is closed, so clients get
 "connection refused"; open connections are cut), `set_delay`, `set_garbage`, `set_no_wallet` (-13
-"No wallet file", cleared by `open_wallet`), `fail_next`, and HTTP digest auth like `--rpc-login`.
+"No wallet file", cleared by `open_wallet`), `fail_next`, `set_drip` (every byte of the answer, status
+line included, trickles out one at a time), `set_huge_answer` (an endless or enormous body, streamed
+without ever being held), `rewind` (a restored wallet resyncing from an old height: lower height, the
+transfers above it not listed), and HTTP digest auth like `--rpc-login` (as in epee, a nonce is only
+accepted on the connection it was issued on).
 """
 
 from __future__ import annotations
@@ -206,9 +210,18 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    drip = 0.0  # set per request: seconds between the answer's bytes
+
+    def setup(self) -> None:
+        super().setup()
+        self.nonces: set[str] = set()  # digest nonces issued on this connection
+
     def send_body(
         self, status: int, body: bytes, content_type: str, headers: Iterable[tuple[str, str]] = ()
     ) -> None:
+        if self.drip:
+            self._drip_body(status, body, content_type)
+            return
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -220,6 +233,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
         self.wfile.flush()
+
+    def _drip_body(self, status: int, body: bytes, content_type: str) -> None:
+        head = (
+            f"HTTP/1.1 {status} OK\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode("ascii")
+        self.close_connection = True
+        for i, byte in enumerate(head + body):
+            if i and self.server.abort.wait(self.drip):
+                return
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except OSError:
+                return  # the client gave up: what a deadline is for
 
 
 class FakeWallet:
@@ -271,6 +299,9 @@ class FakeWallet:
         self._no_wallet = no_wallet
         self._garbage = False
         self._delays: dict[str, float] = {}
+        self._drips: dict[str, float] = {}
+        self._huge: tuple[int, bool] | None = None
+        self._rewound: int | None = None
         self._faults: dict[str, list[_Fault]] = {}
         self._nonces: set[str] = set()
         self._closed = False
@@ -359,6 +390,40 @@ class FakeWallet:
             else:
                 self._delays.pop(key, None)
 
+    def set_drip(self, interval: float, method: str | None = None) -> None:
+        """Send the answer to `method` (every method if None) one byte every `interval` seconds; 0 stops.
+
+        The status line and headers drip too, so no single read ever waits longer than `interval`.
+        """
+        with self._lock:
+            key = method or "*"
+            if interval > 0:
+                self._drips[key] = interval
+            else:
+                self._drips.pop(key, None)
+
+    def set_huge_answer(self, size: int | None, *, declared: bool = False) -> None:
+        """Answer every request with HTTP 200 and a JSON-looking body of `size` bytes; None stops.
+
+        The body is generated while it is sent (the fake never holds it). `declared` sends its
+        Content-Length; otherwise the body ends when the connection closes, so only counting the
+        bytes as they arrive can stop a client.
+        """
+        with self._lock:
+            self._huge = None if size is None else (size, declared)
+
+    def rewind(self, height: int | None) -> None:
+        """Act like this wallet restored with an old restore height and resyncing: until `rewind(None)`,
+        `get_height` answers `height` (if below the real one) and `get_transfers` lists no transfer in
+        a block at or above it. Call again with higher values to show it catching up.
+        """
+        with self._lock:
+            self._rewound = height
+
+    def _visible_height(self) -> int:
+        rewound = self._rewound
+        return self._height if rewound is None else min(self._height, rewound)
+
     def set_garbage(self, on: bool = True) -> None:
         """Answer every request with HTTP 200 and a body that is not JSON."""
         with self._lock:
@@ -392,6 +457,11 @@ class FakeWallet:
             raise ValueError("times must be >= 1")
         with self._lock:
             self._faults.setdefault(method, []).append(_Fault(mode, code, message, times))
+
+    def clear_faults(self) -> None:
+        """Forget every pending `fail_next`."""
+        with self._lock:
+            self._faults.clear()
 
     def reset_calls(self) -> None:
         with self._lock:
@@ -738,7 +808,8 @@ class FakeWallet:
                 entry["amounts"] = list(tx.amounts)
         if kind == "in":
             assert tx.height is not None
-            entry["confirmations"] = self._height - tx.height if self._height > tx.height else 0
+            top = self._visible_height()
+            entry["confirmations"] = top - tx.height if top > tx.height else 0
         entry["double_spend_seen"] = tx.double_spend_seen if kind != "ghost" else False
         entry["fee"] = tx.fee
         entry["height"] = tx.height if kind == "in" else 0
@@ -824,7 +895,10 @@ class FakeWallet:
                 entries = [
                     self._entry(tx, "in")
                     for tx in confirmed
-                    if mine(tx) and tx.height is not None and min_height < tx.height <= max_height
+                    if mine(tx)
+                    and tx.height is not None
+                    and min_height < tx.height <= max_height
+                    and tx.height < self._visible_height()
                 ]
                 if entries:
                     result["in"] = entries
@@ -859,7 +933,8 @@ class FakeWallet:
         return {"transfer": entries[0], "transfers": entries}
 
     def _rpc_get_height(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"height": self.height}
+        with self._lock:
+            return {"height": self._visible_height()}
 
     def _rpc_get_address(self, params: dict[str, Any]) -> dict[str, Any]:
         account = self._int_param(params, "account_index", 0)
@@ -981,11 +1056,17 @@ class FakeWallet:
             self.call_log.append((method, copy.deepcopy(params) if isinstance(params, dict) else {}))
             garbage = self._garbage
             delay = self._delays.get(method, self._delays.get("*", 0.0))
+            drip = self._drips.get(method, self._drips.get("*", 0.0))
+            huge = self._huge
             fault = self._take_fault(method)
 
         if delay and h.server.abort.wait(delay):
             h.close_connection = True  # the server went down meanwhile: hang up without an answer
             return
+        if huge is not None:
+            self._send_huge(h, rid, *huge)
+            return
+        h.drip = drip
         if fault is not None:
             if fault.mode == "disconnect":
                 h.close_connection = True
@@ -1010,6 +1091,30 @@ class FakeWallet:
             self._send_rpc(h, rid, error=(exc.code, exc.message))
             return
         self._send_rpc(h, rid, result=result)
+
+    @staticmethod
+    def _send_huge(h: _Handler, rid: Any, size: int, declared: bool) -> None:
+        head = f'{{"id": {json.dumps(rid)}, "jsonrpc": "2.0", "result": {{"pad": "'.encode()
+        tail = b'"}}'
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        if declared:
+            h.send_header("Content-Length", str(size))
+        h.send_header("Connection", "close")
+        h.close_connection = True
+        h.end_headers()
+        chunk = b"x" * 65536
+        try:
+            h.wfile.write(head)
+            left = size - len(head) - len(tail)
+            while left > 0 and not h.server.abort.is_set():
+                piece = chunk if left >= len(chunk) else chunk[:left]
+                h.wfile.write(piece)
+                left -= len(piece)
+            h.wfile.write(tail)
+            h.wfile.flush()
+        except OSError:
+            return  # the client stopped reading at its cap and hung up
 
     def _take_fault(self, method: str) -> _Fault | None:
         for key in (method, "*"):
@@ -1045,6 +1150,7 @@ class FakeWallet:
             if len(self._nonces) > 10_000:
                 self._nonces.clear()
             self._nonces.add(nonce)
+        h.nonces.add(nonce)
         headers = [
             (
                 "WWW-authenticate",
@@ -1063,7 +1169,8 @@ class FakeWallet:
         fields = urllib.request.parse_keqv_list(urllib.request.parse_http_list(rest))
         nonce = fields.get("nonce", "")
         with self._lock:
-            if nonce not in self._nonces:
+            # Like epee: a nonce is only good on the connection it was issued on.
+            if nonce not in self._nonces or nonce not in h.nonces:
                 return False
         if fields.get("username") != self.user or fields.get("realm") != DIGEST_REALM:
             return False
