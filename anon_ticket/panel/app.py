@@ -49,7 +49,7 @@ def templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["xmr"] = figures.xmr
-    env.filters["time"] = lambda value: rfc3339(value) or "—"
+    env.filters["time"] = lambda value: (rfc3339(value) or "—").replace("T", " ").replace("Z", " UTC")
     env.filters["age"] = age
     env.globals["prefix"] = tools.COOKIE_PATH
     return env

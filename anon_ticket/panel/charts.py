@@ -76,12 +76,17 @@ def nice_step(top: float, lines: int = 4) -> float:
     return float(10 * magnitude)  # pragma: no cover (the loop ends at 10)
 
 
+def axis_label(value: float, step: float) -> str:
+    """A gridline's value in plain decimals, as many as the step needs (`0.000002`, never `2e-06`)."""
+    decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 0
+    return f"{value:,.{decimals}f}"
+
+
 def bar_chart(
     title: str,
     points: Sequence[Point],
     *,
     label_every: int = 5,
-    axis_format: str = "{:g}",
     integers: bool = False,
 ) -> BarChart:
     """Bars for `points`, left to right, on a value axis from 0 with round gridlines."""
@@ -113,7 +118,7 @@ def bar_chart(
         if index % label_every == 0:
             labels.append(Label(round(x + (slot - gap) / 2, 2), point.category))
     gridlines = [
-        Gridline(round(HEIGHT - BOTTOM - plot_height * i / lines, 2), axis_format.format(step * i))
+        Gridline(round(HEIGHT - BOTTOM - plot_height * i / lines, 2), axis_label(step * i, step))
         for i in range(lines + 1)
     ]
     return BarChart(title, bars, gridlines, labels)

@@ -46,9 +46,10 @@ class LoginThrottle:
 
     def failed(self) -> None:
         with self._lock:
-            self._failures.append(self._clock())
-            if self._retry_after(self._clock()) == 0:
-                self._announced = False
+            now = self._clock()
+            if self._retry_after(now) == 0:
+                self._announced = False  # not throttled before this failure: a new spell may start
+            self._failures.append(now)
 
     def first_refusal(self) -> bool:
         """True once per throttled spell: the caller logs it then, and not for every refusal."""
