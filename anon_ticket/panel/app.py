@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 SCRIPT_NAME = "/admin"
 MAX_FORM_BYTES = 4096
+UNAVAILABLE_MESSAGE = (
+    "Something the panel needs (storage, the wallet or an actor) is unavailable right now. "
+    "Try again shortly; the daemon's log says more."
+)
 
 
 def templates() -> jinja2.Environment:
@@ -100,7 +104,9 @@ def build_panel(
             status, message = error.status, str(error)
             extra = [(k, v) for k, v in error.headers() if k == "Retry-After"]
             if status >= 500:
+                # The details (a path, SQL, a database error) go to the log, not into the page.
                 log.warning("admin panel: %s", error)
+                message = UNAVAILABLE_MESSAGE
         else:
             log.error("unexpected error in the admin panel", exc_info=error)
             status, message, extra = 500, "Unexpected error; the daemon's log says more.", []

@@ -34,8 +34,7 @@ SESSION_MAX_SECS = 8 * 3600  # absolute: use does not extend a sign-in beyond th
 CSRF_FIELD = "csrf"
 FORM_TYPE = "application/x-www-form-urlencoded"
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
