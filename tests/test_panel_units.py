@@ -122,3 +122,27 @@ def test_sessions_are_stored_only_when_signed_in_and_capped() -> None:
     stale = Tiny(ids[1])
     Tiny.cache[ids[1]] = ({"signed_in_at": 1}, datetime.datetime.now() - datetime.timedelta(seconds=1))
     assert stale._load() is None and ids[1] not in Tiny.cache  # an expired session is dropped on read
+
+
+def test_the_dashboard_shows_staleness_when_the_status_has_it() -> None:
+    """`stale` and `last_success_at` (docs/PROTOCOL.md §9) are shown when the status carries them."""
+    from anon_ticket.panel.app import templates  # noqa: PLC0415
+
+    wallet = {"height": 7, "primary_address": "4A", "last_poll_at": None, "last_error": "timed out"}
+    status = {
+        "version": "0",
+        "actors": {"wallet_poller": {"state": "running", "restarts": 0}},
+        "wallet": wallet,
+        "scan_cursor": 5,
+        "payments": {"pending": 1, "redeemable": 2, "claimed": 3},
+        "tokens": {"active": 3, "revoked": 0},
+        "abuse_level": "elevated",
+    }
+    page = templates().get_template("dashboard.html")
+    values = {"signed_in": True, "csrf": "c", "section": "dashboard", "max_reason": 256, "abuse_chart": None}
+    plain = page.render(status=status, **values)
+    assert "Stale" not in plain and "timed out" in plain and "elevated" in plain
+    wallet.update(stale=True, last_success_at="2026-12-02T18:00:00Z")
+    stale = page.render(status=status, **values)
+    assert '<td class="bad">yes — no successful poll lately</td>' in stale
+    assert '<th>Last successful poll</th><td class="">2026-12-02T18:00:00Z</td>' in stale

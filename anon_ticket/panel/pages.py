@@ -99,15 +99,12 @@ class Pages:
     def index(self) -> str:
         if tools.session_data() is None:
             return self.login_page()
-        status = self._internal.status()
+        # The status as the API answers it; the templates read it by name (a mapping or a typed value).
         history = self._abuse_history()
         return self.render(
             "dashboard.html",
-            status=status,
-            wallet=status["wallet"],
+            status=self._internal.status(),
             abuse_chart=_abuse_chart(history, int(self._clock())) if history is not None else None,
-            counts=status["payments"],
-            tokens=status["tokens"],
         )
 
     @cherrypy.expose
@@ -184,11 +181,10 @@ class Pages:
     @config(tools__allow__methods=GET)
     def figures(self) -> str:
         days = figures.daily_figures(self._reader(), int(self._clock()))
-        status = self._internal.status()
         return self.render(
             "figures.html",
             days=days,
-            pending_now=status["payments"]["pending"],
+            status=self._internal.status(),
             claims_chart=charts.bar_chart(
                 "Claims per day",
                 [charts.Point(_day(d), d.claims, f"{d.claims} claims") for d in days],
