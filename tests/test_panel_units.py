@@ -19,10 +19,11 @@ DAY = 86_400
 def test_round_gridlines_and_plain_decimal_labels() -> None:
     assert [charts.nice_step(top) for top in (7, 8, 40, 0.000008, 1234)] == [2, 2, 10, 0.000002, 500]
     chart = charts.bar_chart("t", [charts.Point("a", 0.000008, "8"), charts.Point("b", 0.000002, "2")])
-    assert [g.label for g in chart.gridlines] == ["0.000000", "0.000002", "0.000004", "0.000006", "0.000008"]
+    assert [g.label for g in chart.gridlines] == ["0", "0.000002", "0.000004", "0.000006", "0.000008"]
     assert chart.bars[0].height == charts.HEIGHT - charts.TOP - charts.BOTTOM  # the tallest fills the plot
     assert chart.bars[1].height == chart.bars[0].height / 4
     assert chart.bars[0].y + chart.bars[0].height == chart.baseline
+    assert chart.left >= 14 + 7 * len("0.000008") and chart.bars[0].x > chart.left  # labels fit
     empty = charts.bar_chart("t", [charts.Point("a", 0, "0")], integers=True)
     assert empty.empty and [g.label for g in empty.gridlines] == ["0", "1"]
 

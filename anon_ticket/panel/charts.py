@@ -79,7 +79,8 @@ def nice_step(top: float, lines: int = 4) -> float:
 def axis_label(value: float, step: float) -> str:
     """A gridline's value in plain decimals, as many as the step needs (`0.000002`, never `2e-06`)."""
     decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 0
-    return f"{value:,.{decimals}f}"
+    text = f"{value:,.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def bar_chart(
@@ -97,14 +98,17 @@ def bar_chart(
     lines = max(1, math.ceil(top / step)) if top > 0 else 1
     scale_top = step * lines
     plot_height = HEIGHT - TOP - BOTTOM
-    plot_width = WIDTH - LEFT - RIGHT
+    axis = [axis_label(step * i, step) for i in range(lines + 1)]
+    # Room for the longest value label (11 px text, ~7 px a character), never less than LEFT.
+    left = max(LEFT, 14 + 7 * max(len(text) for text in axis))
+    plot_width = WIDTH - left - RIGHT
     slot = plot_width / max(1, len(points))
     gap = min(4.0, slot * 0.2)
     bars = []
     labels = []
     for index, point in enumerate(points):
         height = plot_height * point.value / scale_top if scale_top else 0.0
-        x = LEFT + index * slot + gap / 2
+        x = left + index * slot + gap / 2
         bars.append(
             Bar(
                 x=round(x, 2),
@@ -118,7 +122,6 @@ def bar_chart(
         if index % label_every == 0:
             labels.append(Label(round(x + (slot - gap) / 2, 2), point.category))
     gridlines = [
-        Gridline(round(HEIGHT - BOTTOM - plot_height * i / lines, 2), axis_label(step * i, step))
-        for i in range(lines + 1)
+        Gridline(round(HEIGHT - BOTTOM - plot_height * i / lines, 2), text) for i, text in enumerate(axis)
     ]
-    return BarChart(title, bars, gridlines, labels)
+    return BarChart(title, bars, gridlines, labels, left=left)
