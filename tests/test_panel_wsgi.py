@@ -1,8 +1,9 @@
-"""Errors inside the panel, in-process through its WSGI interface: a page, never a traceback.
+"""The panel in-process, through its WSGI interface: errors, limits and the session's lifetime.
 
 A real `InternalApp` and panel, with a storage reader that fails on demand (fault injection): an
 unexpected exception is a 500 page and one log record with its traceback; a storage failure is a 503
-page whose text names no path, SQL or database error (those go to the log).
+page whose text names no path, SQL or database error (those go to the log). Also: oversized forms,
+HEAD on a POST-only page, and a sign-in that ends after 8 hours however much it is used.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from anon_ticket.errors import StorageError
 from anon_ticket.http.internal import InternalApp, InternalSettings
 from anon_ticket.panel.app import UNAVAILABLE_MESSAGE, build_panel
 from anon_ticket.panel.pages import PanelSettings
-from anon_ticket.panel.tools import CONTENT_SECURITY_POLICY, COOKIE_NAME
+from anon_ticket.panel.sessions import PanelSession
+from anon_ticket.panel.tools import CONTENT_SECURITY_POLICY, COOKIE_NAME, SESSION_MAX_SECS
 from anon_ticket.storage.base import Store
 
 API_TOKEN = "panel-test-token-0123456789"
@@ -147,3 +149,26 @@ def test_a_storage_failure_is_a_generic_503_page(
             assert "no such table" not in answer.body and str(tmp_path) not in answer.body
     assert any(detail in r.getMessage() for r in caplog.records)
     assert "Traceback" not in caplog.text
+
+
+def test_limits_and_head(panel: Any) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    big = call(panel, "POST", "/admin/login", body=b"api_token=" + b"x" * 5000, headers=form)
+    assert big.code == 413 and "Traceback" not in big.body
+    assert big.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    head = call(panel, "HEAD", "/admin/login")
+    assert head.code == 405 and head.headers["Allow"] == "POST" and head.body == ""
+    assert call(panel, "PUT", "/admin/", body=b"x", headers=form).code == 405
+
+
+def test_a_sign_in_ends_after_eight_hours_whatever_its_use(panel: Any, fault: list[BaseException]) -> None:
+    cookie = _signed_in_cookie(panel)
+    fault.append(StorageError("not reached"))
+    session_id = cookie.partition("=")[2]
+    assert call(panel, "GET", "/admin/funds", headers={"Cookie": cookie}).code == 503  # signed in
+    data, _ = PanelSession.cache[session_id]
+    data["signed_in_at"] -= SESSION_MAX_SECS + 1  # as if signed in 8 hours ago (and used since)
+    answer = call(panel, "GET", "/admin/funds", headers={"Cookie": cookie})
+    assert answer.code == 303 and answer.headers["Location"] == "/admin/"
+    assert session_id not in PanelSession.cache  # forgotten, not only refused
+    assert "Max-Age=0" in answer.headers["Set-Cookie"]
