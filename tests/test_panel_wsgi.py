@@ -172,3 +172,13 @@ def test_a_sign_in_ends_after_eight_hours_whatever_its_use(panel: Any, fault: li
     assert answer.code == 303 and answer.headers["Location"] == "/admin/"
     assert session_id not in PanelSession.cache  # forgotten, not only refused
     assert "Max-Age=0" in answer.headers["Set-Cookie"]
+
+
+def test_the_panel_never_touches_cherrypys_global_tree_engine_or_server(panel: Any) -> None:
+    """Served by WSGI only: nothing mounted globally, nothing started (docs/PROTOCOL.md §5)."""
+    import cherrypy  # noqa: PLC0415
+
+    assert call(panel, "GET", "/admin/").code == 200
+    assert cherrypy.tree.apps == {}
+    assert cherrypy.engine.state == cherrypy.engine.states.STOPPED
+    assert not cherrypy.server.running
