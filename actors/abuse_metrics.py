@@ -3,7 +3,8 @@
 Request threads and the poller `tell` events here (~0.5M/s, never blocking anyone); this actor
 aggregates them and flushes counters to statsd once a second, so a flood costs one UDP packet per
 counter per second rather than one per request, together with gauges of what the registry knows
-(wallet height, actor restarts). The level is published on the registry for the status endpoint.
+(wallet height, actor restarts). The level is published on the registry for the status endpoint,
+and the last hour is kept minute by minute (`history`) for the admin panel: a small ring, no storage.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from actors.ticker import Ticker
 
 FLUSH_INTERVAL_SECS = 1.0
 LEVEL_WINDOW_SECS = 10
+HISTORY_MINUTES = 60
+LEVELS = ("normal", "elevated", "under_attack")  # in rising order
 
 # Public outcomes that cost an attacker nothing and a real buyer rarely produces. The internal
 # listener's are counted too but never raise the level: only the operator's own services reach it.
@@ -53,6 +56,15 @@ class Event:
     count: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class MinuteSample:
+    """One wall-clock minute: the worst level judged in it and the suspicious answers counted."""
+
+    minute: int  # unix time of the minute's start
+    level: str
+    suspicious: int
+
+
 class _Flush:
     pass
 
@@ -64,12 +76,16 @@ class AbuseMetrics(pykka.ThreadingActor):
         statsd_client: Callable[[], statsd.StatsClient],
         settings: AbuseSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
         self._registry = registry
         self._make_client = statsd_client
         self._settings = settings or AbuseSettings()
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._history: collections.deque[MinuteSample] = collections.deque(maxlen=HISTORY_MINUTES)
+        self._minute_suspicious = 0
         self._pending: collections.Counter[str] = collections.Counter()
         self._suspicious: collections.deque[tuple[int, int]] = collections.deque()
         self._client: statsd.StatsClient | None = None
@@ -114,7 +130,9 @@ class AbuseMetrics(pykka.ThreadingActor):
         self._pending[name] += count
         self.totals[name] += count
         listener, _, outcome = name.rpartition(".")
-        if listener == "public" and outcome in SUSPICIOUS:
+        # Only what anonymous clients do counts: the public app's answers and the public server's faults.
+        if listener in ("public", "http.public") and outcome in SUSPICIOUS:
+            self._minute_suspicious += count
             second = int(self._clock())
             if self._suspicious and self._suspicious[-1][0] == second:
                 self._suspicious[-1] = (second, self._suspicious[-1][1] + count)
@@ -132,10 +150,25 @@ class AbuseMetrics(pykka.ThreadingActor):
             return "elevated"
         return "normal"
 
+    def history(self) -> tuple[MinuteSample, ...]:
+        """The last hour, oldest first; minutes in which the daemon did not run are absent."""
+        return tuple(self._history)
+
+    def _note_minute(self, level: str) -> None:
+        minute = int(self._wall_clock()) // 60 * 60
+        suspicious, self._minute_suspicious = self._minute_suspicious, 0
+        last = self._history[-1] if self._history else None
+        if last is not None and last.minute == minute:
+            worst = max(last.level, level, key=LEVELS.index)
+            self._history[-1] = MinuteSample(minute, worst, last.suspicious + suspicious)
+        else:
+            self._history.append(MinuteSample(minute, level, suspicious))
+
     def flush(self) -> None:
         """Send the counters gathered since the last flush and publish the level."""
         level = self.level()
         self._registry.abuse_level = level
+        self._note_minute(level)
         if self._client is None:
             return
         pending, self._pending = self._pending, collections.Counter()
@@ -160,3 +193,4 @@ class AbuseMetricsProxy(ActorMemberMixin, pykka.ActorProxy[AbuseMetrics]):
     ping = proxy_method(AbuseMetrics.ping)
     flush = proxy_method(AbuseMetrics.flush)
     level = proxy_method(AbuseMetrics.level)
+    history = proxy_method(AbuseMetrics.history)

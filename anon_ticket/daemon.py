@@ -27,12 +27,13 @@ from actors.supervisor import ActorSpec, StartupError, Supervisor
 from actors.wallet_poller import PollerSettings, WalletPoller
 from anon_ticket import __version__, internal_token, systemd
 from anon_ticket.config import BindAddress, Config
-from anon_ticket.errors import AnonTicketError
-from anon_ticket.http.admin import AdminApp
+from anon_ticket.errors import AnonTicketError, ConfigError
 from anon_ticket.http.bind_errors import bind_failure
 from anon_ticket.http.internal import InternalApp, InternalSettings
 from anon_ticket.http.public import PublicApp
 from anon_ticket.http.server import Listener, ListenerPlugin
+from anon_ticket.panel.app import build_panel
+from anon_ticket.panel.pages import PanelSettings
 from anon_ticket.redeem import Redeemer, RedeemSettings
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.lock import DaemonLock
@@ -197,7 +198,19 @@ class Daemon:
             ),
             clock=time.time,
         )
-        internal.mount("/admin/", AdminApp(internal))
+        # The admin panel: a CherryPy Application, served by WSGI through the internal app only.
+        panel = build_panel(
+            internal,
+            self.registry,
+            self.database.reader,
+            PanelSettings(
+                min_payment_amount=config.min_payment_amount,
+                min_confirmations=config.monitor_min_confirmations,
+                actor_timeout_secs=config.actor_timeout_secs,
+            ),
+            config.internal_unix_socket or config.internal_bind_address,
+        )
+        internal.mount("/admin/", panel)
         return internal
 
     def _bind_listeners(self, internal: InternalApp) -> None:

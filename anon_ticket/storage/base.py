@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from anon_ticket.domain import PaymentId, ServiceToken
 from anon_ticket.payments import TokenStatus, Transfer
 
 OPERATOR_REASON_DEFAULT = "revoked"
+SECONDS_PER_DAY = 86_400
 REORG_REASON = "payment_reorged"
 
 
@@ -119,6 +120,57 @@ class Counts:
     tokens_revoked: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class DayTotals:
+    """One UTC day's claims and counted transfers; `day` counts days since 1970-01-01."""
+
+    day: int
+    claims: int = 0
+    counted_amount: int = 0
+    counted_transfers: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSpan:
+    """When a visible transfer waited for its confirmations: from first seen until counted (None: still)."""
+
+    payment_id: bytes
+    first_seen_at: int
+    counted_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnderpaidPayment:
+    """An unclaimed payment whose transfers all count, yet add up to less than the minimum."""
+
+    payment_id: bytes
+    counted_total: int
+    transfers: int
+    last_height: int
+    first_seen_at: int | None  # None: recorded before first-seen times were kept
+
+
+@dataclass(frozen=True, slots=True)
+class NeverCounted:
+    """A transfer recorded but never counted (unlock_time, double spend: docs/PROTOCOL.md §3)."""
+
+    payment_id: bytes
+    transfer: Transfer
+    first_seen_at: int | None
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[T]):
+    """The first `items` of a report, with the count and amount of all of them."""
+
+    items: list[T]
+    count: int
+    total_amount: int
+
+
 class PaymentStore(Protocol):
     def transfers_for(self, payment_id: bytes) -> list[Transfer]: ...
 
@@ -159,7 +211,28 @@ class MonitorStateStore(Protocol):
     def apply_batch(self, batch: TransferBatch) -> BatchOutcome: ...
 
 
-class Store(PaymentStore, TokenStore, MonitorStateStore, Protocol):
+class FiguresStore(Protocol):
+    """The operator's figures (admin panel): read-only, from times and amounts, never a PID or token."""
+
+    def day_totals(self, since: int, until: int) -> list[DayTotals]:
+        """Claims (by `claimed_at`) and counted transfers (by `counted_at`) per UTC day in [since, until).
+
+        Only days with something are returned, oldest first.
+        """
+        ...
+
+    def pending_spans(self, since: int) -> list[PendingSpan]:
+        """Visible transfers still waiting, and those counted after `since`, with their first-seen time."""
+        ...
+
+    def underpaid_payments(
+        self, min_confirmations: int, min_amount: int, limit: int
+    ) -> Listing[UnderpaidPayment]: ...
+
+    def never_counted(self, limit: int) -> Listing[NeverCounted]: ...
+
+
+class Store(PaymentStore, TokenStore, MonitorStateStore, FiguresStore, Protocol):
     """Everything one connection offers; `close()` releases it."""
 
     def close(self) -> None: ...

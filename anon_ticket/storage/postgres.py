@@ -43,9 +43,14 @@ from anon_ticket.storage.base import (
     ClaimRecord,
     ClaimRequest,
     Counts,
+    DayTotals,
+    Listing,
     MonitorState,
+    NeverCounted,
     PaymentSnapshot,
+    PendingSpan,
     TransferBatch,
+    UnderpaidPayment,
 )
 from anon_ticket.storage.rows import (
     CLAIM_COLUMNS,
@@ -54,6 +59,7 @@ from anon_ticket.storage.rows import (
     GONE,
     HIDDEN_MASK,
     claim_from_row,
+    day_totals_from_rows,
     judged_status,
     wallet_mismatch,
 )
@@ -95,6 +101,48 @@ _COUNTS_SQL = f"""
         (SELECT count(*) FROM unclaimed WHERE counted >= %(min)s),
         (SELECT count(*) FROM claims),
         (SELECT count(*) FROM claims WHERE status = {int(TokenStatus.ACTIVE)})
+"""
+
+# The admin panel's figures: the same statements as the SQLite store's (see FiguresStore).
+_DAY_TOTALS_SQL = f"""
+    SELECT 'claims', claimed_at / 86400, count(*), 0 FROM claims
+    WHERE claimed_at >= %(since)s AND claimed_at < %(until)s GROUP BY claimed_at / 86400
+    UNION ALL
+    SELECT 'counted', counted_at / 86400, count(*), sum(amount) FROM transfers
+    WHERE counted_at >= %(since)s AND counted_at < %(until)s AND (flags & {COUNTED}) <> 0
+    GROUP BY counted_at / 86400
+"""
+
+_PENDING_SPANS_SQL = f"""
+    SELECT payment_id, first_seen_at, counted_at FROM transfers
+    WHERE counted_at > %(since)s AND (flags & {COUNTED}) <> 0 AND first_seen_at IS NOT NULL
+    UNION ALL
+    SELECT payment_id, first_seen_at, NULL FROM transfers
+    WHERE NOT settled AND (flags & {HIDDEN_MASK | COUNTED}) = 0 AND first_seen_at IS NOT NULL
+"""
+
+_UNDERPAID_SQL = f"""
+    WITH p AS (
+        SELECT payment_id, sum(amount) AS total, count(*) AS n, max(height) AS last_height,
+               min(first_seen_at) AS first_seen
+        FROM transfers AS t
+        WHERE (flags & {HIDDEN_MASK}) = 0
+          AND NOT EXISTS (SELECT 1 FROM claims AS c WHERE c.payment_id = t.payment_id)
+        GROUP BY payment_id
+        HAVING count(*) FILTER (
+                   WHERE height = 0
+                      OR (SELECT coalesce(wallet_height, 0) FROM monitor_state WHERE id = 1) - height
+                         < %(conf)s) = 0
+           AND sum(amount) > 0 AND sum(amount) < %(min)s
+    )
+    SELECT payment_id, total, n, last_height, first_seen, count(*) OVER (), sum(total) OVER ()
+    FROM p ORDER BY last_height, payment_id LIMIT %(limit)s
+"""
+
+_NEVER_COUNTED_SQL = f"""
+    SELECT payment_id, txid, amount, height, flags, first_seen_at, count(*) OVER (), sum(amount) OVER ()
+    FROM transfers WHERE (flags & 3) <> 0 AND (flags & {GONE}) = 0
+    ORDER BY (height = 0) DESC, height DESC, txid LIMIT %(limit)s
 """
 
 
@@ -248,6 +296,27 @@ class PostgresStore:
             tokens_revoked=claimed - active,
         )
 
+    # -- FiguresStore -------------------------------------------------------------------------
+
+    def day_totals(self, since: int, until: int) -> list[DayTotals]:
+        return day_totals_from_rows(self._all(_DAY_TOTALS_SQL, {"since": since, "until": until}))
+
+    def pending_spans(self, since: int) -> list[PendingSpan]:
+        rows = self._all(_PENDING_SPANS_SQL, {"since": since})
+        return [PendingSpan(bytes(row[0]), int(row[1]), row[2]) for row in rows]
+
+    def underpaid_payments(
+        self, min_confirmations: int, min_amount: int, limit: int
+    ) -> Listing[UnderpaidPayment]:
+        rows = self._all(_UNDERPAID_SQL, {"conf": min_confirmations, "min": min_amount, "limit": limit})
+        items = [UnderpaidPayment(bytes(row[0]), int(row[1]), row[2], row[3], row[4]) for row in rows]
+        return Listing(items, int(rows[0][5]) if rows else 0, int(rows[0][6]) if rows else 0)
+
+    def never_counted(self, limit: int) -> Listing[NeverCounted]:
+        rows = self._all(_NEVER_COUNTED_SQL, {"limit": limit})
+        items = [NeverCounted(bytes(row[0]), Transfer(bytes(row[1]), *row[2:5]), row[5]) for row in rows]
+        return Listing(items, int(rows[0][6]) if rows else 0, int(rows[0][7]) if rows else 0)
+
     # -- TokenStore -----------------------------------------------------------------------------
 
     def claim_for(self, payment_id: bytes) -> ClaimRecord | None:
@@ -389,14 +458,18 @@ class PostgresStore:
             if cursor != batch.expected_cursor:
                 raise CursorMoved(f"scan cursor is {cursor}, the batch expected {batch.expected_cursor}")
             with conn.cursor() as cur:
+                # first_seen_at is written once, by the poll that inserts the row (the panel's figures).
                 cur.executemany(
-                    "INSERT INTO transfers (payment_id, txid, amount, height, flags, settled) "
-                    "VALUES (%s, %s, %s, %s, %s, false) ON CONFLICT (payment_id, txid) DO UPDATE SET "
+                    "INSERT INTO transfers (payment_id, txid, amount, height, flags, settled, first_seen_at) "
+                    "VALUES (%s, %s, %s, %s, %s, false, %s) ON CONFLICT (payment_id, txid) DO UPDATE SET "
                     "amount = excluded.amount, height = excluded.height, settled = false, "
                     # COUNTED survives an update (a reorg re-mining the tx) unless a double spend is seen.
                     f"flags = excluded.flags | CASE WHEN excluded.flags & {DOUBLE_SPEND} <> 0 THEN 0 "
                     f"ELSE transfers.flags & {COUNTED} END",
-                    [(pid, t.txid, t.amount, t.height, int(t.flags)) for pid, t in batch.upserts],
+                    [
+                        (pid, t.txid, t.amount, t.height, int(t.flags), batch.polled_at)
+                        for pid, t in batch.upserts
+                    ],
                 )
                 cur.executemany(
                     f"UPDATE transfers SET flags = (flags | {GONE}) & ~{COUNTED} "
@@ -405,9 +478,9 @@ class PostgresStore:
                 )
             # Transfers reaching the confirmations now count for good (see payments.evaluate).
             conn.execute(
-                f"UPDATE transfers SET flags = flags | {COUNTED} WHERE NOT settled "
+                f"UPDATE transfers SET flags = flags | {COUNTED}, counted_at = %s WHERE NOT settled "
                 f"AND flags & {HIDDEN_MASK | COUNTED} = 0 AND height > 0 AND %s - height >= %s",
-                (batch.wallet_height, batch.min_confirmations),
+                (batch.polled_at, batch.wallet_height, batch.min_confirmations),
             )
             conn.execute(
                 "UPDATE transfers SET settled = true WHERE NOT settled AND "

@@ -16,7 +16,7 @@ from anon_ticket.payments import (
     evaluate,
     reorg_decision,
 )
-from anon_ticket.storage.base import ClaimRecord, TransferBatch
+from anon_ticket.storage.base import ClaimRecord, DayTotals, TransferBatch
 
 CLAIM_COLUMNS = (
     "payment_id, claim_txid, token_digest, claimed_at, min_amount, status, revoked_at, revoke_reason"
@@ -39,6 +39,18 @@ def claim_from_row(row: Sequence[Any]) -> ClaimRecord:
         revoked_at=row[6],
         operator_reason=row[7],
     )
+
+
+def day_totals_from_rows(rows: Sequence[Sequence[Any]]) -> list[DayTotals]:
+    """Merge `('claims'|'counted', day, count, amount)` rows into one `DayTotals` per day, oldest first."""
+    days: dict[int, DayTotals] = {}
+    for kind, day, count, amount in rows:
+        seen = days.get(int(day), DayTotals(int(day)))
+        if kind == "claims":
+            days[int(day)] = DayTotals(seen.day, int(count), seen.counted_amount, seen.counted_transfers)
+        else:
+            days[int(day)] = DayTotals(seen.day, seen.claims, int(amount), int(count))
+    return [days[day] for day in sorted(days)]
 
 
 def judged_status(record: ClaimRecord, transfers: list[Transfer], batch: TransferBatch) -> TokenStatus:

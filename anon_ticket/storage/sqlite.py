@@ -29,9 +29,14 @@ from anon_ticket.storage.base import (
     ClaimRecord,
     ClaimRequest,
     Counts,
+    DayTotals,
+    Listing,
     MonitorState,
+    NeverCounted,
     PaymentSnapshot,
+    PendingSpan,
     TransferBatch,
+    UnderpaidPayment,
 )
 from anon_ticket.storage.rows import (
     CLAIM_COLUMNS,
@@ -40,11 +45,54 @@ from anon_ticket.storage.rows import (
     GONE,
     HIDDEN_MASK,
     claim_from_row,
+    day_totals_from_rows,
     judged_status,
     wallet_mismatch,
 )
 
 MIN_SQLITE = (3, 35, 0)  # UPDATE/INSERT … RETURNING
+
+# Claims and counted transfers per UTC day, in one statement (one snapshot); see FiguresStore.
+_DAY_TOTALS_SQL = f"""
+    SELECT 'claims', claimed_at / 86400, count(*), 0 FROM claims
+    WHERE claimed_at >= ?1 AND claimed_at < ?2 GROUP BY claimed_at / 86400
+    UNION ALL
+    SELECT 'counted', counted_at / 86400, count(*), sum(amount) FROM transfers
+    WHERE counted_at >= ?1 AND counted_at < ?2 AND flags & {COUNTED} != 0 GROUP BY counted_at / 86400
+"""
+
+_PENDING_SPANS_SQL = f"""
+    SELECT payment_id, first_seen_at, counted_at FROM transfers
+    WHERE counted_at > ? AND flags & {COUNTED} != 0 AND first_seen_at IS NOT NULL
+    UNION ALL
+    SELECT payment_id, first_seen_at, NULL FROM transfers
+    WHERE settled = 0 AND flags & {HIDDEN_MASK | COUNTED} = 0 AND first_seen_at IS NOT NULL
+"""
+
+# Unclaimed payments whose visible transfers all have their confirmations, below the minimum: money
+# that arrived and that no redeem can turn into a token (unless the buyer pays the difference).
+_UNDERPAID_SQL = f"""
+    WITH p AS (
+        SELECT payment_id, sum(amount) AS total, count(*) AS n, max(height) AS last_height,
+               min(first_seen_at) AS first_seen
+        FROM transfers AS t
+        WHERE flags & {HIDDEN_MASK} = 0
+          AND NOT EXISTS (SELECT 1 FROM claims AS c WHERE c.payment_id = t.payment_id)
+        GROUP BY payment_id
+        HAVING sum(CASE WHEN height = 0
+                        OR (SELECT coalesce(wallet_height, 0) FROM monitor_state WHERE id = 1) - height < ?1
+                   THEN 1 ELSE 0 END) = 0
+           AND sum(amount) > 0 AND sum(amount) < ?2
+    )
+    SELECT payment_id, total, n, last_height, first_seen, count(*) OVER (), sum(total) OVER ()
+    FROM p ORDER BY last_height, payment_id LIMIT ?3
+"""
+
+_NEVER_COUNTED_SQL = f"""
+    SELECT payment_id, txid, amount, height, flags, first_seen_at, count(*) OVER (), sum(amount) OVER ()
+    FROM transfers WHERE flags & 3 != 0 AND flags & {GONE} = 0
+    ORDER BY height = 0 DESC, height DESC, txid LIMIT ?
+"""
 
 _SNAPSHOT_SQL = f"""
     SELECT m.wallet_height, {", ".join("c." + c.strip() for c in CLAIM_COLUMNS.split(","))},
@@ -220,6 +268,26 @@ class SqliteStore:
             tokens_revoked=claimed - by_status.get(int(TokenStatus.ACTIVE), 0),
         )
 
+    # -- FiguresStore -------------------------------------------------------------------------
+
+    def day_totals(self, since: int, until: int) -> list[DayTotals]:
+        return day_totals_from_rows(self._all(_DAY_TOTALS_SQL, (since, until)))
+
+    def pending_spans(self, since: int) -> list[PendingSpan]:
+        return [PendingSpan(bytes(row[0]), row[1], row[2]) for row in self._all(_PENDING_SPANS_SQL, (since,))]
+
+    def underpaid_payments(
+        self, min_confirmations: int, min_amount: int, limit: int
+    ) -> Listing[UnderpaidPayment]:
+        rows = self._all(_UNDERPAID_SQL, (min_confirmations, min_amount, limit))
+        items = [UnderpaidPayment(bytes(row[0]), row[1], row[2], row[3], row[4]) for row in rows]
+        return Listing(items, rows[0][5] if rows else 0, rows[0][6] if rows else 0)
+
+    def never_counted(self, limit: int) -> Listing[NeverCounted]:
+        rows = self._all(_NEVER_COUNTED_SQL, (limit,))
+        items = [NeverCounted(bytes(row[0]), Transfer(*row[1:5]), row[5]) for row in rows]
+        return Listing(items, rows[0][6] if rows else 0, rows[0][7] if rows else 0)
+
     # -- TokenStore -----------------------------------------------------------------------------
 
     def claim_for(self, payment_id: bytes) -> ClaimRecord | None:
@@ -349,12 +417,16 @@ class SqliteStore:
             if cursor != batch.expected_cursor:
                 raise CursorMoved(f"scan cursor is {cursor}, the batch expected {batch.expected_cursor}")
             # COUNTED survives an update (a reorg re-mining the tx) unless a double spend is seen.
+            # first_seen_at is written once, by the poll that inserts the row (the panel's figures).
             conn.executemany(
-                "INSERT INTO transfers (payment_id, txid, amount, height, flags, settled) "
-                "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (payment_id, txid) DO UPDATE SET "
+                "INSERT INTO transfers (payment_id, txid, amount, height, flags, settled, first_seen_at) "
+                "VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (payment_id, txid) DO UPDATE SET "
                 "amount = excluded.amount, height = excluded.height, settled = 0, flags = excluded.flags "
                 f"| CASE WHEN excluded.flags & {DOUBLE_SPEND} THEN 0 ELSE transfers.flags & {COUNTED} END",
-                [(pid, t.txid, t.amount, t.height, int(t.flags)) for pid, t in batch.upserts],
+                [
+                    (pid, t.txid, t.amount, t.height, int(t.flags), batch.polled_at)
+                    for pid, t in batch.upserts
+                ],
             )
             conn.executemany(
                 f"UPDATE transfers SET flags = (flags | {GONE}) & ~{COUNTED} "
@@ -364,9 +436,9 @@ class SqliteStore:
             # Transfers reaching the confirmations now count for good (see payments.evaluate);
             # only the unsettled window can change, and the partial index holds just that.
             conn.execute(
-                f"UPDATE transfers SET flags = flags | {COUNTED} WHERE settled = 0 "
+                f"UPDATE transfers SET flags = flags | {COUNTED}, counted_at = ? WHERE settled = 0 "
                 f"AND flags & {HIDDEN_MASK | COUNTED} = 0 AND height > 0 AND ? - height >= ?",
-                (batch.wallet_height, batch.min_confirmations),
+                (batch.polled_at, batch.wallet_height, batch.min_confirmations),
             )
             conn.execute(
                 "UPDATE transfers SET settled = 1 WHERE settled = 0 AND "

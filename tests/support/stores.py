@@ -19,6 +19,7 @@ def batch(
     gone: Sequence[tuple[bytes, bytes]] = (),
     height: int = 200,
     settle: int = 0,
+    polled_at: int = 1_800_000_000,
 ) -> BatchOutcome:
     state = store.monitor_state()
     if state.scan_cursor is None:
@@ -31,7 +32,7 @@ def batch(
             settle_at_or_below=settle,
             expected_cursor=state.scan_cursor,
             new_cursor=height,
-            polled_at=1_800_000_000,
+            polled_at=polled_at,
             min_confirmations=CONF,
         )
     )
