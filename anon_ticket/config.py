@@ -117,6 +117,7 @@ class Config:
     abuse_tracked_pids: int
     abuse_elevated_per_sec: float
     abuse_under_attack_per_sec: float
+    buyer_page: bool
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
@@ -163,6 +164,7 @@ class Config:
             abuse_tracked_pids=env.get("ABUSE_TRACKED_PIDS", _positive_int, 100_000),
             abuse_elevated_per_sec=env.get("ABUSE_ELEVATED_PER_SEC", _positive_float, 20.0),
             abuse_under_attack_per_sec=env.get("ABUSE_UNDER_ATTACK_PER_SEC", _positive_float, 200.0),
+            buyer_page=env.get("BUYER_PAGE", _on_off, True),
         )
         if env.problems:
             raise ConfigError(env.problems)
@@ -295,6 +297,13 @@ def _log_level(raw: str) -> str:
     if level not in logging.getLevelNamesMapping():
         raise ValueError(f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {raw!r}")
     return level
+
+
+def _on_off(raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("on", "off"):
+        raise ValueError(f"must be on or off, got {raw!r}")
+    return value == "on"
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:

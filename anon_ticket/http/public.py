@@ -1,4 +1,4 @@
-"""The public, Tor-facing listener: `GET /api/v1/info` and `POST /api/v1/redeem`, nothing else.
+"""The public, Tor-facing listener: `GET /api/v1/info`, `POST /api/v1/redeem` and the buyer's page.
 
 Every client is anonymous and possibly hostile: the body is checked for type and size before it is
 parsed, unknown PIDs are answered from the in-memory screen, and every outcome is counted (not
@@ -20,6 +20,7 @@ from anon_ticket.errors import (
     NotFound,
     Unavailable,
 )
+from anon_ticket.http.buyer_page import BuyerPage
 from anon_ticket.http.wsgi import (
     Environ,
     StartResponse,
@@ -47,8 +48,11 @@ class PublicApp:
         reader: Callable[[], Store],
         min_payment_amount: int,
         min_confirmations: int,
+        buyer_page: BuyerPage | None = None,
     ) -> None:
+        """`buyer_page` serves `/` and `/static/` (docs/PROTOCOL.md §10); None (BUYER_PAGE=off): 404."""
         self._registry = registry
+        self._buyer_page = buyer_page
         self._redeemer = redeemer
         self._reader = reader
         self._min_payment_amount = min_payment_amount
@@ -59,8 +63,13 @@ class PublicApp:
         }
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        route = self._routes.get(environ.get("PATH_INFO", ""))
+        path = environ.get("PATH_INFO", "")
+        route = self._routes.get(path)
         try:
+            if route is None and self._buyer_page is not None and self._buyer_page.owns(path):
+                answer = self._buyer_page.serve(environ, start_response)
+                self._count("page")
+                return answer
             if route is None:
                 raise NotFound("no such path")
             method, handler = route
