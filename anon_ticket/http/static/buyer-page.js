@@ -60,7 +60,7 @@
 
   function showStart() {
     stopTimers();
-    ["step-save", "step-pay", "step-token"].forEach(function (id) { show(id, false); });
+    ["step-save", "step-pay", "step-token", "step-forget"].forEach(function (id) { show(id, false); });
     show("step-start", true);
   }
 
@@ -148,6 +148,7 @@
     show("step-save", false);
     show("step-pay", true);
     show("step-token", true);
+    show("step-forget", true);
     setText("pid", pid);
     loadInfo(pid, generation);
     focusStep("step-pay");
@@ -285,6 +286,8 @@
       status(word, "Paid and confirmed (" + A.xmr(body.amount) + " XMR). Here is your token.");
       setText("token", body.token);
       show("token-box", true);
+      show("step-pay", false); // paid: the address and QR code are no longer needed
+      setText("status-title", "Your token");
       $("copy-token").focus();
       return null;
     }
@@ -369,6 +372,7 @@
     });
     show("token-box", false);
     show("pay-details", false);
+    setText("status-title", "Your payment");
     showStart();
     focusStep("step-start");
   }

@@ -1,0 +1,268 @@
+"""The buyer's page end to end in headless Chromium, against the real regtest chain (docs/PROTOCOL.md §10).
+
+A buyer opens the page, makes a PID, saves it (the download is the file `client new --out` writes),
+reads the address the page shows, pays it from the payer's real wallet, and watches pending
+confirmations turn into the token while blocks are mined; a reload in the middle loses nothing. Then
+a fresh browser profile, 320 px wide, resumes from the saved file, and another, keyboard only, from the
+pasted PID. The address the page built is compared with what the merchant's real wallet builds.
+
+Chromium is the system's (/usr/bin/chromium), driven by Playwright. Screenshots go to
+test-artifacts/buyer-page/ (git-ignored). The page polls every second here (`?poll=1`), and the daemon
+lets one PID redeem more often than its default of 30 a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from anon_ticket.client.address import integrated_address
+from anon_ticket.domain import PaymentId
+from tests.support.regtest import RegtestChain
+from tests.test_regtest_e2e import MIN_AMOUNT, Shop, expected_token
+
+pytestmark = pytest.mark.regtest
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts" / "buyer-page"
+WAIT_MS = 60_000
+POLL = "?poll=1"
+
+try:
+    from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    sync_playwright = None  # type: ignore[assignment]
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    message = "chromium is not installed (scripts/test installs it with apt-get as root)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if sync_playwright is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("playwright is not installed (the test extra installs it)")
+        pytest.skip("playwright is not installed (the test extra installs it)")
+    executable = _chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def shop(regtest_chain: RegtestChain, tmp_path: Path) -> Iterator[Shop]:
+    """The daemon on the real chain, as in tests/test_regtest_e2e.py, letting one PID poll every second."""
+    running = Shop(regtest_chain, tmp_path)
+    running.daemon.env["ABUSE_PID_PER_MINUTE"] = "600"
+    try:
+        running.daemon.start()
+        running.daemon.wait_scanning()
+        yield running
+    finally:
+        code = running.daemon.stop()
+    assert code == 0, running.daemon.log_tail()
+    assert "Traceback" not in running.daemon.log_text()
+
+
+class Watched:
+    """A browser profile (context) and page, recording every request and console problem."""
+
+    def __init__(self, browser: Browser, origin: str, width: int, height: int = 900) -> None:
+        self.origin = origin
+        self.context: BrowserContext = browser.new_context(
+            accept_downloads=True, viewport={"width": width, "height": height}
+        )
+        self.page: Page = self.context.new_page()
+        self.page.set_default_timeout(WAIT_MS)
+        self.requests: list[str] = []
+        self.problems: list[str] = []
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        self.page.on("console", self._console)
+
+    def _console(self, message: Any) -> None:
+        # A 404/402/… answer of the API is logged by Chromium as a failed resource: expected here.
+        if message.type == "error" and "status of" not in message.text:
+            self.problems.append(message.text)
+
+    def field(self, name: str) -> str:
+        return str(self.page.text_content(f'[data-field="{name}"]') or "")
+
+    def wait_field(self, name: str, value: str) -> None:
+        self.page.wait_for_function(
+            '([name, value]) => document.querySelector(`[data-field="${name}"]`).textContent === value',
+            arg=[name, value],
+        )
+
+    def wait_text(self, selector: str, text: str) -> None:
+        self.page.wait_for_function(
+            "([sel, text]) => document.querySelector(sel).textContent.includes(text)", arg=[selector, text]
+        )
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def check_clean(self) -> None:
+        """Nothing loaded from elsewhere, no CSP violation, no script error."""
+        assert all(url.startswith(self.origin + "/") for url in self.requests), self.requests
+        assert self.problems == [], self.problems
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def test_pay_and_redeem_in_the_browser(shop: Shop, browser: Browser, tmp_path: Path) -> None:
+    chain = shop.chain
+    origin = shop.daemon.public_url
+    buyer = Watched(browser, origin, width=900)
+    page = buyer.page
+    try:
+        page.goto(origin + "/" + POLL)
+        buyer.shot("0-start")
+        # No address before the PID is saved.
+        page.click("#new-pid")
+        pid_text = buyer.field("pid")
+        pid = PaymentId.parse(pid_text)
+        assert pid.hex() == pid_text
+        assert page.is_hidden("#step-pay") and buyer.field("address") == ""
+        assert page.is_disabled("#to-pay")
+        buyer.shot("1-save-pid")
+        with page.expect_download() as download:
+            page.click("#save-pid")
+        pid_file = tmp_path / download.value.suggested_filename
+        download.value.save_as(pid_file)
+        assert pid_file.read_text() == pid.hex() + "\n"  # what `client new --out` writes
+        page.click("#to-pay")
+
+        # The address and amount, derived in the browser, are what the real wallet would build.
+        buyer.wait_field("payment-id", pid.chain_payment_id().hex())
+        address = buyer.field("address")
+        assert address == chain.merchant.make_integrated_address(pid.chain_payment_id().hex())
+        assert address == integrated_address(chain.merchant.address, pid.chain_payment_id())
+        assert buyer.field("amount") == "0.1"
+        uri = page.get_attribute("#qr", "data-uri")
+        assert uri == f"monero:{address}?tx_amount=0.1"
+        buyer.wait_field("status", "payment_not_found")
+        buyer.shot("2-pay")
+
+        # Paid from the payer's real wallet to the address read off the page.
+        txid = shop.to_mine(chain.payer.transfer(address, MIN_AMOUNT))
+        buyer.wait_field("status", "pending")
+        buyer.wait_text("#status-text", "0 of 2 confirmations")
+
+        # A reload in the middle loses nothing: same PID, same address, still pending.
+        page.reload()
+        buyer.wait_field("address", address)
+        assert buyer.field("pid") == pid.hex()
+        buyer.wait_field("status", "pending")
+
+        shop.mine(1)
+        buyer.wait_text("#status-text", "1 of 2 confirmations")
+        buyer.shot("3-pending")
+        shop.mine(1)
+        buyer.wait_field("status", "claimed")
+        token = expected_token(pid, txid)
+        assert buyer.field("token") == token
+        assert shop.token_record(token)["status"] == "active"
+        buyer.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=origin)
+        page.click("#copy-token")
+        assert page.evaluate("navigator.clipboard.readText()") == token
+        buyer.shot("4-token")
+        buyer.check_clean()
+    finally:
+        buyer.close()
+
+    # A fresh profile, 320 px wide, resumes from the saved file.
+    narrow = Watched(browser, origin, width=320, height=800)
+    try:
+        narrow.page.goto(origin + "/" + POLL)
+        narrow.page.click("#show-resume")
+        narrow.page.set_input_files("#resume-file", str(pid_file))
+        narrow.page.click("#resume button[type=submit]")
+        narrow.wait_field("status", "already_claimed")
+        assert narrow.field("token") == token
+        assert narrow.field("address") == address
+        # Nothing sticks out sideways at 320 px.
+        assert narrow.page.evaluate("document.documentElement.scrollWidth") <= 320
+        narrow.shot("5-resumed-320px")
+        narrow.check_clean()
+    finally:
+        narrow.close()
+
+    # Another fresh profile, keyboard only: paste the PID and continue.
+    keys = Watched(browser, origin, width=900)
+    try:
+        keys.page.goto(origin + "/" + POLL)
+        _tab_to(keys.page, "show-resume")
+        keys.page.keyboard.press("Enter")
+        assert keys.page.evaluate("document.activeElement.id") == "resume-text"
+        keys.page.keyboard.type(pid.hex().upper())
+        _tab_to(keys.page, "", text="Continue")
+        keys.page.keyboard.press("Enter")
+        keys.wait_field("token", token)
+        keys.check_clean()
+    finally:
+        keys.close()
+
+
+def test_a_typo_is_refused_without_echo_and_no_payment_is_short(shop: Shop, browser: Browser) -> None:
+    """A mistyped PID is refused in words (never echoed); a short payment is explained (402)."""
+    chain = shop.chain
+    origin = shop.daemon.public_url
+    buyer = Watched(browser, origin, width=900)
+    page = buyer.page
+    try:
+        page.goto(origin + "/" + POLL)
+        page.click("#show-resume")
+        typo = "ab" * 31 + "a"
+        page.fill("#resume-text", typo)
+        page.click("#resume button[type=submit]")
+        error = str(page.text_content("#resume-error"))
+        assert "not a PID" in error and typo not in error
+        assert page.is_hidden("#step-pay")
+
+        pid = PaymentId.generate()
+        page.fill("#resume-text", pid.hex())
+        page.click("#resume button[type=submit]")
+        address = integrated_address(chain.merchant.address, pid.chain_payment_id())
+        buyer.wait_field("address", address)
+        shop.to_mine(chain.payer.transfer(address, MIN_AMOUNT // 4))
+        shop.mine(2)
+        buyer.wait_field("status", "insufficient_payment")
+        text = str(page.text_content("#status-text"))
+        assert "0.025 XMR received, 0.1 XMR needed" in text and "0.075 XMR" in text
+        buyer.shot("6-insufficient")
+        buyer.check_clean()
+    finally:
+        buyer.close()
+
+
+def _tab_to(page: Page, element_id: str, text: str | None = None, limit: int = 30) -> None:
+    """Press Tab until the element with this id (or a button with this text) has the focus."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("[document.activeElement.id, document.activeElement.textContent.trim()]")
+        if (element_id and focused[0] == element_id) or (text is not None and focused[1] == text):
+            return
+    raise AssertionError(f"Tab never reached {element_id or text}")
