@@ -8,7 +8,8 @@ pasted PID. The address the page built is compared with what the merchant's real
 
 Chromium is the system's (/usr/bin/chromium), driven by Playwright. Screenshots go to
 test-artifacts/buyer-page/ (git-ignored). The page polls every second here (`?poll=1`), and the daemon
-lets one PID redeem more often than its default of 30 a minute.
+lets one PID redeem more often than its default of 30 a minute. The answers the chain cannot easily
+produce (410, 429) are shown against the fake wallet.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ import pytest
 
 from anon_ticket.client.address import integrated_address
 from anon_ticket.domain import PaymentId
+from tests.support.daemon import DaemonProcess, claim_token
+from tests.support.fake_wallet import FakeWallet
 from tests.support.regtest import RegtestChain
 from tests.test_regtest_e2e import MIN_AMOUNT, Shop, expected_token
-
-pytestmark = pytest.mark.regtest
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "buyer-page"
@@ -189,6 +190,7 @@ class Watched:
         self.context.close()
 
 
+@pytest.mark.regtest
 def test_pay_and_redeem_in_the_browser(shop: Shop, browser: Browser, qr_reader: Path, tmp_path: Path) -> None:
     chain = shop.chain
     origin = shop.daemon.public_url
@@ -282,6 +284,7 @@ def test_pay_and_redeem_in_the_browser(shop: Shop, browser: Browser, qr_reader: 
         keys.close()
 
 
+@pytest.mark.regtest
 def test_a_typo_is_refused_without_echo_and_no_payment_is_short(shop: Shop, browser: Browser) -> None:
     """A mistyped PID is refused in words (never echoed); a short payment is explained (402)."""
     chain = shop.chain
@@ -322,3 +325,50 @@ def _tab_to(page: Page, element_id: str, text: str | None = None, limit: int = 3
         if (element_id and focused[0] == element_id) or (text is not None and focused[1] == text):
             return
     raise AssertionError(f"Tab never reached {element_id or text}")
+
+
+def test_revoked_and_rate_limited_are_explained(browser: Browser, tmp_path: Path) -> None:
+    """410 stops the page with an explanation; 429 makes it wait for Retry-After and say so."""
+    with (
+        FakeWallet(height=200) as wallet,
+        DaemonProcess(tmp_path, wallet_url=wallet.url, env={"ABUSE_PID_PER_MINUTE": "3"}) as daemon,
+    ):
+        origin = daemon.public_url
+        revoked_pid, token = claim_token(daemon, wallet)
+        answer = daemon.internal("POST", f"/api/v1/token/{token}/revoke", json={"reason": "abuse"})
+        assert answer.status_code == 200, answer.text
+        buyer = Watched(browser, origin, width=900)
+        try:
+            buyer.page.goto(origin + "/" + POLL)
+            buyer.page.click("#show-resume")
+            buyer.page.fill("#resume-text", revoked_pid.hex())
+            buyer.page.click("#resume button[type=submit]")
+            buyer.wait_field("status", "token_revoked")
+            assert "revoked" in str(buyer.page.text_content("#status-text"))
+            assert buyer.field("token") == ""
+            buyer.shot("7-revoked")
+
+            # Start over: after a confirmation, the PID is forgotten by the tab.
+            buyer.page.once("dialog", lambda dialog: dialog.accept())
+            buyer.page.click("#forget")
+            assert buyer.page.is_visible("#new-pid") and buyer.field("pid") == ""
+            assert buyer.page.evaluate("sessionStorage.length") == 0
+        finally:
+            buyer.close()
+
+        # A payment in the pool, polled every second: the fourth redeem in a minute is refused.
+        limited = Watched(browser, origin, width=900)
+        try:
+            pid = PaymentId.generate()
+            wallet.add_pool(payment_id=pid.chain_payment_id().hex(), amount=daemon.min_payment_amount)
+            limited.page.goto(origin + "/" + POLL)
+            limited.page.click("#show-resume")
+            limited.page.fill("#resume-text", pid.hex())
+            limited.page.click("#resume button[type=submit]")
+            limited.wait_field("status", "rate_limited")
+            text = str(limited.page.text_content("#status-text"))
+            assert "Too many requests" in text and "trying again in" in text
+            limited.shot("8-rate-limited")
+            limited.check_clean()
+        finally:
+            limited.close()
