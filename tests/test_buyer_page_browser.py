@@ -372,3 +372,26 @@ def test_revoked_and_rate_limited_are_explained(browser: Browser, tmp_path: Path
             limited.check_clean()
         finally:
             limited.close()
+
+
+def test_without_javascript_the_page_says_so(browser: Browser, tmp_path: Path) -> None:
+    """JavaScript off: the page says so and shows the command-line client's two commands."""
+    with FakeWallet(height=200) as wallet, DaemonProcess(tmp_path, wallet_url=wallet.url) as daemon:
+        context = browser.new_context(java_script_enabled=False, viewport={"width": 320, "height": 800})
+        try:
+            page = context.new_page()
+            page.goto(daemon.public_url + "/")
+            text = page.inner_text("body")
+            assert "JavaScript is off" in text
+            assert "python -m anon_ticket client new --server" in text and "--out anon-ticket.pid" in text
+            assert (
+                "python -m anon_ticket client redeem --server" in text
+                and "--pid-file anon-ticket.pid" in text
+            )
+            # Nothing that needs a script is visible.
+            assert page.is_hidden("#new-pid") and page.is_hidden("#step-pay")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 320
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "9-no-javascript-320px.png"), full_page=True)
+        finally:
+            context.close()
