@@ -21,8 +21,8 @@ import pytest
 import requests
 
 from anon_ticket.config import Config
-from anon_ticket.errors import ConfigError
-from anon_ticket.http.buyer_page import CONTENT_SECURITY_POLICY, BuyerPage, BuyerPageError, hashed_name
+from anon_ticket.errors import BuyerPageError, ConfigError
+from anon_ticket.http.buyer_page import CONTENT_SECURITY_POLICY, BuyerPage, hashed_name
 from tests.support.daemon import DaemonProcess
 from tests.support.fake_wallet import FakeWallet
 
@@ -121,6 +121,8 @@ def test_asset_names_carry_their_content_hash() -> None:
     assert hashed_name("buyer.css", b"") == "buyer.e3b0c44298fc.css"
     with pytest.raises(BuyerPageError, match=r"missing\.js"):
         BuyerPage({"index.html": b'<script src="{{static:missing.js}}"></script>'})
+    with pytest.raises(BuyerPageError, match=r"no index\.html"):
+        BuyerPage({"buyer.css": b""})
 
 
 def test_buyer_page_setting() -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.abc import Traversable
 
-from anon_ticket.errors import MethodNotAllowed, NotFound
+from anon_ticket.errors import BuyerPageError, MethodNotAllowed, NotFound
 from anon_ticket.http.wsgi import Environ, StartResponse
 
 STATIC_PREFIX = "/static/"
@@ -42,10 +42,6 @@ _SECURITY_HEADERS = [
     ("Cross-Origin-Resource-Policy", "same-origin"),
 ]
 _ALLOWED = ("GET", "HEAD")
-
-
-class BuyerPageError(Exception):
-    """The packaged page is broken (a placeholder names no file): a packaging defect, found at start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +108,12 @@ class BuyerPage:
 
     @classmethod
     def load(cls) -> BuyerPage:
-        """Read the packaged static folder (call once, at start)."""
-        return cls(_walk(resources.files("anon_ticket.http").joinpath("static")))
+        """Read the packaged static folder (call once, at start); BuyerPageError if it is unusable."""
+        try:
+            files = _walk(resources.files("anon_ticket.http").joinpath("static"))
+        except OSError as exc:
+            raise BuyerPageError(f"cannot read the buyer's page files: {exc}") from exc
+        return cls(files)
 
     def _render(self, template: str) -> str:
         def url(match: re.Match[str]) -> str:
