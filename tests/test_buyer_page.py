@@ -46,6 +46,7 @@ class PageParser(HTMLParser):
         self.scripts: list[str] = []
         self.styles: list[str] = []
         self.links: list[str] = []
+        self.anchors: list[str] = []
         self.inline: list[str] = []
         self.hooks: set[str] = set()
         self.labelled: set[str] = set()
@@ -67,6 +68,8 @@ class PageParser(HTMLParser):
                 self.inline.append("<script> without src")
         if tag == "link":
             self.links.append(str(attributes.get("href")))
+        if tag == "a":
+            self.anchors.append(str(attributes.get("href")))
         if attributes.get("data-field"):
             self.hooks.add(str(attributes["data-field"]))
         if tag == "label" and attributes.get("for"):
@@ -103,6 +106,11 @@ def test_the_page_has_no_inline_code_and_loads_only_its_own_assets() -> None:
     assert found.inline == []
     assert found.scripts and all(s in page.assets for s in found.scripts), found.scripts
     assert found.links and all(href in page.assets for href in found.links), found.links
+    # The vendored scripts' licences are linked from the page and served beside them.
+    assert len(found.anchors) == 2 and all(href in page.assets for href in found.anchors), found.anchors
+    for href in found.anchors:
+        body = page.assets[href].body
+        assert b"Permission is hereby granted" in body or b"Licensed under the MIT license" in body, href
     assert found.hooks == HOOKS
     # Every form field has a label (keyboard and screen-reader users).
     assert all(field_id in found.labelled for _, field_id in found.fields), found.fields
