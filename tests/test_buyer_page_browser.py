@@ -109,6 +109,35 @@ _CANVAS_PIXELS = """() => {
 }"""
 
 
+# WCAG 2 contrast of every visible element that holds text, against its nearest opaque background.
+_LOW_CONTRAST = """() => {
+  const rgb = (text) => text.match(/[0-9.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const bg = rgb(getComputedStyle(el).backgroundColor);
+      if (bg.length < 4 || bg[3] === 1) return bg.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.getClientRects().length) continue;
+    const a = lum(rgb(getComputedStyle(el).color).slice(0, 3)), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) low.push(`${el.tagName}#${el.id}: ${ratio.toFixed(2)}`);
+  }
+  return low;
+}"""
+
+
 def read_qr(page: Page, reader: Path) -> str | None:
     """What a QR scanner reads off the page's canvas."""
     pixels = page.evaluate(_CANVAS_PIXELS)
@@ -238,6 +267,7 @@ def test_pay_and_redeem_in_the_browser(shop: Shop, browser: Browser, qr_reader: 
         shop.mine(1)
         buyer.wait_text("#status-text", "1 of 2 confirmations")
         buyer.shot("3-pending")
+        assert page.evaluate(_LOW_CONTRAST) == []
         shop.mine(1)
         buyer.wait_field("status", "claimed")
         token = expected_token(pid, txid)
@@ -264,6 +294,7 @@ def test_pay_and_redeem_in_the_browser(shop: Shop, browser: Browser, qr_reader: 
         # Nothing sticks out sideways at 320 px.
         assert narrow.page.evaluate("document.documentElement.scrollWidth") <= 320
         narrow.shot("5-resumed-320px")
+        assert narrow.page.evaluate(_LOW_CONTRAST) == []
         narrow.check_clean()
     finally:
         narrow.close()
@@ -369,6 +400,7 @@ def test_revoked_and_rate_limited_are_explained(browser: Browser, tmp_path: Path
             text = str(limited.page.text_content("#status-text"))
             assert "Too many requests" in text and "trying again in" in text
             limited.shot("8-rate-limited")
+            assert limited.page.evaluate(_LOW_CONTRAST) == []
             limited.check_clean()
         finally:
             limited.close()
