@@ -427,3 +427,20 @@ def test_without_javascript_the_page_says_so(browser: Browser, tmp_path: Path) -
             page.screenshot(path=str(ARTIFACTS / "9-no-javascript-320px.png"), full_page=True)
         finally:
             context.close()
+
+
+def test_a_shop_without_its_wallet_says_it_is_not_ready(browser: Browser, tmp_path: Path) -> None:
+    """/api/v1/info answers 503 until the wallet's address is known: no address is shown, only why."""
+    with DaemonProcess(tmp_path) as daemon:  # its wallet-rpc URL has nobody listening
+        assert daemon.public("GET", "/api/v1/info").status_code == 503
+        buyer = Watched(browser, daemon.public_url, width=900)
+        try:
+            buyer.page.goto(daemon.public_url + "/" + POLL)
+            buyer.page.click("#show-resume")
+            buyer.page.fill("#resume-text", PaymentId.generate().hex())
+            buyer.page.click("#resume button[type=submit]")
+            buyer.wait_text("#info-error", "not ready yet")
+            assert buyer.page.is_hidden("#pay-details") and buyer.field("address") == ""
+            buyer.shot("10-not-ready")
+        finally:
+            buyer.close()
