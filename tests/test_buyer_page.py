@@ -241,6 +241,12 @@ def test_head_has_the_headers_of_get_and_no_body(daemon: DaemonProcess) -> None:
         assert headers["Content-Length"] == str(len(get.content))
         assert headers["Content-Type"] == get.headers["Content-Type"]
         assert headers["Cache-Control"] == get.headers["Cache-Control"]
+    raw = raw_exchange(
+        daemon.public_url, b"HEAD /static/nope.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 "), head
+    assert body == b"", body[:100]
 
 
 def test_other_methods_and_unknown_files(daemon: DaemonProcess) -> None:

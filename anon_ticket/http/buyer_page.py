@@ -17,7 +17,7 @@ from importlib import resources
 from importlib.abc import Traversable
 
 from anon_ticket.errors import BuyerPageError, MethodNotAllowed, NotFound
-from anon_ticket.http.wsgi import Environ, StartResponse
+from anon_ticket.http.wsgi import Environ, StartResponse, respond_error
 
 STATIC_PREFIX = "/static/"
 PAGE_TEMPLATE = "index.html"
@@ -133,14 +133,20 @@ class BuyerPage:
         return path == "/" or path.startswith(STATIC_PREFIX)
 
     def serve(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
-        """Answer a path for which `owns` is true; NotFound or MethodNotAllowed otherwise."""
+        """Answer a path for which `owns` is true; NotFound or MethodNotAllowed otherwise.
+
+        RFC 9110 §9.3.2: HEAD gets GET's headers and no body (cheroot would send one), a HEAD of an
+        unknown file included: its 404 is answered here, without the JSON body a GET would get.
+        """
         path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD")
         asset = self.page if path == "/" else self.assets.get(path)
         if asset is None:
+            if method == "HEAD":
+                respond_error(start_response, NotFound("no such file"))
+                return []
             raise NotFound("no such file")
-        method = environ.get("REQUEST_METHOD")
         if method not in _ALLOWED:
             raise MethodNotAllowed(_ALLOWED)
         start_response("200 OK", [*asset.headers, ("Content-Length", str(len(asset.body)))])
-        # RFC 9110 §9.3.2: HEAD gets GET's headers and no body (cheroot would send one).
         return [] if method == "HEAD" else [asset.body]
