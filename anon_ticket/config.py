@@ -123,6 +123,7 @@ class Config:
     abuse_circuit_per_minute: int
     abuse_elevated_per_sec: float
     abuse_under_attack_per_sec: float
+    buyer_page: bool
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
@@ -178,6 +179,7 @@ class Config:
             abuse_circuit_per_minute=env.get("ABUSE_CIRCUIT_PER_MINUTE", _positive_int, 120),
             abuse_elevated_per_sec=env.get("ABUSE_ELEVATED_PER_SEC", _positive_float, 20.0),
             abuse_under_attack_per_sec=env.get("ABUSE_UNDER_ATTACK_PER_SEC", _positive_float, 200.0),
+            buyer_page=env.get("BUYER_PAGE", _on_off, True),
         )
         if env.problems:
             raise ConfigError(env.problems)
@@ -310,6 +312,13 @@ def _log_level(raw: str) -> str:
     if level not in logging.getLevelNamesMapping():
         raise ValueError(f"must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {raw!r}")
     return level
+
+
+def _on_off(raw: str) -> bool:
+    value = raw.lower()
+    if value not in ("on", "off"):
+        raise ValueError(f"must be on or off, got {raw!r}")
+    return value == "on"
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:

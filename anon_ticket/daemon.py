@@ -29,6 +29,7 @@ from anon_ticket import __version__, internal_token, systemd
 from anon_ticket.config import BindAddress, Config
 from anon_ticket.errors import AnonTicketError, ConfigError
 from anon_ticket.http.bind_errors import bind_failure
+from anon_ticket.http.buyer_page import BuyerPage
 from anon_ticket.http.internal import InternalApp, InternalSettings
 from anon_ticket.http.public import PublicApp
 from anon_ticket.http.server import Listener, ListenerPlugin
@@ -183,6 +184,7 @@ class Daemon:
             self.database.reader,
             config.min_payment_amount,
             config.monitor_min_confirmations,
+            BuyerPage.load() if config.buyer_page else None,
         )
 
     def internal_app(self) -> InternalApp:

@@ -289,3 +289,7 @@ class InsufficientPayment(AnonTicketError):
 
     def extra(self) -> dict[str, object]:
         return {"amount": self.amount, "min_payment_amount": self.min_payment_amount}
+
+
+class BuyerPageError(AnonTicketError):
+    """The packaged buyer's page cannot be loaded (a file missing from the install): found at start."""

@@ -323,7 +323,7 @@ def test_status_has_exactly_the_contract_fields(daemon: DaemonProcess, wallet: F
         "/api/v1/openapi.json",
         "/healthz",
         "/admin/",
-        "/",
+        # "/" on the public listener is the buyer's page (docs/PROTOCOL.md §10, tests/test_buyer_page.py).
     ],
 )
 def test_public_listener_does_not_serve_internal_paths(daemon: DaemonProcess, path: str) -> None:

@@ -354,7 +354,8 @@ def test_405_with_allow(public: Public, method: str, path: str, allow: str) -> N
 @pytest.mark.parametrize(
     "path",
     [
-        "/",
+        "/index.html",  # "/" is the buyer's page (docs/PROTOCOL.md §10, tests/test_buyer_page.py)
+        "/static/nope.js",
         "/api/v1",
         "/api/v1/redeem/",
         "/api/v1/status",

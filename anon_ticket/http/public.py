@@ -1,4 +1,4 @@
-"""The public, Tor-facing listener: `GET /api/v1/info` and `POST /api/v1/redeem`, nothing else.
+"""The public, Tor-facing listener: `GET /api/v1/info`, `POST /api/v1/redeem` and the buyer's page.
 
 Every client is anonymous and possibly hostile: the body is checked for type and size before it is
 parsed, unknown PIDs are answered from the in-memory screen, and every outcome is counted (not
@@ -13,6 +13,7 @@ from actors.abuse_metrics import Event
 from actors.registry import Registry
 from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId
 from anon_ticket.errors import InvalidRequest, Unavailable
+from anon_ticket.http.buyer_page import BuyerPage
 from anon_ticket.http.gateway import CIRCUIT_KEY
 from anon_ticket.http.routing import OUTCOME, Router
 from anon_ticket.http.wsgi import (
@@ -39,7 +40,9 @@ class PublicApp:
         reader: Callable[[], Store],
         min_payment_amount: int,
         min_confirmations: int,
+        buyer_page: BuyerPage | None = None,
     ) -> None:
+        """`buyer_page` serves `/` and `/static/` (docs/PROTOCOL.md §10); None (BUYER_PAGE=off): 404."""
         self._registry = registry
         self._redeemer = redeemer
         self._reader = reader
@@ -48,6 +51,9 @@ class PublicApp:
         self.router = Router("public", count=self._count)
         self.router.add("/api/v1/info", "info", GET=self._info)
         self.router.add("/api/v1/redeem", "redeem", POST=self._redeem)
+        if buyer_page is not None:
+            self.router.add("/", "page", GET=buyer_page.serve)
+            self.router.mount("/static/", buyer_page.serve, "page")
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return self.router(environ, start_response)
