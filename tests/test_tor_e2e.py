@@ -1,0 +1,270 @@
+"""Real Tor end to end: the buyer's flow through an onion service on a private Tor network.
+
+The session's `tor_network` (3 authorities, 2 relays, an onion-service tor and a client, all real tor
+on loopback) runs the onion-service lines of `conf/torrc.snippet` exactly as the operations guide
+documents them (PoW defences, stream limits, the Unix socket); only the two paths are the test's.
+The daemon (`python -m anon_ticket`, a child process) listens on that Unix socket
+(`API_UNIX_SOCKET`) and polls the real regtest chain's merchant wallet; the payer's real wallet pays;
+the buyer's real client reaches the daemon only through the client tor's SocksPort and the `.onion`
+name, as a buyer does.
+
+Every wait polls with a deadline; Tor adds seconds per new circuit on a loaded machine, so the
+deadlines are generous and nothing asserts a duration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from anon_ticket.domain import PaymentId, TxId
+from tests.support.daemon import DaemonProcess
+from tests.support.regtest import RegtestChain
+from tests.support.tor_network import ProbeBackend, TorNetwork, binary
+from tests.support.torrc_snippet import onion_service_lines, read_snippet
+
+pytestmark = [pytest.mark.regtest, pytest.mark.tor]
+
+T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parents[1]
+XMR = 10**12
+MIN_AMOUNT = XMR // 10
+CONFIRMATIONS = 2
+INTERNAL_TOKEN = "tor-e2e-internal-token-0123456789abcdef"
+CLIENT_TIMEOUT = 240.0  # seconds a client command may take over Tor (new circuits on a busy machine)
+WAIT = 60.0
+# tor's PROXY v1 line for an exported circuit id: the id is the low 32 bits of the source address.
+PROXY_LINE = re.compile(
+    r"PROXY TCP6 fc00:dead:beef:4dad::(?P<high>[0-9a-f]{1,4}):(?P<low>[0-9a-f]{1,4})"
+    r" ::1 (?P<src>\d+) (?P<dst>\d+)"
+)
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = WAIT, interval: float = 0.2) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value is not None:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what}: not within {timeout:g} s")
+        time.sleep(interval)
+
+
+def run_client(*args: str, timeout: float = CLIENT_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "anon_ticket", "client", *args],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_client(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "anon_ticket", "client", *args],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+class OnionShop:
+    """The daemon behind the `public` onion service: its public listener is the service's Unix socket."""
+
+    def __init__(self, chain: RegtestChain, network: TorNetwork, workdir: Path) -> None:
+        self.chain = chain
+        self.service = network.service("public")
+        self.onion_url = self.service.url
+        self.start_height = chain.sync_wallets(chain.merchant)
+        self.daemon = DaemonProcess(
+            workdir,
+            wallet_url=chain.merchant.url,
+            env={
+                "API_UNIX_SOCKET": str(self.service.socket_path),
+                "MONERO_RPC_TIMEOUT_SECS": "10",
+                "MONERO_WALLET_FILE": chain.merchant.filename,
+                "MONERO_WALLET_PASSWORD": chain.merchant.password,
+                "MONITOR_POLL_INTERVAL_SECS": "0.5",
+                "MONITOR_MIN_CONFIRMATIONS": str(CONFIRMATIONS),
+                "MONITOR_START_HEIGHT": str(self.start_height),
+                "MIN_PAYMENT_AMOUNT": str(MIN_AMOUNT),
+                "INTERNAL_API_TOKEN": INTERNAL_TOKEN,
+            },
+        )
+
+    def wait_polled(self, height: int) -> None:
+        """Until the daemon has committed a poll at `height` (so a redeem sees what was mined)."""
+        wait_for(
+            f"the daemon polled at height {height}",
+            lambda: True if self.daemon.status()["wallet"]["height"] >= height else None,
+        )
+
+
+@pytest.fixture(scope="module")
+def onion_shop(
+    regtest_chain: RegtestChain, tor_network: TorNetwork, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OnionShop]:
+    """The daemon on the `public` onion service's socket; afterwards SIGTERM must stop it cleanly."""
+    shop = OnionShop(regtest_chain, tor_network, tmp_path_factory.mktemp("onion-shop"))
+    try:
+        shop.daemon.start()
+        shop.daemon.wait_scanning()
+        yield shop
+    finally:
+        code = shop.daemon.stop()
+    log = shop.daemon.log_text()
+    assert code == 0, f"exit code {code} on SIGTERM:\n{shop.daemon.log_tail()}"
+    assert "Traceback" not in log and " ERROR " not in log and " CRITICAL " not in log, log
+    assert "falling back" not in log, "the public listener was not on the onion service's socket"
+    assert not shop.service.socket_path.exists(), "the daemon left its socket file behind"
+
+
+# -- the documented torrc is the one running --------------------------------------------------------------
+
+
+def test_the_onion_service_runs_the_documented_torrc_with_pow_defences(tor_network: TorNetwork) -> None:
+    snippet = read_snippet()
+    for name in ("public", "circuits"):
+        service = tor_network.service(name)
+        enable = ("HiddenServiceExportCircuitID",) if name == "circuits" else ()
+        expected = onion_service_lines(snippet, service.hs_dir, service.socket_path, enable=enable)
+        torrc = tor_network.hs.torrc.read_text().splitlines()
+        start = torrc.index(expected.lines[0])
+        assert tuple(torrc[start : start + len(expected.lines)]) == expected.lines
+    # tor accepted every line as given (it would refuse to start otherwise) and reports them back.
+    options = tor_network.hs_control.command("GETCONF HiddenServiceOptions")
+    assert sum(line == "HiddenServicePoWDefensesEnabled=1" for line in options) == 2, options
+    assert sum(line == "HiddenServiceMaxStreams=200" for line in options) == 2, options
+    assert sum(line == "HiddenServiceExportCircuitID=haproxy" for line in options) == 1, options
+    # And it runs them: the PoW defences (tor >= 0.4.8, module `pow`) are on for both services.
+    modules = subprocess.run(
+        [str(binary("tor")), "--list-modules"], capture_output=True, text=True, check=True
+    )
+    assert "pow: yes" in modules.stdout
+    assert tor_network.pow_defences_logged() == 2
+
+
+# -- the buyer's flow, over Tor only ------------------------------------------------------------------------
+
+
+def test_a_buyer_pays_and_redeems_through_the_onion_service(
+    onion_shop: OnionShop, tor_network: TorNetwork, tmp_path: Path
+) -> None:
+    chain = onion_shop.chain
+    proxy = tor_network.proxy_url("buyer-1")
+    pid_file = tmp_path / "buyer.pid"
+
+    made = run_client(
+        "new", "--server", onion_shop.onion_url, "--proxy", proxy, "--out", str(pid_file), "--json"
+    )
+    assert made.returncode == 0, made.stderr
+    new = json.loads(made.stdout)
+    pid = PaymentId.parse(pid_file.read_text().strip())
+    assert new["payment_id"] == pid.chain_payment_id().hex()
+    assert new["amount"] == MIN_AMOUNT
+    # What came through Tor is the merchant's real address: the real wallet builds the same one.
+    assert new["integrated_address"] == chain.merchant.make_integrated_address(new["payment_id"])
+
+    # The buyer waits from the start: 404 (not seen yet) and 202 (pending) come back over Tor.
+    client = start_client(
+        "redeem", "--server", onion_shop.onion_url, "--proxy", proxy, "--pid-file", str(pid_file),
+        "--timeout", str(CLIENT_TIMEOUT), "--poll-interval", "0.5", "--json",
+    )  # fmt: skip
+    try:
+        txid = chain.payer.transfer(new["integrated_address"], new["amount"])
+        chain.mine(1, include=[txid])
+        height = chain.mine(CONFIRMATIONS - 1)
+        onion_shop.wait_polled(height)
+        stdout, stderr = client.communicate(timeout=CLIENT_TIMEOUT + 30)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.communicate()
+    assert client.returncode == 0, stderr
+    claimed = json.loads(stdout)
+    token = pid.service_token(TxId.parse(txid)).hex()
+    assert token == hashlib.sha3_256(pid.raw + b"|" + bytes.fromhex(txid)).hexdigest()
+    assert (claimed["status"], claimed["token"], claimed["amount"]) == ("claimed", token, MIN_AMOUNT)
+
+    # A retry over a new circuit (another SOCKS username) is safe: the same token, already claimed.
+    again = run_client(
+        "redeem", "--server", onion_shop.onion_url, "--proxy", tor_network.proxy_url("buyer-1-retry"),
+        "--pid-file", str(pid_file), "--timeout", "120", "--poll-interval", "0.5", "--json",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {**claimed, "status": "already_claimed"}
+
+
+def test_an_onion_server_is_refused_without_a_proxy_that_resolves_names_remotely(
+    onion_shop: OnionShop, tor_network: TorNetwork, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "buyer.pid"
+    pid_file.write_text(PaymentId.generate().hex() + "\n")
+    pid_file.chmod(0o600)
+    onion = onion_shop.onion_url
+    local_dns = [tor_network.proxy_url(scheme=scheme) for scheme in ("socks5", "socks4")]
+    for proxy in local_dns:
+        for args in (
+            ["new", "--server", onion, "--proxy", proxy],
+            ["redeem", "--server", onion, "--proxy", proxy, "--pid-file", str(pid_file), "--timeout", "5"],
+        ):
+            refused = run_client(*args, timeout=60)
+            assert refused.returncode == 2, (args, refused.stdout, refused.stderr)
+            assert "socks5h://" in refused.stderr, refused.stderr
+            assert refused.stdout == ""
+    no_proxy = run_client("new", "--server", onion, timeout=60)
+    assert no_proxy.returncode == 2
+    assert "socks5h://" in no_proxy.stderr
+
+    # The same command with socks5h:// reaches the daemon through Tor: the refusal was the scheme.
+    made = run_client("new", "--server", onion, "--proxy", tor_network.proxy_url(), "--json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["amount"] == MIN_AMOUNT
+
+
+# -- HiddenServiceExportCircuitID: the circuit id the per-circuit limits rely on ----------------------------
+
+
+def test_exported_circuit_ids_tell_circuits_apart(tor_network: TorNetwork) -> None:
+    """tor as shipped, with the snippet's optional line: each stream begins with a PROXY v1 line whose
+    source address ends in the circuit id (docs/PROTOCOL.md §8); streams of different SOCKS usernames
+    (`IsolateSOCKSAuth`) come on different circuits, those of one username on the same circuit."""
+    service = tor_network.service("circuits")
+    backend = ProbeBackend("circuits", service.socket_path)
+    try:
+        for isolation in ("alice", "alice", "bob", "bob"):
+            with tor_network.session(isolation) as session:
+                response = session.get(service.url + "/", timeout=120)
+            assert (response.status_code, response.text) == (200, "circuits")
+        lines = list(backend.first_lines)
+    finally:
+        backend.close()
+    assert len(lines) == 4, lines
+    circuits = []
+    for line in lines:
+        match = PROXY_LINE.fullmatch(line)
+        assert match is not None, line
+        circuit = int(match["high"], 16) << 16 | int(match["low"], 16)
+        assert int(match["src"]) == circuit & 0xFFFF
+        assert int(match["dst"]) == service.virtual_port
+        circuits.append(circuit)
+    alice, alice_again, bob, bob_again = circuits
+    assert alice == alice_again
+    assert bob == bob_again
+    assert alice != bob
