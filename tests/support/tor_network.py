@@ -723,6 +723,28 @@ class TorNetwork:
             session.proxies = {"http": proxy, "https": proxy}
             yield session
 
+    def connect(
+        self, service: OnionService, isolation: str, timeout: float = PROBE_TIMEOUT * 4
+    ) -> socket.socket:
+        """A raw stream to `service` through the client (SOCKS5, the name resolved by Tor).
+
+        Streams with the same `isolation` share a circuit, others get their own (`IsolateSOCKSAuth`).
+        """
+        import socks  # noqa: PLC0415  (PySocks, which requests[socks] installs; untyped)
+
+        proxied = socks.socksocket(socket.AF_INET, socket.SOCK_STREAM)
+        proxied.set_proxy(
+            socks.SOCKS5, "127.0.0.1", self.socks_port, rdns=True, username=isolation, password="x"
+        )
+        proxied.settimeout(timeout)
+        try:
+            proxied.connect((service.hostname, service.virtual_port))
+        except BaseException:
+            proxied.close()
+            raise
+        sock: socket.socket = proxied
+        return sock
+
     def newnym(self) -> None:
         """SIGNAL NEWNYM: new circuits for new streams, and the client forgets failed descriptor fetches."""
         self.client_control.command("SIGNAL NEWNYM")
