@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -124,8 +125,8 @@ def onion_shop(
     """The daemon on the `public` onion service's socket; afterwards SIGTERM must stop it cleanly."""
     shop = OnionShop(regtest_chain, tor_network, tmp_path_factory.mktemp("onion-shop"))
     try:
-        shop.daemon.start()
-        shop.daemon.wait_scanning()
+        shop.daemon.start(timeout=WAIT * 2)  # generous: the suite may share 2 cores with much else
+        shop.daemon.wait_scanning(timeout=WAIT * 2)
         yield shop
     finally:
         code = shop.daemon.stop()
@@ -161,6 +162,21 @@ def test_the_onion_service_runs_the_documented_torrc_with_pow_defences(tor_netwo
     assert tor_network.pow_defences_logged() == 2
 
 
+def test_the_onion_service_tor_reaches_the_socket_through_its_group_only(tor_network: TorNetwork) -> None:
+    """As operators run it: tor as its own user, which keeps no supplementary group (torrc `User`), and
+    the daemon's socket (mode 0660) in a setgid directory of tor's group (conf/anon_ticket.service)."""
+    account = tor_network.account
+    if account is None:
+        pytest.skip("only root can let tor switch users; here tor runs as the test's user")
+    assert f"User {account.user}" in tor_network.hs.torrc.read_text().splitlines()
+    status = Path(f"/proc/{tor_network.hs.pid}/status").read_text()
+    ids = {line.split(":")[0]: line.split()[1:] for line in status.splitlines() if ":" in line}
+    assert ids["Uid"][0] == str(account.uid) and ids["Gid"][0] == str(account.gid)
+    assert ids["Groups"] == [str(account.gid)]  # no supplementary groups: the group must be the socket's
+    socket_dir = tor_network.socket_dir.stat()
+    assert (socket_dir.st_gid, socket_dir.st_mode & 0o7777) == (account.gid, 0o2750)
+
+
 # -- the buyer's flow, over Tor only ------------------------------------------------------------------------
 
 
@@ -169,6 +185,11 @@ def test_a_buyer_pays_and_redeems_through_the_onion_service(
 ) -> None:
     chain = onion_shop.chain
     proxy = tor_network.proxy_url("buyer-1")
+    # The daemon's public socket, which tor connects to (as another user when run as root).
+    socket_stat = onion_shop.service.socket_path.stat()
+    assert stat.S_ISSOCK(socket_stat.st_mode) and socket_stat.st_mode & 0o777 == 0o660
+    if tor_network.account is not None:
+        assert socket_stat.st_gid == tor_network.account.gid
     pid_file = tmp_path / "buyer.pid"
 
     made = run_client(

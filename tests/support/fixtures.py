@@ -58,7 +58,7 @@ def tor_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorNetwork
     """A private Tor network (7 real tors on loopback), one per session, ready to fetch onions.
 
     Two onion services run `conf/torrc.snippet` as documented: `public` publishes the Unix socket
-    `network.service("public").socket_path`, `circuits` does the same with the snippet's optional
+    `network.service("public").socket_path`, `circuits` its own with the snippet's optional
     `HiddenServiceExportCircuitID haproxy` switched on. A test puts a daemon behind either socket.
     Skips when the Debian `tor` package is not installed, but fails under CI=true, where
     scripts/test installs it. Every tor is killed by pid afterwards. Set ANON_TICKET_KEEP_TOR=1 to
@@ -73,14 +73,9 @@ def tor_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorNetwork
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    workdir = tmp_path_factory.mktemp("tor")
-    run = workdir / "run"
     network = TorNetwork.start(
-        workdir,
-        [
-            ServiceSpec("public", run / "public.sock"),
-            ServiceSpec("circuits", run / "circuits.sock", enable=("HiddenServiceExportCircuitID",)),
-        ],
+        tmp_path_factory.mktemp("tor"),
+        [ServiceSpec("public"), ServiceSpec("circuits", enable=("HiddenServiceExportCircuitID",))],
     )
     try:
         yield network

@@ -1,14 +1,16 @@
 """A private Tor network on loopback for tests: 3 authorities, 2 relays, an onion service, a client.
 
 Seven real `tor` processes (Debian's package, which ships `tor-gencert` and the relay, dirauth and pow
-modules) on free 127.0.0.1 ports, all under one work directory, started by this module and stopped by
+modules) on free 127.0.0.1 ports, in one work directory (the onion service's files in a second one,
+see `TorNetwork`), started by this module and stopped by
 pid (`TorNetwork.stop`, also registered with atexit and called when `start` itself fails). Each tor
 also watches the test process (`__OwningControllerProcess`) and exits on its own if that dies.
 
-    network = TorNetwork.start(workdir, [ServiceSpec("public", socket_path)])
+    network = TorNetwork.start(workdir, [ServiceSpec("public")])
     try:
-        url = network.service("public").url                     # http://<56 chars>.onion
-        network.get(url + "/api/v1/info", isolation="buyer-1")  # through the client's SocksPort
+        service = network.service("public")  # tor forwards its streams to service.socket_path
+        with network.session(isolation="buyer-1") as session:  # through the client's SocksPort
+            session.get(service.url + "/api/v1/info")  # http://<56 characters>.onion
     finally:
         network.stop()
 
@@ -36,11 +38,13 @@ import atexit
 import contextlib
 import functools
 import os
+import pwd
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -62,6 +66,7 @@ PROBE_TIMEOUT = 30.0  # one fetch through Tor (a cold one builds several circuit
 UPLOADS_BEFORE_FETCH = 3  # HSDirs holding a descriptor before the client asks (it tries several)
 STOP_GRACE = 5.0
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux
+SERVICE_USER = "nobody"
 
 T = TypeVar("T")
 
@@ -317,6 +322,7 @@ class ProbeBackend:
         self.first_lines: list[str] = []
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.bind(str(path))
+        path.chmod(0o660)  # like the daemon's public socket: tor connects through the group
         self._sock.listen(16)
         self._sock.settimeout(0.2)
         self._stopped = threading.Event()
@@ -364,13 +370,12 @@ class ProbeBackend:
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """One onion service of the network: `conf/torrc.snippet` publishing `socket_path`.
+    """One onion service of the network: `conf/torrc.snippet` publishing a Unix socket named `name`.
 
     `enable` switches on commented-out options of the snippet (e.g. `HiddenServiceExportCircuitID`).
     """
 
     name: str
-    socket_path: Path
     enable: tuple[str, ...] = ()
 
 
@@ -378,18 +383,11 @@ class ServiceSpec:
 class OnionService:
     """A running onion service: its address, and the Unix socket tor forwards its streams to."""
 
-    spec: ServiceSpec
+    name: str
     hs_dir: Path
+    socket_path: Path
     virtual_port: int
     hostname: str = ""
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def socket_path(self) -> Path:
-        return self.spec.socket_path
 
     @property
     def url(self) -> str:
@@ -397,10 +395,37 @@ class OnionService:
         return f"http://{self.hostname}{port}"
 
 
+@dataclass(frozen=True)
+class ServiceAccount:
+    """The user the onion-service tor switches to (torrc `User`), as Debian's runs as debian-tor."""
+
+    user: str
+    uid: int
+    gid: int
+
+    @classmethod
+    def find(cls) -> ServiceAccount | None:
+        """`nobody` when the tests run as root (only root can switch users), else None."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            entry = pwd.getpwnam(SERVICE_USER)
+        except KeyError:
+            return None
+        return cls(SERVICE_USER, entry.pw_uid, entry.pw_gid)
+
+
 class TorNetwork:
     """3 directory authorities (also relays), 2 relays, 1 onion-service tor, 1 client: 7 processes.
 
     Build it with `TorNetwork.start(workdir, services)`; always `stop()` it (the fixture does).
+
+    Run as root, the onion-service tor switches to the user `nobody` (torrc `User`), which drops
+    every supplementary group, as Debian's tor does when it becomes debian-tor. It then reaches the
+    daemon's socket (mode 0660) only through the socket's group: the socket directory belongs to
+    that user's group with the setgid bit, so sockets created in it get that group (the set-up the
+    operations guide documents). Its data and socket directories live under a short directory in
+    /tmp that the user can traverse (pytest's own temporary directory is private to root).
     """
 
     def __init__(self, workdir: Path, services: Sequence[ServiceSpec]) -> None:
@@ -408,11 +433,22 @@ class TorNetwork:
         self.timings: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stopped = False
+        self.account = ServiceAccount.find()
+        self.service_root = Path(tempfile.mkdtemp(prefix="anon-ticket-onion-"))
+        self.service_root.chmod(0o711)
+        self.socket_dir = self.service_root / "run"
+        self.socket_dir.mkdir()
         ports = iter(free_ports(2 * AUTHORITIES + RELAYS + 4))
         self.authorities = [self._node(f"auth{i}") for i in range(AUTHORITIES)]
         self.relays = [self._node(f"relay{i}") for i in range(RELAYS)]
-        self.hs = self._node("hs")
+        self.hs = self._node("hs", self.service_root)
         self.client = self._node("client")
+        if self.account is not None:
+            os.chown(self.hs.datadir, self.account.uid, self.account.gid)
+            os.chown(self.socket_dir, -1, self.account.gid)
+            self.socket_dir.chmod(0o2750)  # setgid: sockets made here belong to tor's group
+        else:
+            self.socket_dir.chmod(0o700)
         self._or_ports = {node.name: next(ports) for node in (*self.authorities, *self.relays)}
         self._dir_ports = {node.name: next(ports) for node in self.authorities}
         self.socks_port = next(ports)
@@ -424,18 +460,16 @@ class TorNetwork:
         self._service_lines: list[str] = []
         snippet = read_snippet()
         for spec in services:
-            if len(str(spec.socket_path)) > SOCKET_PATH_MAX or " " in str(spec.socket_path):
-                raise TorNetworkError(
-                    f"socket path unusable in a torrc (too long or spaced): {spec.socket_path}"
-                )
-            spec.socket_path.parent.mkdir(parents=True, exist_ok=True)
+            socket_path = self.socket_dir / f"{spec.name}.sock"
+            if len(str(socket_path)) > SOCKET_PATH_MAX or " " in str(socket_path):
+                raise TorNetworkError(f"socket path unusable in a torrc (too long or spaced): {socket_path}")
             hs_dir = self.hs.datadir / f"hs-{spec.name}"
-            config = onion_service_lines(snippet, hs_dir, spec.socket_path, enable=spec.enable)
-            self.services[spec.name] = OnionService(spec, hs_dir, config.virtual_port)
+            config = onion_service_lines(snippet, hs_dir, socket_path, enable=spec.enable)
+            self.services[spec.name] = OnionService(spec.name, hs_dir, socket_path, config.virtual_port)
             self._service_lines.extend(config.lines)
 
-    def _node(self, name: str) -> TorNode:
-        datadir = self.workdir / name
+    def _node(self, name: str, parent: Path | None = None) -> TorNode:
+        datadir = (parent or self.workdir) / name
         datadir.mkdir(parents=True, exist_ok=True)
         datadir.chmod(0o700)
         return TorNode(name, datadir)
@@ -558,8 +592,9 @@ class TorNetwork:
         return [results[node.name] for node in self.authorities]
 
     def _write_torrcs(self, authorities: list[tuple[str, str]]) -> None:
-        empty = self.workdir / "empty"
+        empty = self.service_root / "empty"  # readable by the onion-service tor's user too
         empty.write_text("")
+        empty.chmod(0o644)
         common = [
             "TestingTorNetwork 1",
             "AssumeReachable 1",
@@ -614,6 +649,7 @@ class TorNetwork:
                 "V3AuthDistDelay 2",
             ]
         self.hs.torrc_lines += [
+            *([f"User {self.account.user}"] if self.account is not None else []),
             "SocksPort 0",
             f"ControlPort 127.0.0.1:{self.hs_control.port}",
             "CookieAuthentication 1",
@@ -687,6 +723,7 @@ class TorNetwork:
         if not self._stopped:
             raise RuntimeError("stop the network before removing its files")
         shutil.rmtree(self.workdir, ignore_errors=True)
+        shutil.rmtree(self.service_root, ignore_errors=True)
 
     # -- using it ----------------------------------------------------------------------------------
 
