@@ -346,6 +346,17 @@ def test_exported_circuit_ids_tell_circuits_apart(tor_network: TorNetwork) -> No
     assert alice != bob
 
 
+def test_the_circuit_export_without_proxy_protocol_in_the_daemon_is_a_bad_request(
+    regtest_chain: RegtestChain, tor_network: TorNetwork, tmp_path: Path
+) -> None:
+    """The two settings go together (conf/torrc.snippet): a daemon without PROXY_PROTOCOL=tor reads
+    tor's PROXY line as a malformed request line (docs/PROTOCOL.md §8), so every buyer gets a 400."""
+    shop = OnionShop(regtest_chain, tor_network, tmp_path, service="circuits")
+    with shop.running(), tor_network.session("buyer-misconfigured") as session:
+        response = session.get(shop.onion_url + "/api/v1/info", timeout=CLIENT_TIMEOUT)
+        assert response.status_code == 400, response.text
+
+
 # -- PROXY_PROTOCOL=tor: per-circuit limits over real circuits ---------------------------------------------
 
 CIRCUIT_CONNECTIONS = 4  # HTTP_MAX_CONNECTIONS_PER_CIRCUIT here (default 16)
