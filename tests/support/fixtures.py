@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.fake_wallet import FakeWallet
 from tests.support.regtest import RegtestChain, missing_binaries
-from tests.support.tor_network import ServiceSpec, TorNetwork
+from tests.support.tor_network import ServiceSpec, TorExited, TorNetwork
 from tests.support.tor_network import missing_binaries as tor_missing_binaries
 
 
@@ -73,10 +73,12 @@ def tor_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorNetwork
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    network = TorNetwork.start(
-        tmp_path_factory.mktemp("tor"),
-        [ServiceSpec("public"), ServiceSpec("circuits", enable=("HiddenServiceExportCircuitID",))],
-    )
+    services = [ServiceSpec("public"), ServiceSpec("circuits", enable=("HiddenServiceExportCircuitID",))]
+    try:
+        network = TorNetwork.start(tmp_path_factory.mktemp("tor"), services)
+    except TorExited:
+        # Another process can take a free port between choosing it and tor binding it: once more.
+        network = TorNetwork.start(tmp_path_factory.mktemp("tor"), services)
     try:
         yield network
     finally:

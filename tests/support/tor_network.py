@@ -92,6 +92,10 @@ class TorNetworkError(Exception):
     """The private Tor network could not be built or did not become usable in time."""
 
 
+class TorExited(TorNetworkError):
+    """A tor exited while the network was starting (e.g. a port was taken after it was chosen)."""
+
+
 def _wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T:
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -243,7 +247,7 @@ class TorNode:
 
     def check_alive(self) -> None:
         if self.popen is not None and self.popen.poll() is not None:
-            raise TorNetworkError(
+            raise TorExited(
                 f"tor {self.name} (pid {self.popen.pid}) exited with {self.popen.returncode}:\n{self.tail()}"
             )
 
@@ -494,6 +498,8 @@ class TorNetwork:
             network._boot(timeout)
         except BaseException:
             network.stop()
+            if not os.environ.get("ANON_TICKET_KEEP_TOR"):
+                shutil.rmtree(network.service_root, ignore_errors=True)  # the work directory stays
             raise
         return network
 
@@ -512,9 +518,7 @@ class TorNetwork:
             for node in self.nodes:
                 node.start()
             started = time.monotonic()
-            self._uploads = _wait_for(
-                "the onion-service tor's control port", lambda: UploadEvents(self.hs_control), 30.0
-            )
+            self._uploads = _wait_for("the onion-service tor's control port", self._watch_uploads, 60.0)
             self._wait_bootstrapped(deadline)
             self.timings["client_bootstrapped"] = time.monotonic() - started
             self._wait_uploaded(deadline)
@@ -661,6 +665,11 @@ class TorNetwork:
             f"ControlPort 127.0.0.1:{self.client_control.port}",
             "CookieAuthentication 1",
         ]
+
+    def _watch_uploads(self) -> UploadEvents:
+        for node in self.nodes:
+            node.check_alive()  # a tor that could not bind its ports has exited by now
+        return UploadEvents(self.hs_control)
 
     def _wait_bootstrapped(self, deadline: float) -> None:
         def bootstrapped() -> bool | None:
