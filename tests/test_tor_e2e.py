@@ -41,7 +41,7 @@ from anon_ticket.domain import PaymentId, TxId
 from tests.support.daemon import DaemonProcess
 from tests.support.regtest import RegtestChain
 from tests.support.tor_network import ProbeBackend, TorNetwork, binary
-from tests.support.torrc_snippet import onion_service_lines, read_snippet
+from tests.support.torrc_snippet import exports_circuit_ids, onion_service_lines, read_snippet
 
 try:
     from playwright.sync_api import sync_playwright
@@ -126,7 +126,11 @@ def open_or_closed(stream: socket.socket) -> bool:
 
 
 class OnionShop:
-    """The daemon behind one onion service: its public listener is that service's Unix socket."""
+    """The daemon behind one onion service: its public listener is that service's Unix socket.
+
+    It is configured as conf/torrc.snippet documents: with PROXY_PROTOCOL=tor exactly when the
+    snippet has tor export circuit ids (`env` overrides, None removes a variable).
+    """
 
     def __init__(
         self,
@@ -134,7 +138,7 @@ class OnionShop:
         network: TorNetwork,
         workdir: Path,
         service: str = "public",
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str | None] | None = None,
     ) -> None:
         self.chain = chain
         self.service = network.service(service)
@@ -154,6 +158,7 @@ class OnionShop:
                 "MIN_PAYMENT_AMOUNT": str(MIN_AMOUNT),
                 "INTERNAL_API_TOKEN": INTERNAL_TOKEN,
                 "ABUSE_PID_PER_MINUTE": "600",  # the buyer's page polls every second here (?poll=1)
+                **({"PROXY_PROTOCOL": "tor"} if exports_circuit_ids(read_snippet()) else {}),
                 **(env or {}),
             },
         )
@@ -206,7 +211,8 @@ def test_the_onion_service_runs_the_documented_torrc_with_pow_defences(tor_netwo
     options = tor_network.hs_control.command("GETCONF HiddenServiceOptions")
     assert sum(line == "HiddenServicePoWDefensesEnabled=1" for line in options) == 2, options
     assert sum(line == "HiddenServiceMaxStreams=200" for line in options) == 2, options
-    assert sum(line == "HiddenServiceExportCircuitID=haproxy" for line in options) == 1, options
+    exported = 2 if exports_circuit_ids(snippet) else 1  # `circuits` switches it on
+    assert sum(line == "HiddenServiceExportCircuitID=haproxy" for line in options) == exported, options
     # And it runs them: the PoW defences (tor >= 0.4.8, module `pow`) are on for both services.
     modules = subprocess.run(
         [str(binary("tor")), "--list-modules"], capture_output=True, text=True, check=True
@@ -351,7 +357,7 @@ def test_the_circuit_export_without_proxy_protocol_in_the_daemon_is_a_bad_reques
 ) -> None:
     """The two settings go together (conf/torrc.snippet): a daemon without PROXY_PROTOCOL=tor reads
     tor's PROXY line as a malformed request line (docs/PROTOCOL.md §8), so every buyer gets a 400."""
-    shop = OnionShop(regtest_chain, tor_network, tmp_path, service="circuits")
+    shop = OnionShop(regtest_chain, tor_network, tmp_path, service="circuits", env={"PROXY_PROTOCOL": None})
     with shop.running(), tor_network.session("buyer-misconfigured") as session:
         response = session.get(shop.onion_url + "/api/v1/info", timeout=CLIENT_TIMEOUT)
         assert response.status_code == 400, response.text

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.torrc_snippet import SnippetError, onion_service_lines, read_snippet
+from tests.support.torrc_snippet import SnippetError, exports_circuit_ids, onion_service_lines, read_snippet
 
 HS_DIR = Path("/tmp/t/hs")
 SOCKET = Path("/tmp/t/run/public.sock")
@@ -28,15 +28,26 @@ def test_the_snippet_publishes_the_unix_socket_with_the_defences_on() -> None:
         "HiddenServiceMaxStreamsCloseCircuit 1",
     ):
         assert line in config.lines
-    # Off unless asked for: PROXY lines break a daemon that does not expect them.
-    assert not any(line.startswith("HiddenServiceExportCircuitID") for line in config.lines)
+    # PROXY lines break a daemon that does not expect them: on exactly when the snippet says so.
+    exported = [line for line in config.lines if line.startswith("HiddenServiceExportCircuitID")]
+    assert exported == (
+        ["HiddenServiceExportCircuitID haproxy"] if exports_circuit_ids(read_snippet()) else []
+    )
     # The operator's paths never reach the test's torrc.
     assert not any("/var/lib/tor" in line or "/run/anon_ticket" in line for line in config.lines)
 
 
 def test_the_optional_circuit_export_is_switched_on_as_an_operator_would() -> None:
     config = onion_service_lines(read_snippet(), HS_DIR, SOCKET, enable=("HiddenServiceExportCircuitID",))
+    assert config.lines.count("HiddenServiceExportCircuitID haproxy") == 1
+
+
+def test_an_option_that_is_on_already_stays_as_it_is() -> None:
+    snippet = "HiddenServiceDir /a\nHiddenServicePort 80 unix:/x\nHiddenServiceExportCircuitID haproxy\n"
+    config = onion_service_lines(snippet, HS_DIR, SOCKET, enable=("HiddenServiceExportCircuitID",))
     assert config.lines[-1] == "HiddenServiceExportCircuitID haproxy"
+    assert exports_circuit_ids(snippet)
+    assert not exports_circuit_ids(snippet.replace("HiddenServiceExport", "#HiddenServiceExport"))
 
 
 SNIPPETS_REFUSED = {

@@ -7,7 +7,7 @@ shipped rejects, or one that breaks the buyer's flow, then fails the suite inste
 
 Optional lines are written in the snippet as comments (`#HiddenServiceExportCircuitID haproxy`);
 `onion_service_lines(..., enable=("HiddenServiceExportCircuitID",))` switches one on, as an operator
-would by removing the `#`.
+would by removing the `#` (an option that is on already stays as it is).
 """
 
 from __future__ import annotations
@@ -87,11 +87,20 @@ def onion_service_lines(
         else:
             lines.append(f"{keyword} {value}")
     optional = dict(_options(text, commented=True))
+    active = {keyword for keyword, _ in options}
     for keyword in enable:
+        if keyword in active:
+            continue  # on already
         if keyword not in optional:
             raise SnippetError(f"the snippet has no commented-out {keyword} line to switch on")
         lines.append(f"{keyword} {optional[keyword]}")
     return OnionServiceConfig(tuple(lines), int(unix_ports[0]["virtual"]))
+
+
+def exports_circuit_ids(text: str) -> bool:
+    """Whether the snippet, as documented, has tor send PROXY lines (the daemon then needs
+    PROXY_PROTOCOL=tor: docs/PROTOCOL.md §8)."""
+    return ("HiddenServiceExportCircuitID", "haproxy") in _options(text, commented=False)
 
 
 def read_snippet(path: Path = SNIPPET) -> str:
