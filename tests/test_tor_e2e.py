@@ -262,7 +262,7 @@ def test_a_buyer_pays_and_redeems_through_the_onion_service(
     # What came through Tor is the merchant's real address: the real wallet builds the same one.
     assert new["integrated_address"] == chain.merchant.make_integrated_address(new["payment_id"])
 
-    # The buyer waits from the start: 404 (not seen yet) and 202 (pending) come back over Tor.
+    # The buyer waits from the start: it keeps asking over Tor while the payment is unseen or pending.
     client = start_client(
         "redeem", "--server", onion_shop.onion_url, "--proxy", proxy, "--pid-file", str(pid_file),
         "--timeout", str(CLIENT_TIMEOUT), "--poll-interval", "0.5", "--json",
