@@ -59,10 +59,11 @@ def tor_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorNetwork
 
     Two onion services run `conf/torrc.snippet` as documented: `public` publishes the Unix socket
     `network.service("public").socket_path`, `circuits` its own with the snippet's optional
-    `HiddenServiceExportCircuitID haproxy` switched on. A test puts a daemon behind either socket.
-    Skips when the Debian `tor` package is not installed, but fails under CI=true, where
-    scripts/test installs it. Every tor is killed by pid afterwards. Set ANON_TICKET_KEEP_TOR=1 to
-    keep the work directory (torrcs, logs) after the session.
+    `HiddenServiceExportCircuitID haproxy` switched on (or as it is, if the snippet has it on). A test
+    puts a daemon behind either socket. Skips when the Debian `tor` package is not installed, but
+    fails under CI=true, where scripts/test installs it. Booting takes about 25-55 s. Every tor is
+    killed by pid afterwards. Set ANON_TICKET_KEEP_TOR=1 to keep the work directories (torrcs, logs)
+    after the session.
     """
     missing = tor_missing_binaries()
     if missing:

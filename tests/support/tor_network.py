@@ -2,9 +2,10 @@
 
 Seven real `tor` processes (Debian's package, which ships `tor-gencert` and the relay, dirauth and pow
 modules) on free 127.0.0.1 ports, in one work directory (the onion service's files in a second one,
-see `TorNetwork`), started by this module and stopped by
-pid (`TorNetwork.stop`, also registered with atexit and called when `start` itself fails). Each tor
-also watches the test process (`__OwningControllerProcess`) and exits on its own if that dies.
+see `TorNetwork`), started by this module and stopped by pid (`TorNetwork.stop`, also registered
+with atexit and called when `start` itself fails). Each tor also watches the test process
+(`__OwningControllerProcess`) and exits on its own if that dies. The control protocol is in
+`tests/support/tor_control.py`.
 
     network = TorNetwork.start(workdir, [ServiceSpec("public")])
     try:
