@@ -1,4 +1,4 @@
-"""Pytest fixtures for the fake wallet and the regtest chain.
+"""Pytest fixtures for the fake wallet, the regtest chain and the private Tor network.
 
 Load them once for the whole suite from tests/conftest.py with
 
@@ -19,6 +19,8 @@ import pytest
 from tests.support.fake_wallet import FakeWallet
 from tests.support.regtest import RegtestChain, missing_binaries
 from tests.support.services import require
+from tests.support.tor_network import ServiceSpec, TorExited, TorNetwork
+from tests.support.tor_network import missing_binaries as tor_missing_binaries
 
 
 @pytest.fixture
@@ -52,3 +54,38 @@ def regtest_chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegtestC
         chain.stop()
         if not os.environ.get("ANON_TICKET_KEEP_REGTEST"):
             chain.remove_workdir()
+
+
+@pytest.fixture(scope="session")
+def tor_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorNetwork]:
+    """A private Tor network (7 real tors on loopback), one per session, ready to fetch onions.
+
+    Two onion services run `conf/torrc.snippet` as documented: `public` publishes the Unix socket
+    `network.service("public").socket_path`, `circuits` its own with the snippet's optional
+    `HiddenServiceExportCircuitID haproxy` switched on (or as it is, if the snippet has it on). A test
+    puts a daemon behind either socket. Skips when the Debian `tor` package is not installed, but
+    fails under CI=true, where scripts/test installs it. Booting takes about 25-55 s. Every tor is
+    killed by pid afterwards. Set ANON_TICKET_KEEP_TOR=1 to keep the work directories (torrcs, logs)
+    after the session.
+    """
+    missing = tor_missing_binaries()
+    if missing:
+        reason = (
+            f"the Tor network needs {', '.join(missing)} on PATH: install the Debian package `tor`"
+            " (scripts/test does it when run as root)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    services = [ServiceSpec("public"), ServiceSpec("circuits", enable=("HiddenServiceExportCircuitID",))]
+    try:
+        network = TorNetwork.start(tmp_path_factory.mktemp("tor"), services)
+    except TorExited:
+        # Another process can take a free port between choosing it and tor binding it: once more.
+        network = TorNetwork.start(tmp_path_factory.mktemp("tor"), services)
+    try:
+        yield network
+    finally:
+        network.stop()
+        if not os.environ.get("ANON_TICKET_KEEP_TOR"):
+            network.remove_workdir()
