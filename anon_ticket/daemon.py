@@ -27,7 +27,7 @@ from actors.supervisor import ActorSpec, StartupError, Supervisor
 from actors.wallet_poller import PollerSettings, WalletPoller
 from anon_ticket import __version__, internal_token, systemd
 from anon_ticket.config import BindAddress, Config
-from anon_ticket.errors import AnonTicketError, ConfigError
+from anon_ticket.errors import AnonTicketError
 from anon_ticket.http.bind_errors import bind_failure
 from anon_ticket.http.buyer_page import BuyerPage
 from anon_ticket.http.internal import InternalApp, InternalSettings
