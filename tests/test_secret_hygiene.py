@@ -17,7 +17,7 @@ from anon_ticket.client.transport import Reply
 from anon_ticket.config import Config
 from anon_ticket.domain import PaymentId, TxId
 from anon_ticket.errors import ConfigError
-from anon_ticket.http.internal import _loggable
+from anon_ticket.http.internal import loggable
 from anon_ticket.payments import TokenStatus
 from anon_ticket.redeem import RedeemAnswer
 from anon_ticket.storage.base import ClaimOutcome, ClaimRecord, ClaimRequest
@@ -78,14 +78,14 @@ def test_no_secret_in_any_repr() -> None:
     ],
 )
 def test_the_access_log_masks_every_run_of_16_or_more_hex_digits(path: str, kept: str) -> None:
-    shown = _loggable(path)
+    shown = loggable(path)
     assert kept in shown
     assert re.search(r"[0-9a-fA-F]{16,}", shown) is None  # a digest prefix is 12 hex digits
 
 
 def test_short_hex_runs_stay_readable() -> None:
-    assert _loggable("/api/v1/token/abc123") == "/api/v1/token/abc123"
-    assert _loggable(f"/x/{'f' * 15}") == f"/x/{'f' * 15}"
+    assert loggable("/api/v1/token/abc123") == "/api/v1/token/abc123"
+    assert loggable(f"/x/{'f' * 15}") == f"/x/{'f' * 15}"
 
 
 # -- core dumps -------------------------------------------------------------------------------------
