@@ -32,8 +32,8 @@ def test_each_minute_keeps_its_worst_level_and_its_suspicious_count() -> None:
     )
     metrics.flush()
     assert metrics.history() == (MinuteSample(START, "normal", 0),)
-    metrics.record("redeem.payment_not_found", 20)  # 2/s over the 10 s window: elevated
-    metrics.record("redeem.claimed", 3)  # not suspicious
+    metrics.record("public.payment_not_found", 20)  # 2/s over the 10 s window: elevated
+    metrics.record("public.claimed", 3)  # not suspicious
     now[0] += 1
     metrics.flush()
     assert registry.abuse_level == "elevated"

@@ -440,7 +440,7 @@ def test_503_names_the_component_never_a_path_or_database_error(
     app = PublicApp(
         registry, Redeemer(registry, broken_reader, settings), broken_reader, MIN_AMOUNT, CONFIRMATIONS
     )
-    listener = Listener("public", BindAddress("127.0.0.1", 0), app, threads=2, keepalive_limit=2)
+    listener = Listener("public", BindAddress("127.0.0.1", 0), app, threads=2)
     listener.bind()
     listener.serve_in_thread()
     try:

@@ -70,9 +70,11 @@ def test_framing_faults(raw: bytes, status: int) -> None:
     assert fault.value.status == status
 
 
-def test_identical_repeated_lengths_are_one_length() -> None:
-    request, _ = frame(POST + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}")
-    assert request is not None and request.body == b"{}"
+def test_repeated_lengths_are_refused_even_when_identical() -> None:
+    for head in (b"Content-Length: 2\r\nContent-Length: 2\r\n", b"Content-Length: 2, 2\r\n"):
+        with pytest.raises(FramingError) as fault:
+            frame(POST + head + b"\r\n{}")
+        assert fault.value.status == 400
 
 
 def test_exactly_the_hard_limit_is_allowed_chunked() -> None:

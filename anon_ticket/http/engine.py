@@ -303,6 +303,14 @@ class HttpServer:
             self._close(conn)
             return
         if not data:
+            if conn.state != DRAINING and self._cut_short(conn):
+                # The client is done sending but its request is not: say so (a half-closed socket
+                # still reads), rather than leave it guessing why nothing came back.
+                self.noise.record("invalid_request")
+                self._reject(conn, 400, "invalid_request", "the request ended before it was complete")
+                if conn.state == DRAINING:  # the answer went out; nothing more will arrive to drain
+                    self._close(conn)
+                return
             self._close(conn)
             return
         if conn.state == DRAINING:
@@ -338,6 +346,12 @@ class HttpServer:
         conn.state = BUSY
         conn.continued = False
         self._jobs.put((conn, request))
+
+    def _cut_short(self, conn: Connection) -> bool:
+        """Did part of a request (after any PROXY line) arrive before the client stopped sending?"""
+        if self.settings.proxy_protocol and conn.peer.circuit is None:
+            return False
+        return bool(conn.buffer) or conn.reader.head() is not None
 
     def _take_proxy_line(self, conn: Connection) -> bool:
         """Read the PROXY line that must open every connection; False while it is incomplete."""

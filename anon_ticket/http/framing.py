@@ -199,10 +199,11 @@ class RequestReader:
             raise FramingError(501, "not_implemented", "only the chunked transfer coding is implemented")
         if not lengths:
             return 0
-        values = {v.strip() for value in lengths for v in value.split(",")}
-        if len(values) != 1:
+        # Exactly one plain number. RFC 9110 §8.6 would allow a list of identical values, but a
+        # request that needs such leniency is one a smuggling attempt would also send.
+        if len(lengths) != 1 or "," in lengths[0]:
             raise _bad("conflicting Content-Length headers")
-        text = values.pop()
+        text = lengths[0].strip()
         if not text.isascii() or not text.isdigit():
             raise _bad("Content-Length is not a number")
         length = int(text)
