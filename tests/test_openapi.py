@@ -44,7 +44,7 @@ def _codes(*codes: str) -> frozenset[str]:
     return frozenset(codes)
 
 
-CONTRACT: dict[tuple[str, str], tuple[str, bool, Statuses]] = {
+PROTOCOL_TABLE: dict[tuple[str, str], tuple[str, bool, Statuses]] = {
     ("/api/v1/info", "get"): (PUBLIC, False, {200: None, 503: _codes("unavailable")}),
     ("/api/v1/info", "head"): (PUBLIC, False, {200: None, 503: None}),
     ("/api/v1/redeem", "post"): (
@@ -106,7 +106,9 @@ CONTRACT: dict[tuple[str, str], tuple[str, bool, Statuses]] = {
     ("/healthz", "get"): (INTERNAL, False, {200: None, 503: None}),
     ("/healthz", "head"): (INTERNAL, False, {200: None, 503: None}),
 }
-EXPECTED: dict[tuple[str, str], set[int]] = {op: set(statuses) for op, (_, _, statuses) in CONTRACT.items()}
+EXPECTED: dict[tuple[str, str], set[int]] = {
+    op: set(statuses) for op, (_, _, statuses) in PROTOCOL_TABLE.items()
+}
 # Statuses that carry Retry-After by the contract (§4: 429 and 503).
 RETRY_AFTER_STATUSES = {429, 503}
 # What a test cannot provoke from outside without faults the daemon does not expose (408 is provoked
@@ -222,8 +224,8 @@ def test_document_covers_every_contract_status() -> None:
         for method in item
         if method in ("get", "post", "put", "delete", "patch", "head", "options")
     }
-    assert operations == set(CONTRACT)
-    for (path, method), (_, _, statuses) in CONTRACT.items():
+    assert operations == set(PROTOCOL_TABLE)
+    for (path, method), (_, _, statuses) in PROTOCOL_TABLE.items():
         responses = DOC["paths"][path][method]["responses"]
         assert {int(code) for code in responses} == set(statuses), (path, method)
         for status, codes in statuses.items():
@@ -266,7 +268,7 @@ def test_document_separates_the_listeners_and_secures_the_internal_one() -> None
             operation = item.get(method)
             if operation is None:
                 continue
-            listener, needs_token, _ = CONTRACT[(path, method)]
+            listener, needs_token, _ = PROTOCOL_TABLE[(path, method)]
             assert operation["tags"] == [listener]
             assert server["url"].endswith(PUBLIC_PORT if listener == PUBLIC else INTERNAL_PORT)
             assert operation["security"] == ([{"internalBearer": []}] if needs_token else [])
