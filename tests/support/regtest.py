@@ -26,10 +26,7 @@ Facts that shape the setup (measured, see REGTEST.md):
 from __future__ import annotations
 
 import atexit
-import contextlib
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -41,11 +38,13 @@ from typing import Any, TypeVar
 
 import requests
 
+from tests.support import processes
+from tests.support.processes import STOP_GRACE
+
 MONEROD = "monerod"
 WALLET_RPC = "monero-wallet-rpc"
 PREMINE_BLOCKS = 100
 START_TIMEOUT = 60.0
-STOP_GRACE = 5.0
 
 T = TypeVar("T")
 
@@ -155,20 +154,11 @@ class _Process:
 
     def signal(self) -> None:
         """SIGTERM by pid (no wait)."""
-        if self.popen is not None and self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.popen.pid, signal.SIGTERM)
+        processes.terminate(self.popen)
 
     def reap(self, grace: float = STOP_GRACE) -> None:
         """Wait for the exit after `signal`; SIGKILL by pid after `grace` seconds."""
-        if self.popen is None:
-            return
-        try:
-            self.popen.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
+        processes.reap(self.popen, grace)
 
     def stop(self, grace: float = STOP_GRACE) -> None:
         self.signal()
@@ -351,8 +341,8 @@ class RegtestChain:
     @property
     def pids(self) -> list[int]:
         """Pids of the processes currently running."""
-        processes = (self.daemon, self.merchant.process, self.payer.process)
-        return [p.pid for p in processes if p.running() and p.pid is not None]
+        children = (self.daemon, self.merchant.process, self.payer.process)
+        return [p.pid for p in children if p.running() and p.pid is not None]
 
     def stop(self) -> None:
         """Stop every process this chain started, by pid: SIGTERM, then SIGKILL after a grace period.

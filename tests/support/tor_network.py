@@ -42,7 +42,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -55,7 +54,9 @@ from typing import TypeVar
 
 import requests
 
+from tests.support import processes
 from tests.support.daemon import free_ports
+from tests.support.processes import STOP_GRACE
 from tests.support.tor_control import TorControl, TorControlError, UploadEvents
 from tests.support.torrc_snippet import onion_service_lines, read_snippet
 
@@ -66,7 +67,6 @@ RELAYS = 2
 START_TIMEOUT = 180.0  # generous: about 20-30 s on an idle 2-core machine
 PROBE_TIMEOUT = 30.0  # one fetch through Tor (a cold one builds several circuits)
 UPLOADS_BEFORE_FETCH = 3  # HSDirs holding a descriptor before the client asks (it tries several)
-STOP_GRACE = 5.0
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes on Linux
 SERVICE_USER = "nobody"
 
@@ -184,19 +184,11 @@ class TorNode:
 
     def signal(self) -> None:
         """SIGTERM by pid (tor exits at once on SIGTERM, even a relay)."""
-        if self.popen is not None and self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.popen.pid, signal.SIGTERM)
+        processes.terminate(self.popen)
 
     def reap(self, grace: float = STOP_GRACE) -> None:
-        if self.popen is None:
-            return
-        try:
-            self.popen.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
+        """Wait for the exit after `signal`; SIGKILL by pid after `grace` seconds."""
+        processes.reap(self.popen, grace)
 
 
 def _read_stripped(path: Path) -> str | None:
