@@ -21,6 +21,7 @@ import secrets
 import stat
 from pathlib import Path
 
+from anon_ticket import durable
 from anon_ticket.config import Config, Secret
 from anon_ticket.errors import ConfigError
 
@@ -119,13 +120,4 @@ def _create(path: Path, *, replace_empty: bool = False) -> bool:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        _sync_folder(path.parent)
-
-
-def _sync_folder(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        durable.sync_directory(path.parent)

@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 from typing import TextIO
 
+from anon_ticket import durable
 from anon_ticket.client.errors import UsageError
 from anon_ticket.domain import PaymentId
 from anon_ticket.errors import InvalidPid
@@ -43,17 +44,7 @@ def write_new_pid_file(path: Path, pid: PaymentId) -> None:
         with contextlib.suppress(OSError):
             path.unlink()
         raise UsageError(f"cannot write {path}: {exc.strerror}") from exc
-    _sync_directory(path.parent)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make the new directory entry itself durable; best effort (not every filesystem allows it)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    durable.sync_directory(path.parent)
 
 
 def read_pid_file(path: Path) -> PaymentId:
