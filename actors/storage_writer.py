@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +33,6 @@ from anon_ticket.storage.base import (
 )
 
 log = logging.getLogger(__name__)
-
-ScreenAdder = Callable[[Iterable[bytes]], None]
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -61,10 +59,9 @@ def request_claim(ref: pykka.ActorRef[Any], request: ClaimRequest) -> pykka.Futu
 
 
 class StorageWriter(pykka.ThreadingActor):
-    def __init__(self, open_store: Callable[[], Store], add_to_screen: ScreenAdder) -> None:
+    def __init__(self, open_store: Callable[[], Store]) -> None:
         super().__init__()
         self._open_store = open_store
-        self._add_to_screen = add_to_screen
         self._store: Store | None = None
         self._claims: list[QueuedClaim] = []
         self._flush_queued = False
@@ -173,13 +170,11 @@ class StorageWriter(pykka.ThreadingActor):
     ) -> BatchOutcome:
         """Plan against the stored window and apply it with the cursor, in one transaction.
 
-        New payment ids reach the PID screen *before* the commit: once a redeem can see the
-        payment in storage, the screen already lets it through.
+        The writer asks no other actor: the wallet poller has put the batch's payment ids on the
+        PID screen before it sent this message (see `WalletPoller._poll`).
         """
         plan = plan_changes(reported, self._db().unsettled_transfers(), min_height, wallet_height)
-        payment_ids = {payment_id for payment_id, _ in plan.upserts}
         _log_flagged(plan.upserts)
-        self._add_to_screen(payment_ids)
         outcome = self._db().apply_batch(
             TransferBatch(
                 upserts=plan.upserts,
@@ -193,9 +188,6 @@ class StorageWriter(pykka.ThreadingActor):
                 min_confirmations=min_confirmations,
             )
         )
-        # Once more after the commit (adding is idempotent): a PID cache that restarted between the
-        # first add and the commit rebuilt its screen without these ids.
-        self._add_to_screen(payment_ids)
         for payment_id in outcome.revoked:
             log.warning("payment %s… fell below its minimum (reorg): token revoked", payment_id.hex()[:6])
         for payment_id in outcome.reinstated:

@@ -24,6 +24,7 @@ import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors.abuse_metrics import Event
+from actors.pid_cache import PidCacheProxy
 from actors.registry import Registry, wait
 from actors.storage_writer import StorageWriterProxy
 from actors.ticker import Ticker
@@ -182,6 +183,11 @@ class WalletPoller(pykka.ThreadingActor):
             raise WalletFault(fault, height)
         min_height = scan_window(state.scan_floor, state.scan_cursor, height, self._settings.rescan_depth)
         reported = parse_transfers(wallet.get_transfers(min_height))
+        payment_ids = sorted({entry.payment_id for entry in reported})
+        # The screen first, the commit second: once a redeem can see a payment in storage, the
+        # screen lets it through. A PID cache that is down fails the poll here, before anything
+        # is written.
+        self._add_to_screen(payment_ids, timeout)
         now = int(self._clock())
         outcome = wait(
             writer.apply_poll(
@@ -195,8 +201,31 @@ class WalletPoller(pykka.ThreadingActor):
             timeout,
             "storage writer",
         )
+        self._add_again_after_commit(payment_ids, timeout)
         self._registry.wallet.succeeded(height, now)
         return PollReport(True, height, min_height, outcome.changed_transfers)
+
+    def _add_to_screen(self, payment_ids: list[bytes], timeout: float) -> None:
+        """Put the batch's payment ids on the PID screen (idempotent; ids already there cost a hash).
+
+        Every id the wallet reported in the window, not only the new ones: the poller does not plan
+        the batch (the writer does, inside its transaction), and the screen only ever holds ids the
+        wallet reported, so this cannot grow it beyond what it would hold anyway.
+        """
+        if payment_ids:
+            cache = self._registry.proxy("pid_cache", PidCacheProxy)
+            wait(cache.add(payment_ids), timeout, "PID cache")
+
+    def _add_again_after_commit(self, payment_ids: list[bytes], timeout: float) -> None:
+        """A PID cache restarted between the first add and the commit rebuilt its screen without them.
+
+        If the cache is down or slow *now*, nothing is lost: a cache that starts after the commit
+        rebuilds from storage, which holds the batch, and a queued `add` is still applied later.
+        """
+        try:
+            self._add_to_screen(payment_ids, timeout)
+        except Unavailable as exc:
+            log.debug("PID cache not reached after the commit (%s); it rebuilds from storage", exc)
 
     def _reopen_wallet(self) -> bool:
         settings = self._settings

@@ -13,15 +13,15 @@ import logging
 import resource
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import statsd
 from cherrypy.process import plugins, wspbus
 
 from actors.abuse_metrics import AbuseMetrics, AbuseSettings, Event
-from actors.pid_cache import PidCache, PidCacheProxy
-from actors.registry import Registry, wait
+from actors.pid_cache import PidCache
+from actors.registry import Registry
 from actors.storage_writer import StorageWriter
 from actors.supervisor import ActorSpec, StartupError, Supervisor
 from actors.wallet_poller import PollerSettings, WalletPoller
@@ -107,12 +107,6 @@ class Daemon:
 
     # -- the parts ------------------------------------------------------------------------------
 
-    def _add_to_screen(self, payment_ids: Iterable[bytes]) -> None:
-        ids = list(payment_ids)
-        if ids:
-            cache = self.registry.proxy("pid_cache", PidCacheProxy)
-            wait(cache.add(ids), self.config.actor_timeout_secs, "PID cache")
-
     def _open_wallet(self) -> WalletRpc:
         config = self.config
         self._wallet_rpc = WalletRpc(
@@ -153,7 +147,7 @@ class Daemon:
         return [
             ActorSpec(
                 "storage_writer",
-                lambda: StorageWriter.start(database.open_writer, self._add_to_screen),
+                lambda: StorageWriter.start(database.open_writer),
             ),
             ActorSpec(
                 "pid_cache",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -331,6 +332,34 @@ def test_a_new_payment_reaches_the_screen_with_its_batch(
     assert proxy.ping().get(timeout=5)
     screen = pipeline.daemon.registry.pid_screen
     assert screen is not None and screen.might_contain(pid.chain_payment_id().raw)
+
+
+def test_a_poll_writes_nothing_while_the_pid_cache_is_down(
+    wallet: FakeWallet, pipeline: Pipeline, public: Public
+) -> None:
+    """The poller puts a batch's payment ids on the screen before the writer commits it: with no PID
+    cache to take them, the poll fails before anything is stored, so storage never holds a payment
+    the screen would turn away. Once the cache is back, the next poll applies the batch."""
+    assert pipeline.poll().ok
+    ref = pipeline.daemon.registry.ref("pid_cache")
+    assert ref is not None
+    ref.stop()
+    cursor = pipeline.state().scan_cursor
+    pid = PaymentId.generate()
+    wallet.add_confirmed(payment_id=pid.chain_payment_id().hex(), amount=MIN_AMOUNT, confirmations=20)
+    report = pipeline.poll()
+    assert not report.ok and report.error is not None and "pid_cache" in report.error
+    assert pipeline.transfer_rows() == []
+    assert pipeline.state().scan_cursor == cursor
+    pipeline.daemon.supervisor.watch()  # restarts the cache, which rebuilds its screen
+    until_running = pipeline.daemon.registry
+    for _ in range(600):
+        if until_running.all_running():
+            break
+        time.sleep(0.05)
+    assert pipeline.poll().ok
+    status, _, body = public.redeem(pid)
+    assert (status, body["status"]) == (200, "claimed")
 
 
 # -- everything else --------------------------------------------------------------------------------
