@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
-from actors.registry import Registry
+from actors.published import PublishedState
 from anon_ticket.pid_screen import PidScreen
 from anon_ticket.storage.base import Store
 
@@ -22,16 +22,16 @@ log = logging.getLogger(__name__)
 
 
 class PidCache(pykka.ThreadingActor):
-    def __init__(self, registry: Registry, open_store: Callable[[], Store], capacity: int) -> None:
+    def __init__(self, published: PublishedState, open_store: Callable[[], Store], capacity: int) -> None:
         super().__init__()
-        self._registry = registry
+        self._published = published
         self._open_store = open_store
         self._capacity = capacity
         self._screen: PidScreen | None = None
         self._warned_full = False
 
     def on_start(self) -> None:
-        self._registry.pid_screen = None
+        self._published.pid_screen = None
         screen = PidScreen(self._capacity)
         store = self._open_store()
         try:
@@ -40,13 +40,13 @@ class PidCache(pykka.ThreadingActor):
         finally:
             store.close()
         self._screen = screen
-        self._registry.pid_screen = screen
+        self._published.pid_screen = screen
         log.info("PID screen ready: %d known payment ids, %d KiB", screen.count, screen.memory_bytes // 1024)
         self._check_capacity()
 
     def on_stop(self) -> None:
-        if self._registry.pid_screen is self._screen:
-            self._registry.pid_screen = None
+        if self._published.pid_screen is self._screen:
+            self._published.pid_screen = None
 
     def on_failure(self, *_: object) -> None:
         self.on_stop()

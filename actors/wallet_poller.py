@@ -8,7 +8,7 @@ a restored or resyncing wallet far below the heights already seen) is polled at 
 applies nothing, is logged once and once more when it ends, and counted (`wallet.fault`). Anything
 else is a bug: it crashes the actor and the supervisor restarts it with its state rebuilt from storage.
 
-What the poller learns is published in `registry.wallet` (a `WalletHealth`) for the status endpoint,
+What the poller learns is published in `PublishedState.wallet` (a `WalletHealth`) for the status endpoint,
 /healthz and statsd. Every wallet call has a whole-call deadline, and the daemon aborts the one in
 flight when it stops (`WalletRpc.abort`), so a hung wallet never holds this actor's stop.
 """
@@ -24,8 +24,10 @@ import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors.abuse_metrics import Event
+from actors.fatal import FatalSignal
+from actors.locator import ActorLocator, wait
 from actors.pid_cache import PidCacheProxy
-from actors.registry import Registry, wait
+from actors.published import PublishedState
 from actors.storage_writer import StorageWriterProxy
 from actors.ticker import Ticker
 from anon_ticket.errors import (
@@ -77,7 +79,9 @@ class WalletPoller(pykka.ThreadingActor):
     def __init__(
         self,
         settings: PollerSettings,
-        registry: Registry,
+        actors: ActorLocator,
+        published: PublishedState,
+        fatal: FatalSignal,
         open_wallet: Callable[[], WalletRpc],
         open_reader: Callable[[], Store],
         clock: Callable[[], float] = time.time,
@@ -85,7 +89,9 @@ class WalletPoller(pykka.ThreadingActor):
     ) -> None:
         super().__init__()
         self._settings = settings
-        self._registry = registry
+        self._actors = actors
+        self._published = published
+        self._fatal = fatal
         self._open_wallet = open_wallet
         self._open_reader = open_reader
         self._clock = clock
@@ -143,7 +149,7 @@ class WalletPoller(pykka.ThreadingActor):
             return self._faulted(exc)
         except (WalletUnreachable, Unavailable, CursorMoved, StorageError) as exc:
             return self._failed(str(exc))
-        self._registry.tell("abuse_metrics", Event("wallet.poll_ok"))
+        self._actors.tell("abuse_metrics", Event("wallet.poll_ok"))
         if self._failures:
             log.info("wallet polling restored after %d failed polls", self._failures)
         if self._in_fault:
@@ -159,16 +165,16 @@ class WalletPoller(pykka.ThreadingActor):
     def _poll(self) -> PollReport:
         wallet, reader = self._wallet, self._reader
         assert wallet is not None and reader is not None
-        writer = self._registry.proxy("storage_writer", StorageWriterProxy)
+        writer = self._actors.proxy("storage_writer", StorageWriterProxy)
         timeout = self._settings.writer_timeout_secs
         if not self._bound:
             address = wallet.primary_address()
             try:
                 wait(writer.bind_wallet(address), timeout, "storage writer")
             except WalletMismatch as exc:
-                self._registry.fatal(str(exc))
+                self._fatal.raise_(str(exc))
                 raise Unavailable(str(exc)) from exc
-            self._registry.primary_address = address
+            self._published.primary_address = address
             self._bound = True
         wallet.refresh()
         height = wallet.get_height()
@@ -202,7 +208,7 @@ class WalletPoller(pykka.ThreadingActor):
             "storage writer",
         )
         self._add_again_after_commit(payment_ids, timeout)
-        self._registry.wallet.succeeded(height, now)
+        self._published.wallet.succeeded(height, now)
         return PollReport(True, height, min_height, outcome.changed_transfers)
 
     def _add_to_screen(self, payment_ids: list[bytes], timeout: float) -> None:
@@ -213,7 +219,7 @@ class WalletPoller(pykka.ThreadingActor):
         wallet reported, so this cannot grow it beyond what it would hold anyway.
         """
         if payment_ids:
-            cache = self._registry.proxy("pid_cache", PidCacheProxy)
+            cache = self._actors.proxy("pid_cache", PidCacheProxy)
             wait(cache.add(payment_ids), timeout, "PID cache")
 
     def _add_again_after_commit(self, payment_ids: list[bytes], timeout: float) -> None:
@@ -242,8 +248,8 @@ class WalletPoller(pykka.ThreadingActor):
     def _faulted(self, fault: WalletFault) -> PollReport:
         """Nothing applied, nothing revoked, the cursor stays; said once, counted every time."""
         message = cut(str(fault))
-        self._registry.wallet.faulted(message, fault.wallet_height, int(self._clock()))
-        self._registry.tell("abuse_metrics", Event("wallet.fault"))
+        self._published.wallet.faulted(message, fault.wallet_height, int(self._clock()))
+        self._actors.tell("abuse_metrics", Event("wallet.fault"))
         if not self._in_fault:
             self._in_fault = True
             log.warning("%s", message)
@@ -254,14 +260,14 @@ class WalletPoller(pykka.ThreadingActor):
         # may have come back serving another wallet, whose transfers must never be applied here.
         self._bound = False
         self._failures += 1
-        self._registry.tell("abuse_metrics", Event("wallet.poll_failed"))
+        self._actors.tell("abuse_metrics", Event("wallet.poll_failed"))
         self._backoff = min(
             self._settings.max_backoff_secs,
             max(self._settings.poll_interval_secs, self._backoff * 2),
         )
         error = cut(error)
         now = self._clock()
-        self._registry.wallet.failed(error, int(now))
+        self._published.wallet.failed(error, int(now))
         if self._failures == 1 or now - self._last_error_log >= ERROR_LOG_INTERVAL_SECS:
             self._last_error_log = now
             log.warning(

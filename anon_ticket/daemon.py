@@ -20,8 +20,10 @@ import statsd
 from cherrypy.process import plugins, wspbus
 
 from actors.abuse_metrics import AbuseMetrics, AbuseSettings, Event
+from actors.fatal import FatalSignal
+from actors.locator import ActorLocator
 from actors.pid_cache import PidCache
-from actors.registry import Registry
+from actors.published import PublishedState
 from actors.storage_writer import StorageWriter
 from actors.supervisor import ActorSpec, StartupError, Supervisor
 from actors.wallet_poller import PollerSettings, WalletPoller
@@ -93,7 +95,9 @@ class SupervisorPlugin(plugins.SimplePlugin):
 class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.registry = Registry()
+        self.actors = ActorLocator()
+        self.published = PublishedState()
+        self.fatal = FatalSignal()
         self.database = Database(config.database_url)
         self.bus = wspbus.Bus()
         self.exit_code = EXIT_OK
@@ -103,7 +107,7 @@ class Daemon:
         self._supervisor: Supervisor | None = None
         self.systemd = systemd.Notifier.from_environ()
         self._wallet_rpc: WalletRpc | None = None
-        self.registry.wallet.stale_secs = config.monitor_stale_secs
+        self.published.wallet.stale_secs = config.monitor_stale_secs
 
     # -- the parts ------------------------------------------------------------------------------
 
@@ -132,7 +136,7 @@ class Daemon:
         return statsd.StatsClient(config.statsd_host, config.statsd_port, prefix=config.statsd_prefix)
 
     def actor_specs(self) -> list[ActorSpec]:
-        config, registry, database = self.config, self.registry, self.database
+        config, actors, published, database = self.config, self.actors, self.published, self.database
         poller_settings = PollerSettings(
             poll_interval_secs=config.monitor_poll_interval_secs,
             min_confirmations=config.monitor_min_confirmations,
@@ -151,12 +155,13 @@ class Daemon:
             ),
             ActorSpec(
                 "pid_cache",
-                lambda: PidCache.start(registry, database.open_reader, config.pid_screen_capacity),
+                lambda: PidCache.start(published, database.open_reader, config.pid_screen_capacity),
             ),
             ActorSpec(
                 "abuse_metrics",
                 lambda: AbuseMetrics.start(
-                    registry,
+                    actors,
+                    published,
                     self._statsd,
                     AbuseSettings(config.abuse_elevated_per_sec, config.abuse_under_attack_per_sec),
                 ),
@@ -164,7 +169,12 @@ class Daemon:
             ActorSpec(
                 "wallet_poller",
                 lambda: WalletPoller.start(
-                    poller_settings, registry, self._open_wallet, database.open_reader
+                    poller_settings,
+                    actors,
+                    published,
+                    self.fatal,
+                    self._open_wallet,
+                    database.open_reader,
                 ),
                 interrupt=self._abort_wallet,
             ),
@@ -173,7 +183,8 @@ class Daemon:
     def public_app(self) -> PublicApp:
         config = self.config
         return PublicApp(
-            self.registry,
+            self.actors,
+            self.published,
             self.redeemer(),
             self.database.reader,
             config.min_payment_amount,
@@ -184,7 +195,8 @@ class Daemon:
     def internal_app(self) -> InternalApp:
         config = self.config
         internal = InternalApp(
-            self.registry,
+            self.actors,
+            self.published,
             self.database.reader,
             internal_token.load_or_create(config),
             InternalSettings(
@@ -197,7 +209,7 @@ class Daemon:
         # The admin panel: a CherryPy Application, served by WSGI through the internal app only.
         panel = build_panel(
             internal,
-            self.registry,
+            self.actors,
             self.database.reader,
             PanelSettings(
                 min_payment_amount=config.min_payment_amount,
@@ -237,10 +249,10 @@ class Daemon:
 
     def _counter(self, listener: str) -> Callable[[str, int], None]:
         """Counts the listener's client faults in statsd (`http.<listener>.<kind>`), never blocking."""
-        registry = self.registry
+        actors = self.actors
 
         def count(kind: str, n: int) -> None:
-            registry.tell("abuse_metrics", Event(f"http.{listener}.{kind}", n))
+            actors.tell("abuse_metrics", Event(f"http.{listener}.{kind}", n))
 
         return count
 
@@ -292,7 +304,7 @@ class Daemon:
         """Start the actors in dependency order under a new supervisor (not yet watching)."""
         config = self.config
         self._supervisor = Supervisor(
-            self.registry,
+            self.actors,
             self.actor_specs(),
             max_restarts=config.supervisor_max_restarts,
             window_secs=config.supervisor_window_secs,
@@ -313,7 +325,8 @@ class Daemon:
     def redeemer(self) -> Redeemer:
         config = self.config
         return Redeemer(
-            self.registry,
+            self.actors,
+            self.published,
             self.database.reader,
             RedeemSettings(
                 min_payment_amount=config.min_payment_amount,
@@ -379,9 +392,9 @@ class Daemon:
 
     def _watch_fatal(self) -> None:
         while self.bus.state not in (wspbus.states.STOPPING, wspbus.states.EXITING):
-            if self.registry.wait_fatal(0.5):
-                assert self.registry.fatal_error is not None
-                self.fail(self.registry.fatal_error)
+            if self.fatal.wait(0.5):
+                assert self.fatal.message is not None
+                self.fail(self.fatal.message)
                 return
 
     def close(self) -> None:

@@ -435,10 +435,15 @@ def test_503_names_the_component_never_a_path_or_database_error(
     def broken_reader() -> SqliteStore:
         return SqliteStore(hidden, query_only=True)
 
-    registry = pipeline.daemon.registry
+    actors, published = pipeline.daemon.actors, pipeline.daemon.published
     settings = RedeemSettings(MIN_AMOUNT, CONFIRMATIONS, writer_timeout_secs=2.0)
     app = PublicApp(
-        registry, Redeemer(registry, broken_reader, settings), broken_reader, MIN_AMOUNT, CONFIRMATIONS
+        actors,
+        published,
+        Redeemer(actors, published, broken_reader, settings),
+        broken_reader,
+        MIN_AMOUNT,
+        CONFIRMATIONS,
     )
     listener = Listener("public", BindAddress("127.0.0.1", 0), app, threads=2)
     listener.bind()

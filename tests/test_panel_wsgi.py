@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from actors.registry import Registry
+from actors.locator import ActorLocator
+from actors.published import PublishedState
 from anon_ticket.config import BindAddress, Secret
 from anon_ticket.errors import StorageError
 from anon_ticket.http.internal import InternalApp, InternalSettings
@@ -91,14 +92,15 @@ def panel(fault: list[BaseException]) -> Any:
         raise AssertionError("each test sets a fault before the panel reads storage")
 
     internal = InternalApp(
-        Registry(),
+        ActorLocator(),
+        PublishedState(),
         reader,
         Secret(API_TOKEN),
         InternalSettings(min_payment_amount=10, min_confirmations=2, writer_timeout_secs=1),
         clock=lambda: 1_800_000_000.0,
     )
     settings = PanelSettings(min_payment_amount=10, min_confirmations=2, actor_timeout_secs=1)
-    return build_panel(internal, Registry(), reader, settings, BindAddress("127.0.0.1", 8081))
+    return build_panel(internal, ActorLocator(), reader, settings, BindAddress("127.0.0.1", 8081))
 
 
 def _signed_in_cookie(panel: Any) -> str:

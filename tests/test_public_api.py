@@ -212,7 +212,7 @@ def test_400_invalid_pid(public: Public, pid: object) -> None:
 
 
 def test_404_for_an_unknown_pid_without_touching_storage(pipeline: Pipeline, public: Public) -> None:
-    screen = pipeline.daemon.registry.pid_screen
+    screen = pipeline.daemon.published.pid_screen
     assert screen is not None
     pid = PaymentId.generate()
     assert not screen.might_contain(pid.chain_payment_id().raw)
@@ -308,7 +308,7 @@ def test_503_with_retry_after_while_the_pid_screen_rebuilds(
     wallet: FakeWallet, pipeline: Pipeline, public: Public
 ) -> None:
     pid = paid(wallet, pipeline)
-    pipeline.daemon.registry.pid_screen = None
+    pipeline.daemon.published.pid_screen = None
     answer = public.redeem(pid)
     assert_error(answer, 503, "unavailable")
     assert int(answer[1]["retry-after"]) > 0
@@ -316,7 +316,7 @@ def test_503_with_retry_after_while_the_pid_screen_rebuilds(
 
 def test_503_when_the_storage_writer_is_down(wallet: FakeWallet, pipeline: Pipeline, public: Public) -> None:
     pid = paid(wallet, pipeline)
-    ref = pipeline.daemon.registry.ref("storage_writer")
+    ref = pipeline.daemon.actors.ref("storage_writer")
     assert ref is not None
     ref.stop()
     answer = public.redeem(pid)
@@ -328,9 +328,9 @@ def test_a_new_payment_reaches_the_screen_with_its_batch(
     wallet: FakeWallet, pipeline: Pipeline, public: Public
 ) -> None:
     pid = paid(wallet, pipeline)
-    proxy = pipeline.daemon.registry.proxy("pid_cache", PidCacheProxy)
+    proxy = pipeline.daemon.actors.proxy("pid_cache", PidCacheProxy)
     assert proxy.ping().get(timeout=5)
-    screen = pipeline.daemon.registry.pid_screen
+    screen = pipeline.daemon.published.pid_screen
     assert screen is not None and screen.might_contain(pid.chain_payment_id().raw)
 
 
@@ -341,7 +341,7 @@ def test_a_poll_writes_nothing_while_the_pid_cache_is_down(
     cache to take them, the poll fails before anything is stored, so storage never holds a payment
     the screen would turn away. Once the cache is back, the next poll applies the batch."""
     assert pipeline.poll().ok
-    ref = pipeline.daemon.registry.ref("pid_cache")
+    ref = pipeline.daemon.actors.ref("pid_cache")
     assert ref is not None
     ref.stop()
     cursor = pipeline.state().scan_cursor
@@ -352,9 +352,9 @@ def test_a_poll_writes_nothing_while_the_pid_cache_is_down(
     assert pipeline.transfer_rows() == []
     assert pipeline.state().scan_cursor == cursor
     pipeline.daemon.supervisor.watch()  # restarts the cache, which rebuilds its screen
-    until_running = pipeline.daemon.registry
+    actors = pipeline.daemon.actors
     for _ in range(600):
-        if until_running.all_running():
+        if actors.all_running():
             break
         time.sleep(0.05)
     assert pipeline.poll().ok

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.abuse_metrics import Event
-from actors.registry import Registry, wait
+from actors.locator import ActorLocator, wait
+from actors.published import PublishedState
 from actors.storage_writer import StorageWriterProxy
 from anon_ticket import __version__
 from anon_ticket.config import Secret
@@ -60,14 +61,16 @@ class InternalApp:
 
     def __init__(
         self,
-        registry: Registry,
+        actors: ActorLocator,
+        published: PublishedState,
         reader: Callable[[], Store],
         api_token: Secret,
         settings: InternalSettings,
         clock: Callable[[], float],
         extra_routes: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] | None = None,
     ) -> None:
-        self._registry = registry
+        self._actors = actors
+        self._published = published
         self._reader = reader
         self._expected = api_token.reveal().encode("utf-8")
         self._settings = settings
@@ -100,7 +103,7 @@ class InternalApp:
             self.authenticate(environ.get("HTTP_AUTHORIZATION", ""))
 
     def _count(self, event: str) -> None:
-        self._registry.tell("abuse_metrics", Event(event))
+        self._actors.tell("abuse_metrics", Event(event))
 
     def _healthz_route(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         return self._healthz(start_response)
@@ -132,20 +135,16 @@ class InternalApp:
 
     def _healthz(self, start_response: StartResponse) -> list[bytes]:
         """docs/PROTOCOL.md §9: 503 `down` only for a dead actor; a stale or faulted wallet is `degraded`."""
-        registry = self._registry
-        if not registry.all_running():
-            down = sorted(
-                name
-                for name, h in registry.health.items()
-                if h.state != "running" or (ref := registry.ref(name)) is None or not ref.is_alive()
-            )
+        actors = self._actors
+        if not actors.all_running():
+            down = actors.down()
             return respond(
                 start_response,
                 503,
                 {"status": "down", "reasons": [f"actor:{name}" for name in down] or ["actor:starting"]},
                 [("Retry-After", "5")],
             )
-        reasons = registry.wallet.reasons()
+        reasons = self._published.wallet.reasons()
         if reasons:
             return respond(start_response, 200, {"status": "degraded", "reasons": reasons})
         return respond(start_response, 200, {"status": "ok"})
@@ -158,7 +157,7 @@ class InternalApp:
         return self._record(token, record, store)
 
     def revoke(self, token: ServiceToken, reason: str | None) -> dict[str, Any]:
-        writer = self._registry.proxy("storage_writer", StorageWriterProxy)
+        writer = self._actors.proxy("storage_writer", StorageWriterProxy)
         digest = token.digest()
         record = wait(
             writer.revoke(digest.raw, reason, int(self._clock())),
@@ -220,13 +219,12 @@ class InternalApp:
         store = self._reader()
         state = store.monitor_state()
         counts = store.counts(self._settings.min_confirmations, self._settings.min_payment_amount)
-        registry = self._registry
-        wallet = registry.wallet
+        wallet = self._published.wallet
         return {
             "version": __version__,
             "actors": {
                 name: {"state": health.state, "restarts": health.restarts}
-                for name, health in sorted(registry.health.items())
+                for name, health in sorted(self._actors.health.items())
             },
             "wallet": {
                 "height": wallet.height if wallet.height is not None else state.wallet_height,
@@ -244,7 +242,7 @@ class InternalApp:
                 "claimed": counts.payments_claimed,
             },
             "tokens": {"active": counts.tokens_active, "revoked": counts.tokens_revoked},
-            "abuse_level": registry.abuse_level,
+            "abuse_level": self._published.abuse_level,
         }
 
 

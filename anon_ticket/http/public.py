@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from actors.abuse_metrics import Event
-from actors.registry import Registry
+from actors.locator import ActorLocator
+from actors.published import PublishedState
 from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId
 from anon_ticket.errors import InvalidRequest, Unavailable
 from anon_ticket.http.buyer_page import BuyerPage
@@ -35,7 +36,8 @@ class PublicApp:
 
     def __init__(
         self,
-        registry: Registry,
+        actors: ActorLocator,
+        published: PublishedState,
         redeemer: Redeemer,
         reader: Callable[[], Store],
         min_payment_amount: int,
@@ -43,7 +45,8 @@ class PublicApp:
         buyer_page: BuyerPage | None = None,
     ) -> None:
         """`buyer_page` serves `/` and `/static/` (docs/PROTOCOL.md §10); None (BUYER_PAGE=off): 404."""
-        self._registry = registry
+        self._actors = actors
+        self._published = published
         self._redeemer = redeemer
         self._reader = reader
         self._min_payment_amount = min_payment_amount
@@ -59,15 +62,15 @@ class PublicApp:
         return self.router(environ, start_response)
 
     def _count(self, event: str) -> None:
-        self._registry.tell("abuse_metrics", Event(event))
+        self._actors.tell("abuse_metrics", Event(event))
 
     def _info(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
-        address = self._registry.primary_address
+        address = self._published.primary_address
         if address is None:
             address = self._reader().monitor_state().wallet_address
             if address is None:
                 raise Unavailable("the wallet's address is not known yet", component="wallet")
-            self._registry.primary_address = address
+            self._published.primary_address = address
         return respond(
             start_response,
             200,

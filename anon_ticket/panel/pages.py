@@ -18,7 +18,7 @@ import cherrypy
 import jinja2
 
 from actors.abuse_metrics import AbuseMetricsProxy, MinuteSample
-from actors.registry import Registry, wait
+from actors.locator import ActorLocator, wait
 from anon_ticket.domain import ServiceToken
 from anon_ticket.errors import AnonTicketError, InvalidRequest, InvalidToken, Unauthorized
 from anon_ticket.http.internal import MAX_REASON_CHARS, InternalApp
@@ -59,7 +59,7 @@ class Pages:
     def __init__(
         self,
         internal: InternalApp,
-        registry: Registry,
+        actors: ActorLocator,
         reader: Callable[[], Store],
         settings: PanelSettings,
         templates: jinja2.Environment,
@@ -69,7 +69,7 @@ class Pages:
     ) -> None:
         self._stylesheet = stylesheet
         self._internal = internal
-        self._registry = registry
+        self._actors = actors
         self._reader = reader
         self._settings = settings
         self._templates = templates
@@ -246,7 +246,7 @@ class Pages:
 
     def _abuse_history(self) -> tuple[MinuteSample, ...] | None:
         try:
-            proxy = self._registry.proxy("abuse_metrics", AbuseMetricsProxy)
+            proxy = self._actors.proxy("abuse_metrics", AbuseMetricsProxy)
             return wait(proxy.history(), self._settings.actor_timeout_secs, "abuse metrics")
         except AnonTicketError:
             return None
