@@ -108,6 +108,7 @@ class WalletPoller(pykka.ThreadingActor):
     def on_start(self) -> None:
         self._wallet = self._open_wallet()
         self._reader = self._open_reader()
+        self._publish_stored_address()
         self._ticker = Ticker(self.actor_ref, _Tick())
         if self._autostart:
             self._ticker.schedule(0)
@@ -210,6 +211,22 @@ class WalletPoller(pykka.ThreadingActor):
         self._add_again_after_commit(payment_ids, timeout)
         self._published.wallet.succeeded(height, now)
         return PollReport(True, height, min_height, outcome.changed_transfers)
+
+    def _publish_stored_address(self) -> None:
+        """Serve the address this database is bound to until the wallet itself is reached.
+
+        The poller is the only writer of `PublishedState.primary_address`: request threads only read
+        it. A database is bound to one wallet for good (another one stops the daemon), so the
+        address stored by an earlier run is the one to show buyers while the wallet is still down.
+        """
+        assert self._reader is not None
+        try:
+            address = self._reader.monitor_state().wallet_address
+        except StorageError as exc:
+            log.warning("cannot read the stored wallet address yet: %s", exc)
+            return
+        if address is not None:
+            self._published.primary_address = address
 
     def _add_to_screen(self, payment_ids: list[bytes], timeout: float) -> None:
         """Put the batch's payment ids on the PID screen (idempotent; ids already there cost a hash).

@@ -186,7 +186,6 @@ class Daemon:
             self.actors,
             self.published,
             self.redeemer(),
-            self.database.reader,
             config.min_payment_amount,
             config.monitor_min_confirmations,
             BuyerPage.load() if config.buyer_page else None,

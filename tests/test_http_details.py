@@ -441,7 +441,6 @@ def test_503_names_the_component_never_a_path_or_database_error(
         actors,
         published,
         Redeemer(actors, published, broken_reader, settings),
-        broken_reader,
         MIN_AMOUNT,
         CONFIRMATIONS,
     )

@@ -117,6 +117,29 @@ def test_info_is_unavailable_until_the_wallet_address_is_known(tmp_path: Path) -
             running.close()
 
 
+def test_info_serves_the_stored_address_while_the_wallet_is_down_after_a_restart(
+    tmp_path: Path, wallet: FakeWallet
+) -> None:
+    """The poller publishes the address the database is bound to when it starts, before it reaches
+    the wallet: request threads only read it, and buyers still see where to pay."""
+    config = pipeline_config(tmp_path / "bound.db", wallet.url, MONITOR_START_HEIGHT="100")
+    first = Pipeline(config)
+    assert first.poll().ok
+    first.close()
+    wallet.set_down(True)
+    second = Pipeline(config)
+    listener = Listener("public", BindAddress("127.0.0.1", 0), second.daemon.public_app(), threads=2)
+    listener.bind()
+    listener.serve_in_thread()
+    try:
+        assert not second.poll().ok
+        status, _, body = Public(listener.bound_port or 0).request("GET", "/api/v1/info")
+        assert (status, body["primary_address"]) == (200, wallet.address)
+    finally:
+        listener.stop()
+        second.close()
+
+
 # -- POST /api/v1/redeem, in the contract's order ---------------------------------------------------
 
 

@@ -7,7 +7,7 @@ logged per request: a log line per request would be a record of who asked when).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from actors.abuse_metrics import Event
 from actors.locator import ActorLocator
@@ -26,7 +26,6 @@ from anon_ticket.http.wsgi import (
     respond,
 )
 from anon_ticket.redeem import Redeemer
-from anon_ticket.storage.base import Store
 
 MAX_BODY_BYTES = 1024
 
@@ -39,7 +38,6 @@ class PublicApp:
         actors: ActorLocator,
         published: PublishedState,
         redeemer: Redeemer,
-        reader: Callable[[], Store],
         min_payment_amount: int,
         min_confirmations: int,
         buyer_page: BuyerPage | None = None,
@@ -48,7 +46,6 @@ class PublicApp:
         self._actors = actors
         self._published = published
         self._redeemer = redeemer
-        self._reader = reader
         self._min_payment_amount = min_payment_amount
         self._min_confirmations = min_confirmations
         self.router = Router("public", count=self._count)
@@ -65,12 +62,10 @@ class PublicApp:
         self._actors.tell("abuse_metrics", Event(event))
 
     def _info(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        # Published by the wallet poller alone (the stored address at its start, then the wallet's).
         address = self._published.primary_address
         if address is None:
-            address = self._reader().monitor_state().wallet_address
-            if address is None:
-                raise Unavailable("the wallet's address is not known yet", component="wallet")
-            self._published.primary_address = address
+            raise Unavailable("the wallet's address is not known yet", component="wallet")
         return respond(
             start_response,
             200,
