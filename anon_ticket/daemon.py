@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import resource
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,12 +31,14 @@ from anon_ticket.config import BindAddress, Config
 from anon_ticket.errors import AnonTicketError
 from anon_ticket.http.bind_errors import bind_failure
 from anon_ticket.http.buyer_page import BuyerPage
-from anon_ticket.http.internal import InternalApp, InternalSettings
+from anon_ticket.http.internal import InternalApp
 from anon_ticket.http.public import PublicApp
 from anon_ticket.http.server import Listener, ListenerPlugin
 from anon_ticket.panel.app import build_panel
 from anon_ticket.panel.pages import PanelSettings
-from anon_ticket.redeem import Redeemer, RedeemSettings
+from anon_ticket.service.redeem import Redeemer, RedeemSettings
+from anon_ticket.service.status import StatusService
+from anon_ticket.service.tokens import OperatorSettings, TokenService
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.lock import DaemonLock
 from anon_ticket.wallet_rpc import WalletRpc
@@ -193,21 +194,19 @@ class Daemon:
 
     def internal_app(self) -> InternalApp:
         config = self.config
-        internal = InternalApp(
-            self.actors,
-            self.published,
-            self.database.reader,
-            internal_token.load_or_create(config),
-            InternalSettings(
-                min_payment_amount=config.min_payment_amount,
-                min_confirmations=config.monitor_min_confirmations,
-                writer_timeout_secs=config.actor_timeout_secs,
-            ),
-            clock=time.time,
+        settings = OperatorSettings(
+            min_payment_amount=config.min_payment_amount,
+            min_confirmations=config.monitor_min_confirmations,
+            actor_timeout_secs=config.actor_timeout_secs,
         )
+        tokens = TokenService(self.actors, self.database.reader, settings)
+        status = StatusService(self.actors, self.published, self.database.reader, settings)
+        internal = InternalApp(self.actors, internal_token.load_or_create(config), tokens, status)
         # The admin panel: a CherryPy Application, served by WSGI through the internal app only.
         panel = build_panel(
             internal,
+            tokens,
+            status,
             self.actors,
             self.database.reader,
             PanelSettings(

@@ -23,7 +23,7 @@ from anon_ticket.config import BindAddress
 from anon_ticket.domain import PaymentId
 from anon_ticket.http.public import PublicApp
 from anon_ticket.http.server import Listener
-from anon_ticket.redeem import Redeemer, RedeemSettings
+from anon_ticket.service.redeem import Redeemer, RedeemSettings
 from anon_ticket.storage.sqlite import SqliteStore
 from tests.support.daemon import DaemonProcess, claim_token, poll_until
 from tests.support.fake_wallet import FakeWallet

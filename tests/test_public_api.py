@@ -20,7 +20,7 @@ from actors.pid_cache import PidCacheProxy
 from anon_ticket.config import BindAddress
 from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId, ServiceToken
 from anon_ticket.http.server import Listener
-from anon_ticket.redeem import Redeemer
+from anon_ticket.service.redeem import Redeemer
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import CONFIRMATIONS, MIN_AMOUNT, Pipeline, pipeline_config
 

@@ -25,7 +25,7 @@ from anon_ticket.http.wsgi import (
     require_json,
     respond,
 )
-from anon_ticket.redeem import Redeemer
+from anon_ticket.service.redeem import Redeemer
 
 MAX_BODY_BYTES = 1024
 

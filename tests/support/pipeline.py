@@ -16,7 +16,7 @@ from anon_ticket.config import Config
 from anon_ticket.daemon import Daemon
 from anon_ticket.domain import PaymentId
 from anon_ticket.errors import AnonTicketError
-from anon_ticket.redeem import RedeemAnswer
+from anon_ticket.service.redeem import RedeemAnswer
 from anon_ticket.storage.base import ClaimRecord, MonitorState
 from anon_ticket.storage.sqlite import SqliteStore
 
