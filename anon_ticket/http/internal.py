@@ -28,7 +28,7 @@ from anon_ticket.http.wsgi import (
     require_json,
     respond,
 )
-from anon_ticket.service.status import StatusService
+from anon_ticket.service.status import StatusService, status_json
 from anon_ticket.service.tokens import TokenService
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class InternalApp:
         return self._healthz(start_response)
 
     def _status_route(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
-        return respond(start_response, 200, self._status.status())
+        return respond(start_response, 200, status_json(self._status.status()))
 
     def _token(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         token = ServiceToken.parse(environ[ROUTING_ARGS][1]["token"])

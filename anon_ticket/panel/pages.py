@@ -105,7 +105,7 @@ class Pages:
     def index(self) -> str:
         if tools.session_data() is None:
             return self.login_page()
-        # The status as the API answers it; the templates read it by name (a mapping or a typed value).
+        # The same typed `Status` the internal API turns into its JSON.
         history = self._abuse_history()
         return self.render(
             "dashboard.html",
