@@ -10,13 +10,13 @@ import http.client
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from actors.pid_cache import PidCacheProxy
+from actors.pid_cache import PidCache, PidCacheProxy
 from anon_ticket.config import BindAddress
 from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId, ServiceToken
 from anon_ticket.http.server import Listener
@@ -381,6 +381,40 @@ def test_a_poll_writes_nothing_while_the_pid_cache_is_down(
             break
         time.sleep(0.05)
     assert pipeline.poll().ok
+    status, _, body = public.redeem(pid)
+    assert (status, body["status"]) == (200, "claimed")
+
+
+class _StopsAfterItsFirstAdd(PidCache):
+    """A real PID cache that goes away right after the poller's first `add` of a batch."""
+
+    def add(self, payment_ids: Iterable[bytes]) -> None:
+        super().add(payment_ids)
+        self.stop()
+
+
+def test_a_pid_cache_gone_after_the_commit_does_not_fail_the_poll(
+    wallet: FakeWallet, pipeline: Pipeline, public: Public
+) -> None:
+    """The poller's second `add` (after the commit) finds no cache: the batch stays applied, and the
+    cache that starts next rebuilds its screen from storage, which holds the payment."""
+    assert pipeline.poll().ok
+    daemon = pipeline.daemon
+    original = daemon.actors.ref("pid_cache")
+    assert original is not None
+    original.stop()
+    flaky = _StopsAfterItsFirstAdd.start(daemon.published, daemon.database.open_reader, 1000)
+    daemon.actors.set_ref("pid_cache", flaky)
+    pid = PaymentId.generate()
+    wallet.add_confirmed(payment_id=pid.chain_payment_id().hex(), amount=MIN_AMOUNT, confirmations=20)
+    report = pipeline.poll()
+    assert report.ok and report.changed_transfers == 1
+    assert not flaky.is_alive()
+    daemon.supervisor.watch()  # starts a real PID cache again
+    for _ in range(600):
+        if daemon.actors.all_running() and daemon.published.pid_screen is not None:
+            break
+        time.sleep(0.05)
     status, _, body = public.redeem(pid)
     assert (status, body["status"]) == (200, "claimed")
 
