@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import socket
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -16,11 +18,17 @@ from typing import Any
 
 import pytest
 
+from actors.fatal import FatalSignal
+from actors.locator import ActorLocator
 from actors.pid_cache import PidCache, PidCacheProxy
+from actors.published import PublishedState
+from actors.wallet_poller import PollerSettings, WalletPoller
 from anon_ticket.config import BindAddress
 from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId, ServiceToken
 from anon_ticket.http.server import Listener
 from anon_ticket.service.redeem import Redeemer
+from anon_ticket.storage.sqlite import SqliteStore
+from anon_ticket.wallet_rpc import WalletRpc
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import CONFIRMATIONS, MIN_AMOUNT, Pipeline, pipeline_config
 
@@ -138,6 +146,39 @@ def test_info_serves_the_stored_address_while_the_wallet_is_down_after_a_restart
     finally:
         listener.stop()
         second.close()
+
+
+def test_a_poller_that_cannot_read_the_stored_address_still_starts(
+    tmp_path: Path, wallet: FakeWallet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Storage trouble at the poller's start is said once and leaves the address unpublished (so
+    /api/v1/info answers 503) until the wallet is reached; it does not fail the actor's start."""
+    empty = tmp_path / "unmigrated.db"
+    sqlite3.connect(empty).close()
+    published = PublishedState()
+    settings = PollerSettings(
+        poll_interval_secs=3600,
+        min_confirmations=CONFIRMATIONS,
+        rescan_depth=10,
+        start_height=None,
+        writer_timeout_secs=5,
+    )
+    with caplog.at_level(logging.WARNING, logger="actors.wallet_poller"):
+        ref = WalletPoller.start(
+            settings,
+            ActorLocator(),
+            published,
+            FatalSignal(),
+            lambda: WalletRpc(wallet.url, timeout=2),
+            lambda: SqliteStore(empty, query_only=True),
+            autostart=False,
+        )
+        try:
+            assert ref.proxy().ping().get(timeout=30)
+        finally:
+            ref.stop()
+    assert published.primary_address is None
+    assert any("cannot read the stored wallet address" in r.getMessage() for r in caplog.records)
 
 
 # -- POST /api/v1/redeem, in the contract's order ---------------------------------------------------
