@@ -1,4 +1,5 @@
-"""Stopping the suite's child processes (monerod, wallet-rpc, tor) by pid: SIGTERM, then SIGKILL."""
+"""The suite's child processes (monerod, wallet-rpc, tor): started in a session of their own with
+their output in a file, stopped by pid (SIGTERM, then SIGKILL)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,31 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Sequence
+from pathlib import Path
 
 STOP_GRACE = 5.0
+
+
+def spawn(argv: Sequence[str], output: Path) -> subprocess.Popen[bytes]:
+    """Start `argv` with stdout and stderr appended to `output`, in a session of its own: a Ctrl-C in
+    the terminal reaches pytest only, which then stops the child by pid."""
+    with output.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_all(popens: Sequence[subprocess.Popen[bytes] | None], grace: float = STOP_GRACE) -> None:
+    """SIGTERM to every one first, then wait for each: the processes shut down side by side."""
+    for popen in popens:
+        terminate(popen)
+    for popen in popens:
+        reap(popen, grace)
 
 
 def terminate(popen: subprocess.Popen[bytes] | None) -> None:

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from tests.support import processes
+from tests.support import processes, waiting
 from tests.support.processes import STOP_GRACE
 
 MONEROD = "monerod"
@@ -99,18 +99,10 @@ def json_rpc(
 
 
 def _wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = check()
-            if value is not None:
-                return value
-        except (requests.RequestException, RpcCallError) as exc:
-            last_error = exc
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what} not reached within {timeout:g} s (last error: {last_error!r})")
-        time.sleep(interval)
+    """`waiting.wait_for`, with a node or wallet that does not answer yet counted as "not yet"."""
+    return waiting.wait_for(
+        what, check, timeout, interval, tolerate=(requests.RequestException, RpcCallError)
+    )
 
 
 @dataclass
@@ -123,14 +115,7 @@ class _Process:
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with self.output.open("ab") as out:  # the child keeps its own descriptor
-            self.popen = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C in the terminal reaches pytest only, which stops us
-            )
+        self.popen = processes.spawn(self.argv, self.output)
 
     @property
     def pid(self) -> int | None:
@@ -152,17 +137,12 @@ class _Process:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def signal(self) -> None:
-        """SIGTERM by pid (no wait)."""
-        processes.terminate(self.popen)
-
     def reap(self, grace: float = STOP_GRACE) -> None:
-        """Wait for the exit after `signal`; SIGKILL by pid after `grace` seconds."""
+        """Wait for the exit (after a signal sent elsewhere); SIGKILL by pid after `grace` seconds."""
         processes.reap(self.popen, grace)
 
     def stop(self, grace: float = STOP_GRACE) -> None:
-        self.signal()
-        self.reap(grace)
+        processes.stop_all([self.popen], grace)
 
 
 class WalletRpc:
@@ -350,11 +330,7 @@ class RegtestChain:
         Idempotent; also runs at interpreter exit.
         """
         with self._lock:
-            processes = [self.merchant.process, self.payer.process, self.daemon]
-            for process in processes:
-                process.signal()
-            for process in processes:
-                process.reap()
+            processes.stop_all([self.merchant.process.popen, self.payer.process.popen, self.daemon.popen])
             self._stopped = True
         atexit.unregister(self.stop)
 

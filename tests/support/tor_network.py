@@ -54,9 +54,8 @@ from typing import TypeVar
 
 import requests
 
-from tests.support import processes
+from tests.support import processes, waiting
 from tests.support.daemon import free_ports
-from tests.support.processes import STOP_GRACE
 from tests.support.tor_control import TorControl, TorControlError, UploadEvents
 from tests.support.torrc_snippet import onion_service_lines, read_snippet
 
@@ -99,18 +98,15 @@ class TorExited(TorNetworkError):
 
 
 def _wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = check()
-            if value is not None:
-                return value
-        except (OSError, requests.RequestException, TorControlError) as exc:
-            last_error = exc
-        if time.monotonic() >= deadline:
-            raise TorNetworkError(f"{what}: not within {timeout:g} s (last error: {last_error!r})")
-        time.sleep(interval)
+    """`waiting.wait_for`, with a tor that does not answer yet counted as "not yet"."""
+    return waiting.wait_for(
+        what,
+        check,
+        timeout,
+        interval,
+        tolerate=(OSError, requests.RequestException, TorControlError),
+        error=TorNetworkError,
+    )
 
 
 # -- processes -------------------------------------------------------------------------------------------
@@ -143,14 +139,8 @@ class TorNode:
 
     def start(self) -> None:
         self.torrc.write_text("\n".join(self.torrc_lines) + "\n", encoding="utf-8")
-        with (self.datadir / "stdout.log").open("ab") as out:
-            self.popen = subprocess.Popen(
-                [_tor(), "-f", str(self.torrc), "--ignore-missing-torrc"],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C reaches pytest only, which stops us
-            )
+        argv = [_tor(), "-f", str(self.torrc), "--ignore-missing-torrc"]
+        self.popen = processes.spawn(argv, self.datadir / "stdout.log")
 
     def check_alive(self) -> None:
         if self.popen is not None and self.popen.poll() is not None:
@@ -181,14 +171,6 @@ class TorNode:
             return 0
         match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
         return int(match.group(1)) * 1024 if match else 0
-
-    def signal(self) -> None:
-        """SIGTERM by pid (tor exits at once on SIGTERM, even a relay)."""
-        processes.terminate(self.popen)
-
-    def reap(self, grace: float = STOP_GRACE) -> None:
-        """Wait for the exit after `signal`; SIGKILL by pid after `grace` seconds."""
-        processes.reap(self.popen, grace)
 
 
 def _read_stripped(path: Path) -> str | None:
@@ -619,10 +601,7 @@ class TorNetwork:
         Idempotent; also runs at interpreter exit.
         """
         with self._lock:
-            for node in self.nodes:
-                node.signal()
-            for node in self.nodes:
-                node.reap()
+            processes.stop_all([node.popen for node in self.nodes])
             self._stopped = True
         atexit.unregister(self.stop)
 
