@@ -148,16 +148,10 @@ def read_qr(page: Page, reader: Path) -> str | None:
 @pytest.fixture
 def shop(regtest_chain: RegtestChain, tmp_path: Path) -> Iterator[Shop]:
     """The daemon on the real chain, as in tests/test_regtest_e2e.py, letting one PID poll every second."""
-    running = Shop(regtest_chain, tmp_path)
-    running.daemon.env["ABUSE_PID_PER_MINUTE"] = "600"
-    try:
-        running.daemon.start()
-        running.daemon.wait_scanning()
+    polled = Shop(regtest_chain, tmp_path)
+    polled.daemon.env["ABUSE_PID_PER_MINUTE"] = "600"
+    with polled.running() as running:
         yield running
-    finally:
-        code = running.daemon.stop()
-    assert code == 0, running.daemon.log_tail()
-    assert "Traceback" not in running.daemon.log_text()
 
 
 class Watched:

@@ -85,6 +85,18 @@ class Shop:
     def db_path(self) -> Path:
         return self.daemon.database_path
 
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Shop]:
+        """Started and scanning; afterwards SIGTERM must stop it with exit code 0 and no traceback."""
+        try:
+            self.daemon.start()
+            self.daemon.wait_scanning()
+            yield self
+        finally:
+            code = self.daemon.stop()
+        assert code == 0, f"exit code {code} on SIGTERM:\n{self.daemon.log_tail()}"
+        assert "Traceback" not in self.daemon.log_text(), self.daemon.log_text()
+
     # -- HTTP ---------------------------------------------------------------------------------------
 
     def redeem(self, pid: PaymentId) -> tuple[int, dict[str, Any]]:
@@ -224,16 +236,9 @@ def shop(regtest_chain: RegtestChain, tmp_path: Path) -> Iterator[Shop]:
     Afterwards: SIGTERM must stop it with exit code 0, its log must hold no traceback and no error, and
     nothing mined before its MONITOR_START_HEIGHT may be in its database.
     """
-    running = Shop(regtest_chain, tmp_path)
-    try:
-        running.daemon.start()
-        running.daemon.wait_scanning()
+    with Shop(regtest_chain, tmp_path).running() as running:
         yield running
-    finally:
-        code = running.daemon.stop()
-        log = running.daemon.log_text()
-    assert code == 0, f"exit code {code} on SIGTERM:\n{running.daemon.log_tail()}"
-    assert "Traceback" not in log, log
+    log = running.daemon.log_text()
     assert " CRITICAL " not in log and " ERROR " not in log, log
     rows = running.transfer_rows() if running.db_path.exists() else []
     assert all(row[3] == 0 or row[3] >= running.start_height for row in rows), rows
