@@ -3,10 +3,13 @@ their output in a file, stopped by pid (SIGTERM, then SIGKILL)."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,3 +54,36 @@ def reap(popen: subprocess.Popen[bytes] | None, grace: float = STOP_GRACE) -> No
         with contextlib.suppress(ProcessLookupError):
             os.kill(popen.pid, signal.SIGKILL)
         popen.wait()
+
+
+class ProcessGroup:
+    """Children started together and stopped together, by pid, with the directories they wrote.
+
+    `stop()` is idempotent and registered to run at interpreter exit from construction on (so a
+    subclass calls `__init__` last, once `children()` can answer), and a harness that fails half-way
+    through booting, or a test run cut short, leaves no process behind.
+    """
+
+    def __init__(self, what: str, *workdirs: Path) -> None:
+        self._what = what
+        self._workdirs = workdirs
+        self._lock = threading.Lock()
+        self._stopped = False
+        atexit.register(self.stop)
+
+    def children(self) -> list[subprocess.Popen[bytes] | None]:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop every child: SIGTERM to all, then SIGKILL to any still running after a grace period."""
+        with self._lock:
+            stop_all(self.children())
+            self._stopped = True
+        atexit.unregister(self.stop)
+
+    def remove_workdir(self) -> None:
+        """Delete the work directories (data, logs). Only after `stop()`."""
+        if not self._stopped:
+            raise RuntimeError(f"stop the {self._what} before removing its files")
+        for workdir in self._workdirs:
+            shutil.rmtree(workdir, ignore_errors=True)

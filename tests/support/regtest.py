@@ -25,7 +25,6 @@ Facts that shape the setup (measured, see REGTEST.md):
 
 from __future__ import annotations
 
-import atexit
 import shutil
 import socket
 import subprocess
@@ -234,7 +233,7 @@ class WalletRpc:
         return str(self.call("make_integrated_address", payment_id=payment_id_hex)["integrated_address"])
 
 
-class RegtestChain:
+class RegtestChain(processes.ProcessGroup):
     """monerod --regtest --offline plus merchant and payer wallet-rpc, all on loopback.
 
     Build it with `RegtestChain.start(workdir)`; always `stop()` it (the fixture does).
@@ -268,9 +267,8 @@ class RegtestChain:
         self.daemon = _Process(MONEROD, argv, workdir / "monerod.out")
         self.merchant = WalletRpc("merchant", workdir, merchant_port, self.daemon_port)
         self.payer = WalletRpc("payer", workdir, payer_port, self.daemon_port)
-        self._lock = threading.Lock()
-        self._stopped = False
         self.timings: dict[str, float] = {}
+        super().__init__("chain", workdir)  # from here on, stopped at exit
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -281,7 +279,6 @@ class RegtestChain:
         On any failure every process already started is stopped before the error propagates.
         """
         chain = cls(Path(workdir))
-        atexit.register(chain.stop)
         try:
             chain._boot(premine)
         except BaseException:
@@ -324,21 +321,9 @@ class RegtestChain:
         children = (self.daemon, self.merchant.process, self.payer.process)
         return [p.pid for p in children if p.running() and p.pid is not None]
 
-    def stop(self) -> None:
-        """Stop every process this chain started, by pid: SIGTERM, then SIGKILL after a grace period.
-
-        Idempotent; also runs at interpreter exit.
-        """
-        with self._lock:
-            processes.stop_all([self.merchant.process.popen, self.payer.process.popen, self.daemon.popen])
-            self._stopped = True
-        atexit.unregister(self.stop)
-
-    def remove_workdir(self) -> None:
-        """Delete the work directory (chain, wallets, logs). Only after `stop()`."""
-        if not self._stopped:
-            raise RuntimeError("stop the chain before removing its files")
-        shutil.rmtree(self.workdir, ignore_errors=True)
+    def children(self) -> list[subprocess.Popen[bytes] | None]:
+        """The processes `stop()` ends: the wallets first, then monerod."""
+        return [self.merchant.process.popen, self.payer.process.popen, self.daemon.popen]
 
     def restart_merchant_wallet(self) -> None:
         """Kill the merchant's wallet-rpc (by pid) and start it again on the same port.

@@ -35,7 +35,6 @@ every stream, so daemons may come and go behind the same onion address.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import os
@@ -300,7 +299,7 @@ class ServiceAccount:
         return cls(SERVICE_USER, entry.pw_uid, entry.pw_gid)
 
 
-class TorNetwork:
+class TorNetwork(processes.ProcessGroup):
     """3 directory authorities (also relays), 2 relays, 1 onion-service tor, 1 client: 7 processes.
 
     Build it with `TorNetwork.start(workdir, services)`; always `stop()` it (the fixture does).
@@ -316,8 +315,6 @@ class TorNetwork:
     def __init__(self, workdir: Path, services: Sequence[ServiceSpec]) -> None:
         self.workdir = workdir
         self.timings: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._stopped = False
         self.account = ServiceAccount.find()
         self.service_root = Path(tempfile.mkdtemp(prefix="anon-ticket-onion-"))
         self.service_root.chmod(0o711)
@@ -352,6 +349,7 @@ class TorNetwork:
             config = onion_service_lines(snippet, hs_dir, socket_path, enable=spec.enable)
             self.services[spec.name] = OnionService(spec.name, hs_dir, socket_path, config.virtual_port)
             self._service_lines.extend(config.lines)
+        super().__init__("network", workdir, self.service_root)  # from here on, stopped at exit
 
     def _node(self, name: str, parent: Path | None = None) -> TorNode:
         datadir = (parent or self.workdir) / name
@@ -374,7 +372,6 @@ class TorNetwork:
         On any failure every process already started is stopped before the error propagates.
         """
         network = cls(Path(workdir), services)
-        atexit.register(network.stop)
         try:
             network._boot(timeout)
         except BaseException:
@@ -595,22 +592,8 @@ class TorNetwork:
             f"{service.url} answering through Tor", answering, deadline - time.monotonic(), interval=1.0
         )
 
-    def stop(self) -> None:
-        """Stop every tor this network started, by pid: SIGTERM, then SIGKILL after a grace period.
-
-        Idempotent; also runs at interpreter exit.
-        """
-        with self._lock:
-            processes.stop_all([node.popen for node in self.nodes])
-            self._stopped = True
-        atexit.unregister(self.stop)
-
-    def remove_workdir(self) -> None:
-        """Delete the work directory (keys, data, logs). Only after `stop()`."""
-        if not self._stopped:
-            raise RuntimeError("stop the network before removing its files")
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        shutil.rmtree(self.service_root, ignore_errors=True)
+    def children(self) -> list[subprocess.Popen[bytes] | None]:
+        return [node.popen for node in self.nodes]
 
     # -- using it ----------------------------------------------------------------------------------
 
