@@ -231,6 +231,20 @@ class DaemonProcess:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
+    def command(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """`python -m anon_ticket ARGS` (an operator's command: migrate, rescan, backup …) with this
+        daemon's interpreter, environment and folder, to completion; its exit code is the caller's."""
+        return subprocess.run(
+            [self.python, "-m", "anon_ticket", *args],
+            cwd=self.workdir,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     def start(self, *, wait: bool = True, timeout: float = READY_TIMEOUT_SECS) -> DaemonProcess:
         assert self.process is None or self.process.poll() is not None, "already running"
         with self.log_path.open("ab") as log:
