@@ -10,7 +10,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 STOP_GRACE = 5.0
@@ -54,6 +54,26 @@ def reap(popen: subprocess.Popen[bytes] | None, grace: float = STOP_GRACE) -> No
         with contextlib.suppress(ProcessLookupError):
             os.kill(popen.pid, signal.SIGKILL)
         popen.wait()
+
+
+def in_parallel(calls: Sequence[Callable[[], object]]) -> None:
+    """Run the calls in threads (slow set-up steps side by side); re-raise the first error once all
+    have finished, so no thread is left working on what the caller is about to tear down."""
+    errors: list[BaseException] = []
+
+    def run(call: Callable[[], object]) -> None:
+        try:
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,), daemon=True) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 class ProcessGroup:

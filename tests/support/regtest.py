@@ -28,7 +28,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -297,7 +296,7 @@ class RegtestChain(processes.ProcessGroup):
         self.payer.wait_ready()
         self.timings["wallets_ready"] = time.monotonic() - t0
         # Only now: a wallet created while the daemon is unreachable would skip the regtest blocks.
-        _in_parallel([self.merchant.create, self.payer.create])
+        processes.in_parallel([self.merchant.create, self.payer.create])
         self.timings["wallets_created"] = time.monotonic() - t0
         self.mine(premine, to_address=self.payer.address)
         self.timings["premined"] = time.monotonic() - t0
@@ -422,22 +421,3 @@ class RegtestChain(processes.ProcessGroup):
             return None
 
         return _wait_for(f"{txid} in {wallet.name}'s pool", listed, timeout, interval=0.2)
-
-
-def _in_parallel(calls: Sequence[Callable[[], object]]) -> None:
-    """Run the calls in threads; re-raise the first error after all have finished."""
-    errors: list[BaseException] = []
-
-    def run(call: Callable[[], object]) -> None:
-        try:
-            call()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(call,), daemon=True) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]

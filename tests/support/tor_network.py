@@ -415,62 +415,52 @@ class TorNetwork(processes.ProcessGroup):
     def _make_authority_keys(self) -> list[tuple[str, str]]:
         """tor-gencert and --list-fingerprint for each authority, in parallel: (v3ident, fingerprint)."""
         results: dict[str, tuple[str, str]] = {}
-        errors: list[BaseException] = []
 
         def make(node: TorNode) -> None:
-            try:
-                keys = node.datadir / "keys"
-                keys.mkdir(mode=0o700, exist_ok=True)
-                _run(
-                    [
-                        _tor(TOR_GENCERT),
-                        "--create-identity-key",
-                        "-m",
-                        "12",
-                        "-a",
-                        f"127.0.0.1:{self._dir_ports[node.name]}",
-                        "-i",
-                        str(keys / "authority_identity_key"),
-                        "-s",
-                        str(keys / "authority_signing_key"),
-                        "-c",
-                        str(keys / "authority_certificate"),
-                        "--passphrase-fd",
-                        "0",
-                    ],
-                    stdin=b"\n",
-                )
-                _run(
-                    [
-                        _tor(),
-                        "--list-fingerprint",
-                        "--ignore-missing-torrc",
-                        "-f",
-                        os.devnull,
-                        "--datadirectory",
-                        str(node.datadir),
-                        "--orport",
-                        "1",
-                        "--dirserver",
-                        "bootstrap 127.0.0.1:1 ffffffffffffffffffffffffffffffffffffffff",
-                    ],
-                )
-                certificate = (keys / "authority_certificate").read_text()
-                v3ident = re.search(r"^fingerprint ([0-9A-F]{40})$", certificate, re.MULTILINE)
-                fingerprint = (node.datadir / "fingerprint").read_text().split()
-                if v3ident is None or len(fingerprint) != 2:
-                    raise TorNetworkError(f"no identity for {node.name}")
-                results[node.name] = (v3ident.group(1), fingerprint[1])
-            except BaseException as exc:
-                errors.append(exc)
+            keys = node.datadir / "keys"
+            keys.mkdir(mode=0o700, exist_ok=True)
+            _run(
+                [
+                    _tor(TOR_GENCERT),
+                    "--create-identity-key",
+                    "-m",
+                    "12",
+                    "-a",
+                    f"127.0.0.1:{self._dir_ports[node.name]}",
+                    "-i",
+                    str(keys / "authority_identity_key"),
+                    "-s",
+                    str(keys / "authority_signing_key"),
+                    "-c",
+                    str(keys / "authority_certificate"),
+                    "--passphrase-fd",
+                    "0",
+                ],
+                stdin=b"\n",
+            )
+            _run(
+                [
+                    _tor(),
+                    "--list-fingerprint",
+                    "--ignore-missing-torrc",
+                    "-f",
+                    os.devnull,
+                    "--datadirectory",
+                    str(node.datadir),
+                    "--orport",
+                    "1",
+                    "--dirserver",
+                    "bootstrap 127.0.0.1:1 ffffffffffffffffffffffffffffffffffffffff",
+                ],
+            )
+            certificate = (keys / "authority_certificate").read_text()
+            v3ident = re.search(r"^fingerprint ([0-9A-F]{40})$", certificate, re.MULTILINE)
+            fingerprint = (node.datadir / "fingerprint").read_text().split()
+            if v3ident is None or len(fingerprint) != 2:
+                raise TorNetworkError(f"no identity for {node.name}")
+            results[node.name] = (v3ident.group(1), fingerprint[1])
 
-        threads = [threading.Thread(target=make, args=(node,)) for node in self.authorities]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
+        processes.in_parallel([functools.partial(make, node) for node in self.authorities])
         return [results[node.name] for node in self.authorities]
 
     def _write_torrcs(self, authorities: list[tuple[str, str]]) -> None:
