@@ -17,7 +17,7 @@ from typing import Any
 from actors.abuse_metrics import Event
 from actors.registry import Registry, wait
 from actors.storage_writer import StorageWriterProxy
-from anon_ticket import __version__
+from anon_ticket import __version__, rescan
 from anon_ticket.config import Secret
 from anon_ticket.domain import ServiceToken
 from anon_ticket.errors import InvalidRequest, TokenNotFound, Unauthorized
@@ -78,6 +78,7 @@ class InternalApp:
         self.router.add("/api/v1/status", "status", GET=self._status_route)
         self.router.add("/api/v1/token/{token}", "token", GET=self._token)
         self.router.add("/api/v1/token/{token}/revoke", "revoke", POST=self._revoke)
+        self.router.add("/api/v1/rescan", "rescan", POST=self._rescan)
         for prefix, app in (extra_routes or {}).items():
             self.mount(prefix, app)
 
@@ -116,6 +117,11 @@ class InternalApp:
         token = ServiceToken.parse(environ[ROUTING_ARGS][1]["token"])
         reason = self._revoke_reason(environ)
         return respond(start_response, 200, self.revoke(token, reason))
+
+    def _rescan(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        require_json(environ)
+        request = rescan.parse_request(parse_object(read_body(environ, MAX_BODY_BYTES)))
+        return respond(start_response, 200, self.rescan(request))
 
     def authenticate(self, header: str) -> None:
         """Accept `Bearer <token>`: the scheme in any case, one or more spaces (RFC 7235, RFC 6750).
@@ -170,6 +176,21 @@ class InternalApp:
             raise TokenNotFound("no token with this value was issued")
         log.warning("token %s… revoked by the operator", digest.log_prefix())
         return self._record(token, record, self._reader())
+
+    def rescan(self, request: rescan.RescanRequest) -> dict[str, Any]:
+        """Made by the storage writer, the daemon's only writer (docs/PROTOCOL.md §5)."""
+        writer = self._registry.proxy("storage_writer", StorageWriterProxy)
+        state = wait(
+            writer.rescan_from(request.from_height, request.reset_highest),
+            self._settings.writer_timeout_secs,
+            "storage writer",
+            "storage",
+        )
+        return {
+            "scan_cursor": state.scan_cursor,
+            "scan_floor": state.scan_floor,
+            "highest_height": state.highest_height,
+        }
 
     def _record(self, token: ServiceToken, record: ClaimRecord, store: Store) -> dict[str, Any]:
         snapshot = store.snapshot(record.payment_id)
