@@ -316,3 +316,25 @@ def test_reset_highest_ends_a_wallet_fault_left_by_a_wildly_wrong_height(
         newcomer = PaymentId.generate()
         pay(wallet, newcomer, daemon.min_payment_amount, 0)
         assert redeem_until(daemon, newcomer, 202).json()["status"] == "pending"
+
+
+def test_a_rescan_during_a_poll_drops_that_batch_and_is_no_wallet_failure(
+    tmp_path: Path, wallet: FakeWallet
+) -> None:
+    env = {"MONITOR_RESCAN_DEPTH": "5", "MONERO_RPC_TIMEOUT_SECS": "10"}
+    with DaemonProcess(tmp_path, wallet_url=wallet.url, env=env) as daemon:
+        pid, token = claim_token(daemon, wallet)
+        wallet.mine(10)
+        top = wallet.height
+        wait_status(daemon, lambda s: s["scan_cursor"] == top, "the poll at the top")
+        wallet.set_delay(2.0, "get_transfers")  # holds the next poll between its read and its batch
+        calls = wallet.calls["get_transfers"]
+        poll_until(lambda: wallet.calls["get_transfers"] > calls or None, 30, "a poll under way")
+        response = daemon.internal("POST", "/api/v1/rescan", json={"from": 195})
+        assert response.status_code == 200, response.text
+        daemon.wait_for_log("the scan cursor was moved by a rescan during a poll", timeout=30)
+        wallet.set_delay(0, "get_transfers")
+        status = wait_status(daemon, lambda s: s["scan_cursor"] == top, "the cursor back at the top")
+        assert status["wallet"]["last_error"] is None
+        assert "wallet poll failed" not in daemon.log_text()
+        assert_one_claim_unchanged(daemon, pid, token)
