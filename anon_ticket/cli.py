@@ -166,6 +166,9 @@ def _rescan(config: Config, database: Database, options: argparse.Namespace) -> 
         if value is not None and not 0 <= value <= rescan.MAX_HEIGHT:
             print(f"anon_ticket: {name} must be from 0 to {rescan.MAX_HEIGHT}", file=sys.stderr)
             return EXIT_USAGE
+    if not options.timeout > 0:
+        print("anon_ticket: --timeout must be more than 0 seconds", file=sys.stderr)
+        return EXIT_USAGE
     request = rescan.RescanRequest(options.height, options.reset_highest)
     lock = database.offline_lock()
     try:

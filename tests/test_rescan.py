@@ -338,3 +338,23 @@ def test_a_rescan_during_a_poll_drops_that_batch_and_is_no_wallet_failure(
         assert status["wallet"]["last_error"] is None
         assert "wallet poll failed" not in daemon.log_text()
         assert_one_claim_unchanged(daemon, pid, token)
+
+
+def test_the_command_refuses_bad_values_before_touching_anything(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "DATABASE_URL": "sqlite:///at.db"}
+    for args, why in (
+        (["--from", "-1"], "--from must be from 0 to 2147483647"),
+        (["--from", str(2**31)], "--from must be from 0 to 2147483647"),
+        (["--from", "5", "--reset-highest", "-1"], "--reset-highest must be from 0"),
+        (["--from", "5", "--timeout", "0"], "--timeout must be more than 0"),
+    ):
+        result = run_rescan(tmp_path, env, *args)
+        assert (result.returncode, result.stdout) == (2, ""), result
+        assert why in result.stderr
+    assert not (tmp_path / "at.db").exists()
+    # Directly (no daemon), the store's rules answer as the daemon's would.
+    assert run_rescan(tmp_path, env, "--from", "500").returncode == 0
+    refused = run_rescan(tmp_path, env, "--from", "400", "--reset-highest", "450")
+    assert refused.returncode == 2 and "no wallet height has been recorded yet" in refused.stderr
+    ahead = run_rescan(tmp_path, env, "--from", "501")
+    assert ahead.returncode == 2 and "ahead of the scan cursor (500)" in ahead.stderr
