@@ -58,7 +58,14 @@ def _parser() -> argparse.ArgumentParser:
         "of the cursor, a bad --reset-highest), 4 the daemon refused the API token (401), 5 the "
         "daemon holds the database but cannot be reached (nothing is written then).",
     )
-    rescan.add_argument("--from", dest="height", type=int, required=True, metavar="HEIGHT")
+    rescan.add_argument(
+        "--from",
+        dest="height",
+        type=int,
+        required=True,
+        metavar="HEIGHT",
+        help="the height to read again from (inclusive); at most the scan cursor",
+    )
     rescan.add_argument(
         "--reset-highest",
         dest="reset_highest",
