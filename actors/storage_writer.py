@@ -155,8 +155,27 @@ class StorageWriter(pykka.ThreadingActor):
     def start_scan(self, height: int) -> MonitorState:
         return self._db().start_scan(height)
 
-    def rescan_from(self, height: int) -> MonitorState:
-        return self._db().rescan_from(height)
+    def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
+        """The operator's rescan through the daemon (`POST /api/v1/rescan`): the one writer makes it.
+
+        A poll already under way finds the cursor moved and is dropped (`CursorMoved`); the next
+        one starts from `height`. `RescanRefused` goes back to the caller and the writer lives on.
+        """
+        before = self._db().monitor_state()
+        state = self._db().rescan_from(height, reset_highest)
+        log.warning(
+            "operator rescan: scan cursor moved from %s to %s (floor %s)",
+            before.scan_cursor,
+            state.scan_cursor,
+            state.scan_floor,
+        )
+        if reset_highest is not None:
+            log.warning(
+                "operator rescan: highest wallet height lowered from %s to %s",
+                before.highest_height,
+                state.highest_height,
+            )
+        return state
 
     def apply_poll(
         self,

@@ -69,6 +69,7 @@ class PollReport:
     changed_transfers: int = 0
     error: str | None = None
     fault: bool = False  # a wallet fault: the wallet answered, so the next poll is not backed off
+    rescanned: bool = False  # an operator's rescan dropped this batch: not backed off either
 
 
 class _Tick:
@@ -128,7 +129,7 @@ class WalletPoller(pykka.ThreadingActor):
         if isinstance(message, _Tick):
             report = self.poll_now()
             assert self._ticker is not None
-            normal = report.ok or report.fault
+            normal = report.ok or report.fault or report.rescanned
             self._ticker.schedule(self._settings.poll_interval_secs if normal else self._backoff)
             return None
         return super().on_receive(message)
@@ -148,7 +149,14 @@ class WalletPoller(pykka.ThreadingActor):
             return report
         except WalletFault as exc:
             return self._faulted(exc)
-        except (WalletUnreachable, Unavailable, CursorMoved, StorageError) as exc:
+        except CursorMoved:
+            # An operator's rescan (POST /api/v1/rescan) moved the cursor while this poll ran: the
+            # batch was dropped whole, and that is no failure of the wallet: the next poll starts
+            # from the new cursor after the usual interval, with no error shown, no backoff and no
+            # wallet.poll_failed.
+            log.info("the scan cursor was moved by a rescan during a poll; the next poll starts from it")
+            return PollReport(False, rescanned=True)
+        except (WalletUnreachable, Unavailable, StorageError) as exc:
             return self._failed(str(exc))
         self._actors.tell("abuse_metrics", Event("wallet.poll_ok"))
         if self._failures:

@@ -37,6 +37,7 @@ from anon_ticket.http.server import Listener, ListenerPlugin
 from anon_ticket.panel.app import build_panel
 from anon_ticket.panel.pages import PanelSettings
 from anon_ticket.service.redeem import Redeemer, RedeemSettings
+from anon_ticket.service.scan import ScanService
 from anon_ticket.service.status import StatusService
 from anon_ticket.service.tokens import OperatorSettings, TokenService
 from anon_ticket.storage.database import Database
@@ -201,7 +202,8 @@ class Daemon:
         )
         tokens = TokenService(self.actors, self.database.reader, settings)
         status = StatusService(self.actors, self.published, self.database.reader, settings)
-        internal = InternalApp(self.actors, internal_token.load_or_create(config), tokens, status)
+        scan = ScanService(self.actors, config.actor_timeout_secs)
+        internal = InternalApp(self.actors, internal_token.load_or_create(config), tokens, status, scan)
         # The admin panel: a CherryPy Application, served by WSGI through the internal app only.
         panel = build_panel(
             internal,

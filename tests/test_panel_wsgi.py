@@ -25,6 +25,7 @@ from anon_ticket.panel.app import UNAVAILABLE_MESSAGE, build_panel
 from anon_ticket.panel.pages import PanelSettings
 from anon_ticket.panel.sessions import PanelSession
 from anon_ticket.panel.tools import CONTENT_SECURITY_POLICY, COOKIE_NAME, SESSION_MAX_SECS
+from anon_ticket.service.scan import ScanService
 from anon_ticket.service.status import StatusService
 from anon_ticket.service.tokens import OperatorSettings, TokenService
 from anon_ticket.storage.base import Store
@@ -97,7 +98,7 @@ def panel(fault: list[BaseException]) -> Any:
     operator = OperatorSettings(min_payment_amount=10, min_confirmations=2, actor_timeout_secs=1)
     tokens = TokenService(actors, reader, operator, clock=lambda: 1_800_000_000.0)
     status = StatusService(actors, PublishedState(), reader, operator)
-    internal = InternalApp(actors, Secret(API_TOKEN), tokens, status)
+    internal = InternalApp(actors, Secret(API_TOKEN), tokens, status, ScanService(actors, 1))
     settings = PanelSettings(min_payment_amount=10, min_confirmations=2, actor_timeout_secs=1)
     return build_panel(internal, tokens, status, actors, reader, settings, BindAddress("127.0.0.1", 8081))
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 from actors.abuse_metrics import Event
 from actors.locator import ActorLocator
+from anon_ticket import rescan
 from anon_ticket.config import Secret
 from anon_ticket.domain import ServiceToken
 from anon_ticket.errors import InvalidRequest, Unauthorized
@@ -28,6 +29,7 @@ from anon_ticket.http.wsgi import (
     require_json,
     respond,
 )
+from anon_ticket.service.scan import ScanService
 from anon_ticket.service.status import StatusService, status_json
 from anon_ticket.service.tokens import TokenService
 
@@ -52,18 +54,21 @@ class InternalApp:
         api_token: Secret,
         tokens: TokenService,
         status: StatusService,
+        scan: ScanService,
         extra_routes: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] | None = None,
     ) -> None:
         self._actors = actors
         self._expected = api_token.reveal().encode("utf-8")
         self._tokens = tokens
         self._status = status
+        self._scan = scan
         self.router = Router("internal", count=self._count, guard=self._guard, access_log=_access_log)
         self.router.add("/healthz", "healthz", GET=self._healthz_route)
         self.router.add(openapi.PATH, "openapi", GET=openapi.respond_document)
         self.router.add("/api/v1/status", "status", GET=self._status_route)
         self.router.add("/api/v1/token/{token}", "token", GET=self._token)
         self.router.add("/api/v1/token/{token}/revoke", "revoke", POST=self._revoke)
+        self.router.add("/api/v1/rescan", "rescan", POST=self._rescan)
         for prefix, app in (extra_routes or {}).items():
             self.mount(prefix, app)
 
@@ -102,6 +107,11 @@ class InternalApp:
         token = ServiceToken.parse(environ[ROUTING_ARGS][1]["token"])
         reason = self._revoke_reason(environ)
         return respond(start_response, 200, self._tokens.revoke(token, reason))
+
+    def _rescan(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        require_json(environ)
+        request = rescan.parse_request(parse_object(read_body(environ, MAX_BODY_BYTES)))
+        return respond(start_response, 200, self._scan.rescan(request))
 
     def authenticate(self, header: str) -> None:
         """Accept `Bearer <token>`: the scheme in any case, one or more spaces (RFC 7235, RFC 6750).

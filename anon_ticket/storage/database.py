@@ -21,7 +21,7 @@ from anon_ticket.config import DatabaseUrl
 from anon_ticket.errors import StorageError
 from anon_ticket.storage import migrations
 from anon_ticket.storage.base import Store
-from anon_ticket.storage.lock import DaemonLock, FileDaemonLock, PostgresDaemonLock
+from anon_ticket.storage.lock import DaemonLock, FileDaemonLock, PostgresDaemonLock, PostgresOfflineLock
 from anon_ticket.storage.sqlite import SqliteStore, connect
 
 LostLock = Callable[[str], None]
@@ -130,6 +130,21 @@ class Database:
 
             dsn = self._dsn
             return PostgresDaemonLock(lambda: postgres.connect(dsn, read_only=True), on_lost)
+        self.check_folder()
+        return FileDaemonLock(self.path.with_name(self.path.name + ".lock"))
+
+    def offline_lock(self) -> DaemonLock:
+        """The daemon lock, for a command that writes only while no daemon runs (not yet taken).
+
+        `acquire()` raises `DatabaseLocked` while a daemon holds the database. SQLite: the same
+        `flock` as the daemon's. PostgreSQL: the daemon's advisory key, taken exclusively, so it
+        fails while any daemon holds it (shared or exclusive). Held until `release()`.
+        """
+        if self._dsn is not None:
+            from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
+
+            dsn = self._dsn
+            return PostgresOfflineLock(lambda: postgres.connect(dsn, read_only=True))
         self.check_folder()
         return FileDaemonLock(self.path.with_name(self.path.name + ".lock"))
 

@@ -31,11 +31,12 @@ from psycopg import conninfo
 from psycopg.rows import TupleRow
 
 from anon_ticket.domain import PaymentId
-from anon_ticket.errors import CursorMoved, StorageError
+from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
 from anon_ticket.payments import (
     TokenStatus,
     Transfer,
 )
+from anon_ticket.rescan import RescanRequest, refusal
 from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
@@ -422,14 +423,31 @@ class PostgresStore:
             )
         return self.monitor_state()
 
-    def rescan_from(self, height: int) -> MonitorState:
-        """Move the cursor back on purpose; transfers above it are watched again."""
+    def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
+        """Move the cursor back on purpose; transfers above it are watched again.
+
+        The rules (anon_ticket/rescan.py) are checked on the row locked for this write.
+        """
         with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT scan_cursor, highest_height FROM monitor_state WHERE id = 1 FOR UPDATE"
+            ).fetchone()
+            assert row is not None
+            refused = refusal(RescanRequest(height, reset_highest), row[0], row[1])
+            if refused is not None:
+                raise RescanRefused(refused)
             conn.execute(
                 "UPDATE monitor_state SET scan_cursor = %(h)s, "
                 "scan_floor = least(coalesce(scan_floor, %(h)s), %(h)s) WHERE id = 1",
                 {"h": height},
             )
+            if reset_highest is not None:
+                # The last wallet height too: redeems count confirmations from it until the next poll.
+                conn.execute(
+                    "UPDATE monitor_state SET highest_height = %(w)s, "
+                    "wallet_height = least(coalesce(wallet_height, %(w)s), %(w)s) WHERE id = 1",
+                    {"w": reset_highest},
+                )
             conn.execute("UPDATE transfers SET settled = false WHERE settled AND height >= %s", (height,))
         return self.monitor_state()
 

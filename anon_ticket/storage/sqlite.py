@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from anon_ticket.domain import PaymentId
-from anon_ticket.errors import CursorMoved, StorageError
+from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
 from anon_ticket.payments import (
     TokenStatus,
     Transfer,
 )
+from anon_ticket.rescan import RescanRequest, refusal
 from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
@@ -387,14 +388,30 @@ class SqliteStore:
             )
         return self.monitor_state()
 
-    def rescan_from(self, height: int) -> MonitorState:
-        """Move the cursor back on purpose; transfers above it are watched again."""
+    def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
+        """Move the cursor back on purpose; transfers above it are watched again.
+
+        The rules (anon_ticket/rescan.py) are checked inside the write's own transaction.
+        """
         with self._transaction() as conn:
+            cursor, highest = conn.execute(
+                "SELECT scan_cursor, highest_height FROM monitor_state WHERE id = 1"
+            ).fetchone()
+            refused = refusal(RescanRequest(height, reset_highest), cursor, highest)
+            if refused is not None:
+                raise RescanRefused(refused)
             conn.execute(
                 "UPDATE monitor_state SET scan_cursor = ?1, "
                 "scan_floor = min(coalesce(scan_floor, ?1), ?1) WHERE id = 1",
                 (height,),
             )
+            if reset_highest is not None:
+                # The last wallet height too: redeems count confirmations from it until the next poll.
+                conn.execute(
+                    "UPDATE monitor_state SET highest_height = ?1, "
+                    "wallet_height = min(coalesce(wallet_height, ?1), ?1) WHERE id = 1",
+                    (reset_highest,),
+                )
             conn.execute("UPDATE transfers SET settled = 0 WHERE settled = 1 AND height >= ?", (height,))
         return self.monitor_state()
 
