@@ -1,1 +1,2 @@
-from . import plugins as plugins, wspbus as wspbus
+from . import plugins as plugins
+from . import wspbus as wspbus
