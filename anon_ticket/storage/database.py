@@ -21,7 +21,7 @@ from anon_ticket.config import DatabaseUrl
 from anon_ticket.errors import StorageError
 from anon_ticket.storage import migrations
 from anon_ticket.storage.base import Store
-from anon_ticket.storage.lock import DaemonLock, FileDaemonLock, PostgresDaemonLock
+from anon_ticket.storage.lock import PG_DAEMON_LOCK_CLASS, DaemonLock, FileDaemonLock, PostgresDaemonLock
 from anon_ticket.storage.sqlite import SqliteStore, connect
 
 LostLock = Callable[[str], None]
@@ -120,18 +120,49 @@ class Database:
             conn.close()
 
     def daemon_lock(self, on_lost: LostLock | None = None) -> DaemonLock:
-        """The lock that keeps a second daemon off this database (not yet taken: `acquire()` it).
+        """The daemon's lock on this database (not yet taken: `acquire()` it).
 
-        SQLite: a file beside the database. PostgreSQL: an advisory lock on a connection of its own;
-        `on_lost` is called if that session died and another daemon took the lock meanwhile.
+        SQLite: an exclusive `flock` on a file beside the database, so one daemon (one node).
+        PostgreSQL: a *shared* advisory lock on a connection of its own, so several daemons serve one
+        database (docs/PROTOCOL.md §11) while an offline writer is kept out; `on_lost` is called if
+        that session died and an offline writer took the lock meanwhile.
         """
         if self._dsn is not None:
             from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
 
             dsn = self._dsn
-            return PostgresDaemonLock(lambda: postgres.connect(dsn, read_only=True), on_lost)
+            return PostgresDaemonLock(
+                lambda: postgres.connect(dsn, read_only=True),
+                on_lost,
+                shared=True,
+                refusal="an offline anon_ticket command (rescan) holds this PostgreSQL database "
+                f"(advisory lock {PG_DAEMON_LOCK_CLASS} on this schema); wait for it to finish",
+            )
         self.check_folder()
-        return FileDaemonLock(self.path.with_name(self.path.name + ".lock"))
+        return FileDaemonLock(self._lock_path())
+
+    def offline_lock(self) -> DaemonLock:
+        """The lock an offline writer (`rescan` with no daemon) holds while it writes.
+
+        Exclusive on the daemon's key on both backends: it fails while any daemon runs (on PostgreSQL,
+        while any node of the service holds its shared lock), and keeps daemons from starting until
+        it is released.
+        """
+        if self._dsn is not None:
+            from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
+
+            dsn = self._dsn
+            return PostgresDaemonLock(
+                lambda: postgres.connect(dsn, read_only=True),
+                shared=False,
+                refusal="an anon_ticket daemon is running on this PostgreSQL database (advisory lock "
+                f"{PG_DAEMON_LOCK_CLASS} on this schema); stop every node first",
+            )
+        self.check_folder()
+        return FileDaemonLock(self._lock_path())
+
+    def _lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
 
     def open_writer(self) -> Store:
         return self._open(read_only=False)
