@@ -21,7 +21,9 @@ from anon_ticket.config import DatabaseUrl
 from anon_ticket.errors import StorageError
 from anon_ticket.storage import migrations
 from anon_ticket.storage.base import Store
+from anon_ticket.storage.leadership import Leadership, PostgresLeadership, SoleLeader
 from anon_ticket.storage.lock import PG_DAEMON_LOCK_CLASS, DaemonLock, FileDaemonLock, PostgresDaemonLock
+from anon_ticket.storage.pid_feed import PaymentIdFeed
 from anon_ticket.storage.sqlite import SqliteStore, connect
 
 LostLock = Callable[[str], None]
@@ -160,6 +162,27 @@ class Database:
             )
         self.check_folder()
         return FileDaemonLock(self._lock_path())
+
+    def poller_leadership(self) -> Leadership:
+        """Who polls the wallet (§11): an advisory lock on PostgreSQL; SQLite always leads."""
+        if self._dsn is not None:
+            from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
+
+            dsn = self._dsn
+            return PostgresLeadership(lambda: postgres.connect(dsn, read_only=True))
+        return SoleLeader()
+
+    def payment_id_feed(
+        self, on_ids: Callable[[list[bytes]], None], on_listening: Callable[[int], None]
+    ) -> PaymentIdFeed | None:
+        """New payment ids committed by any node, pushed to this one (not started); None on SQLite,
+        where this daemon's own poller is the only source."""
+        if self._dsn is None:
+            return None
+        from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
+
+        dsn = self._dsn
+        return PaymentIdFeed(lambda: postgres.connect(dsn, read_only=True), on_ids, on_listening)
 
     def _lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")

@@ -52,6 +52,7 @@ from anon_ticket.storage.base import (
     TransferBatch,
     UnderpaidPayment,
 )
+from anon_ticket.storage.pid_feed import CHANNEL_SQL, notification_payloads
 from anon_ticket.storage.rows import (
     CLAIM_COLUMNS,
     COUNTED,
@@ -449,7 +450,10 @@ class PostgresStore:
         """Apply one poll: transfers, disappearances, reorg revocations and the cursor, atomically.
 
         The cursor is read under the exclusive poll lock, so the compare-and-set holds against a
-        concurrent `rescan` (which waits, or made this batch wait and then refuses it).
+        concurrent `rescan` (which waits, or made this batch wait and then refuses it) and against a
+        second leader for a moment (§11): of two batches from the same cursor, the second is refused
+        once the first moved it, and if the cursor did not move (same wallet height) the second
+        re-applies the same upserts, which changes nothing.
         """
         with self._transaction() as conn:
             row = conn.execute("SELECT scan_cursor FROM monitor_state WHERE id = 1 FOR UPDATE").fetchone()
@@ -492,6 +496,9 @@ class PostgresStore:
                 "highest_height = greatest(coalesce(highest_height, %(h)s), %(h)s) WHERE id = 1",
                 {"c": batch.new_cursor, "h": batch.wallet_height, "t": batch.polled_at},
             )
+            # The other nodes' PID screens (docs/PROTOCOL.md §11): delivered only if this commits.
+            for payload in notification_payloads(pid for pid, _ in batch.upserts):
+                conn.execute(f"SELECT pg_notify({CHANNEL_SQL}, %s)", (payload,))
             touched = {pid for pid, _ in batch.upserts} | {pid for pid, _ in batch.gone}
             revoked, reinstated = self._judge_claims(conn, touched, batch)
         return BatchOutcome(
