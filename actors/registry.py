@@ -37,6 +37,7 @@ class Registry:
         self.abuse_level = "normal"
         self.wallet = WalletHealth()  # written by the wallet poller only
         self.primary_address: str | None = None
+        self.node_role = "standby"  # written by the wallet poller only: "leader" or "standby" (§11)
         self.fatal_error: str | None = None
         self._fatal = threading.Event()
 

@@ -157,20 +157,35 @@ class Daemon:
             ),
             ActorSpec(
                 "pid_cache",
-                lambda: PidCache.start(registry, database.open_reader, config.pid_screen_capacity),
+                lambda: PidCache.start(
+                    registry,
+                    database.open_reader,
+                    config.pid_screen_capacity,
+                    database.payment_id_feed,
+                    config.pid_screen_rebuild_secs,
+                ),
             ),
             ActorSpec(
                 "abuse_metrics",
                 lambda: AbuseMetrics.start(
                     registry,
                     self._statsd,
-                    AbuseSettings(config.abuse_elevated_per_sec, config.abuse_under_attack_per_sec),
+                    AbuseSettings(
+                        config.abuse_elevated_per_sec,
+                        config.abuse_under_attack_per_sec,
+                        # Several nodes may share one statsd: their gauges must not overwrite each other.
+                        gauge_prefix=f"node.{config.node_name}." if database.backend == "postgresql" else "",
+                    ),
                 ),
             ),
             ActorSpec(
                 "wallet_poller",
                 lambda: WalletPoller.start(
-                    poller_settings, registry, self._open_wallet, database.open_reader
+                    poller_settings,
+                    registry,
+                    self._open_wallet,
+                    database.open_reader,
+                    open_leadership=database.poller_leadership,
                 ),
                 interrupt=self._abort_wallet,
             ),

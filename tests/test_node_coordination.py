@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from actors.pid_cache import PidCache, _Listening
+from actors.registry import Registry
 from anon_ticket.errors import CursorMoved
 from anon_ticket.payments import Transfer
 from anon_ticket.storage.base import TransferBatch
@@ -27,6 +29,7 @@ from anon_ticket.storage.pid_feed import (
     parse_payload,
 )
 from anon_ticket.storage.postgres import PostgresStore, connect
+from tests.support.daemon import poll_until
 from tests.support.stores import CONF, TX1, TX2
 from tests.test_storage_postgres import database_for, fresh_schema_url, raw
 
@@ -322,3 +325,134 @@ def test_stop_ends_the_thread_while_nothing_is_heard(feed: PaymentIdFeed) -> Non
     feed.stop()
     assert not thread.is_alive()
     assert not feed.wait_listening(0)
+
+
+# -- the PID cache on a node that does not poll ---------------------------------------------------
+
+
+class Cache:
+    """A real PidCache actor on the test's schema, with a feed whose reconnections can be held."""
+
+    def __init__(self, url: str, database: Database, rebuild_secs: float = 300.0) -> None:
+        self.registry = Registry()
+        self.reconnect = threading.Event()
+        self.reconnect.set()
+        self.feeds: list[PaymentIdFeed] = []
+        self.opened = 0
+
+        def open_connection() -> Any:
+            self.opened += 1
+            if self.opened > 1:
+                self.reconnect.wait(WAIT_SECS)
+            return connect(url, read_only=True)
+
+        def open_feed(on_ids: Any, on_listening: Any) -> PaymentIdFeed:
+            feed = PaymentIdFeed(open_connection, on_ids, on_listening)
+            self.feeds.append(feed)
+            return feed
+
+        self.ref = PidCache.start(self.registry, database.open_reader, 10_000, open_feed, rebuild_secs)
+        self.ref.proxy().ping().get(timeout=WAIT_SECS)  # on_start has run: listening, screen built
+
+    def knows(self, payment_id: bytes) -> bool:
+        screen = self.registry.pid_screen
+        return screen is not None and screen.might_contain(payment_id)
+
+    def wait_knows(self, payment_id: bytes) -> None:
+        poll_until(lambda: self.knows(payment_id) or None, WAIT_SECS, "the payment id on the screen")
+
+    def stop(self) -> None:
+        self.ref.stop()
+
+
+@pytest.fixture
+def cache(pg_url: str, database: Database) -> Iterator[Cache]:
+    found = Cache(pg_url, database)
+    yield found
+    found.stop()
+
+
+def test_a_standby_screen_hears_what_another_node_ingests(database: Database, cache: Cache) -> None:
+    writer = database.open_writer()
+    try:
+        _poll(writer, [b"\x11" * 8], 200)
+        cache.wait_knows(b"\x11" * 8)
+    finally:
+        writer.close()
+
+
+def test_a_killed_listening_session_rebuilds_the_screen_with_what_was_missed(
+    pg_url: str, database: Database, cache: Cache
+) -> None:
+    feed = cache.feeds[0]
+    assert feed.backend_pid is not None
+    cache.reconnect.clear()  # hold the reconnection: what commits meanwhile is never notified to us
+    _terminate(pg_url, feed.backend_pid)
+    poll_until(lambda: (not feed.wait_listening(0)) or None, WAIT_SECS, "the feed to notice")
+    writer = database.open_writer()
+    try:
+        _poll(writer, [b"\x12" * 8], 200)
+    finally:
+        writer.close()
+    published = cache.registry.pid_screen
+    assert published is not None and not cache.knows(b"\x12" * 8)
+    cache.reconnect.set()
+    cache.wait_knows(b"\x12" * 8)  # found by the rebuild that followed the new LISTEN
+    assert cache.registry.pid_screen is not published  # a new screen was swapped in
+    assert feed.generation == 2
+
+
+def test_the_periodic_rebuild_finds_what_no_notification_announced(pg_url: str, database: Database) -> None:
+    cache = Cache(pg_url, database, rebuild_secs=0.3)
+    seen_unpublished = threading.Event()
+    stop = threading.Event()
+
+    def watch() -> None:  # the old screen stays published until the new one is swapped in
+        while not stop.is_set():
+            if cache.registry.pid_screen is None:
+                seen_unpublished.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    try:
+        watcher.start()
+        with raw(pg_url) as conn:  # behind the store's back: no notification at all
+            conn.execute(
+                "INSERT INTO transfers (payment_id, txid, amount, height) VALUES (%s, %s, 1000, 150)",
+                (b"\x13" * 8, TX1),
+            )
+        cache.wait_knows(b"\x13" * 8)
+    finally:
+        stop.set()
+        if watcher.is_alive():
+            watcher.join()
+        cache.stop()
+    assert not seen_unpublished.is_set()
+
+
+def test_ids_added_during_a_rebuild_are_carried_into_the_new_screen(database: Database) -> None:
+    """The poller's own adds (before its commit) must survive a rebuild that read storage before them."""
+    registry = Registry()
+    build_may_read = threading.Event()
+    opened = 0
+
+    def open_store() -> Any:
+        nonlocal opened
+        opened += 1
+        if opened > 1:  # the rebuild's read waits until the id has been added to the old screen
+            build_may_read.wait(WAIT_SECS)
+        return database.open_reader()
+
+    ref = PidCache.start(registry, open_store, 10_000, None, 300.0)
+    try:
+        ref.proxy().ping().get(timeout=WAIT_SECS)
+        first = registry.pid_screen
+        assert first is not None
+        ref.tell(_Listening(generation=1))  # as after a reconnection: rebuild in the background
+        ref.proxy().add([b"\x14" * 8]).get(timeout=WAIT_SECS)  # answered at once: the actor never blocks
+        assert registry.pid_screen is first and first.might_contain(b"\x14" * 8)
+        build_may_read.set()
+        poll_until(lambda: registry.pid_screen is not first or None, WAIT_SECS, "the rebuilt screen")
+        screen = registry.pid_screen
+        assert screen is not None and screen.might_contain(b"\x14" * 8)  # not in storage: carried over
+    finally:
+        ref.stop()

@@ -32,6 +32,7 @@ from anon_ticket.http.wsgi import (
     require_json,
     respond,
 )
+from anon_ticket.node import NodeView, node_id
 from anon_ticket.payments import TokenStatus, TransferFlag, evaluate
 from anon_ticket.storage.base import ClaimRecord, Store
 from anon_ticket.timefmt import rfc3339
@@ -245,6 +246,7 @@ class InternalApp:
             },
             "tokens": {"active": counts.tokens_active, "revoked": counts.tokens_revoked},
             "abuse_level": registry.abuse_level,
+            "node": NodeView(node_id(), registry.node_role).as_json(),
         }
 
 

@@ -32,9 +32,6 @@ log = logging.getLogger(__name__)
 PG_LEADER_LOCK_CLASS = 0x616E7403
 _PG_KEY = "hashtext(coalesce(current_schema(), ''))"
 
-LEADER = "leader"
-STANDBY = "standby"
-
 
 class Leadership(Protocol):
     def lead(self) -> bool:
