@@ -5,9 +5,10 @@
 
 Request threads never share a connection; each gets its own read-only one on first use. Only the
 storage writer actor opens a writable connection (`open_writer`), which is what serializes writes.
-On PostgreSQL that makes one connection per request thread plus the writer, the poller, the PID
-screen's start-up read and the daemon lock: with the default 16 + 4 threads, about 25 of the server's
-`max_connections` (100 by default). A reader whose connection broke reconnects on its next call.
+On PostgreSQL that makes one connection per request thread plus the writer, the poller's reader and
+its leadership, the PID screen's listener and rebuild reads, and the daemon lock: with the default
+32 + 4 threads, about 43 of the server's `max_connections` (100 by default) per node. A reader
+whose connection broke reconnects on its next call.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ serializes writers with `BEGIN IMMEDIATE`, this store takes row locks:
 - two racing claims insert with `ON CONFLICT DO NOTHING`: the loser waits for the winner's commit and
   returns the winner's claim, exactly as a replay would;
 - a revocation and a batch lock the claim rows they change, so an operator revocation is never
-  overwritten by a reorg decision.
+  overwritten by a reorg decision;
+- a batch `pg_notify`s its payment ids to the other nodes (docs/PROTOCOL.md §11; delivered on commit).
 
 Durability: a writer connection never commits with `synchronous_commit=off` (if the server is set
 that way, the session turns it back on): a claim's token and an operator revocation are answered only
