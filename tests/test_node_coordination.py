@@ -108,6 +108,22 @@ def test_a_dead_leader_session_with_the_lock_free_is_won_again(pg_url: str, data
         leader.release()
 
 
+def test_the_leaders_session_is_watched_on_both_ends(database: Database) -> None:
+    """A leader whose machine vanished must lose the lock in seconds, not after TCP's two hours."""
+    leadership = database.poller_leadership()
+    assert isinstance(leadership, PostgresLeadership)
+    try:
+        assert leadership.lead()
+        conn = leadership._conn
+        assert conn is not None
+        names = ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
+        server = [conn.execute(f"SHOW {name}").fetchone() for name in names]  # the server's side
+        assert server == [("4",), ("2",), ("3",)]
+        assert conn.info.get_parameters().get("tcp_user_timeout") == "10000"  # libpq's side
+    finally:
+        leadership.release()
+
+
 def test_a_server_that_cannot_be_reached_means_standby() -> None:
     away = PostgresLeadership(lambda: connect("postgresql://127.0.0.1:1/x?connect_timeout=2"))
     assert away.lead() is False

@@ -217,13 +217,19 @@ def test_a_new_payment_id_reaches_every_node_within_two_poll_intervals(cluster: 
     pay(cluster.wallet, pid, AMOUNT, 0)  # in the pool: every node answers 202 once its screen knows it
     stored_at = _wait_in_storage(cluster, pid)
     seen_at: dict[int, float] = {}
-    deadline = stored_at + 30
-    while len(seen_at) < NODES and time.time() < deadline:
-        for index, node in enumerate(cluster.nodes):
-            if index not in seen_at and node.redeem(pid).status_code == 202:
+
+    def watch(index: int) -> None:  # one thread per node, so one slow answer delays no other node
+        node, deadline = cluster.nodes[index], stored_at + 30
+        while time.time() < deadline:
+            if node.redeem(pid).status_code == 202:
                 seen_at[index] = time.time()
+                return
+
+    with ThreadPoolExecutor(NODES) as pool:
+        list(pool.map(watch, range(NODES)))
     assert sorted(seen_at) == list(range(NODES)), f"not seen by every node: {seen_at}"
     lags = {index: at - stored_at for index, at in seen_at.items()}
+    print(f"new payment id on every screen: lags {sorted(round(lag, 3) for lag in lags.values())} s")
     assert all(lag <= SCREEN_BOUND_SECS for lag in lags.values()), lags
 
 

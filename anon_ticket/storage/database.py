@@ -170,7 +170,7 @@ class Database:
             from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
 
             dsn = self._dsn
-            return PostgresLeadership(lambda: postgres.connect(dsn, read_only=True))
+            return PostgresLeadership(lambda: postgres.connect(dsn, read_only=True, watched=True))
         return SoleLeader()
 
     def payment_id_feed(
@@ -183,7 +183,9 @@ class Database:
         from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
 
         dsn = self._dsn
-        return PaymentIdFeed(lambda: postgres.connect(dsn, read_only=True), on_ids, on_listening)
+        return PaymentIdFeed(
+            lambda: postgres.connect(dsn, read_only=True, watched=True), on_ids, on_listening
+        )
 
     def _lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")

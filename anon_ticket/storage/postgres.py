@@ -70,6 +70,21 @@ Connection = psycopg.Connection[TupleRow]
 
 # Added to the operator's URL only when it does not set them itself.
 CONNECT_DEFAULTS = {"connect_timeout": "10", "application_name": "anon_ticket"}
+# For the sessions whose death must be noticed soon (the poller's leadership, the payment id feed):
+# a peer that vanished without closing (a cut network, a dead machine) is found within about 10 s,
+# by libpq on our side and by the server on its side, where the leader's advisory lock lives
+# (docs/PROTOCOL.md §11: another node takes over within 3 poll intervals + 10 s).
+LIVENESS_DEFAULTS = {
+    "keepalives": "1",
+    "keepalives_idle": "4",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
+_SERVER_LIVENESS_SQL = (
+    "SELECT set_config('tcp_keepalives_idle', '4', false), "
+    "set_config('tcp_keepalives_interval', '2', false), set_config('tcp_keepalives_count', '3', false)"
+)
 # Known-payment-id streaming: rows fetched per round trip from the server-side cursor.
 STREAM_CHUNK = 10_000
 
@@ -148,18 +163,22 @@ _NEVER_COUNTED_SQL = f"""
 """
 
 
-def connect(dsn: str, *, read_only: bool = False) -> Connection:
+def connect(dsn: str, *, read_only: bool = False, watched: bool = False) -> Connection:
     """Open an autocommit connection configured the way every part of the daemon relies on.
 
+    `watched`: a session whose loss must be noticed within seconds on both ends (LIVENESS_DEFAULTS).
     Errors never quote the URL (it may hold a password): libpq's message names host and port only.
     """
     try:
         given = conninfo.conninfo_to_dict(dsn)
-        extra = {key: value for key, value in CONNECT_DEFAULTS.items() if key not in given}
+        defaults = {**CONNECT_DEFAULTS, **(LIVENESS_DEFAULTS if watched else {})}
+        extra = {key: value for key, value in defaults.items() if key not in given}
         conn = psycopg.connect(conninfo.make_conninfo(dsn, **extra), autocommit=True)
     except psycopg.Error as exc:
         raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
     try:
+        if watched:
+            conn.execute(_SERVER_LIVENESS_SQL)  # no effect over a Unix socket, where none is needed
         if read_only:
             conn.execute("SET default_transaction_read_only = on")
         else:
