@@ -304,9 +304,13 @@ def test_killing_the_leader_hands_over_and_nothing_is_missed_or_doubled(cluster:
 def test_a_graceful_stop_hands_over_at_once(cluster: Cluster) -> None:
     leader = cluster.leader()
     node = cluster.nodes[leader]
+    said = "this node now polls the wallet (leader)"
+    before = [other.log_text().count(said) for other in cluster.nodes]
     assert node.stop() == 0
-    assert cluster.leader(timeout=TAKEOVER_BOUND_SECS + 30) != leader
-    assert "leader" in node.log_text()
+    new_leader = cluster.leader(timeout=TAKEOVER_BOUND_SECS + 30)
+    assert new_leader != leader
+    # One line per change of role, on the node that took over.
+    assert cluster.nodes[new_leader].log_text().count(said) == before[new_leader] + 1
     node.start(wait=True, timeout=60)
     assert cluster.roles()[leader] == "standby"
 
