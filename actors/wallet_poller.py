@@ -97,6 +97,7 @@ class WalletPoller(pykka.ThreadingActor):
         self._open_leadership = open_leadership
         self._leadership: Leadership | None = None
         self._role: str | None = None
+        self._announced = False  # the first tick's role is logged once, even when it is no change
         self._registry = registry
         self._open_wallet = open_wallet
         self._open_reader = open_reader
@@ -158,6 +159,9 @@ class WalletPoller(pykka.ThreadingActor):
         """Ask the leadership before each poll; log and publish a change of role."""
         assert self._leadership is not None
         leading = self._leadership.lead()
+        if not leading and not self._announced and self._role == STANDBY:
+            log.info("another node polls the wallet; this node stands by (standby)")
+        self._announced = True
         self._set_role(LEADER if leading else STANDBY)
         return leading
 

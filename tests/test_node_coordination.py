@@ -17,7 +17,7 @@ import pytest
 
 from actors.pid_cache import PidCache, _Listening
 from actors.registry import Registry
-from anon_ticket.errors import CursorMoved
+from anon_ticket.errors import CursorMoved, DatabaseLocked
 from anon_ticket.payments import Transfer
 from anon_ticket.storage.base import TransferBatch
 from anon_ticket.storage.database import Database
@@ -327,12 +327,24 @@ def test_a_killed_listening_session_is_replaced_and_says_so(
         writer.close()
 
 
-def test_sqlite_has_no_feed(tmp_path: Any) -> None:
+def test_sqlite_has_no_feed_and_one_lock_for_daemons_and_offline_writers(tmp_path: Any) -> None:
     from anon_ticket.config import DatabaseUrl  # noqa: PLC0415
 
     sqlite = Database(DatabaseUrl("sqlite", tmp_path / "a.db", None))
     assert sqlite.payment_id_feed(lambda ids: None, lambda generation: None) is None
     assert isinstance(sqlite.poller_leadership(), SoleLeader)
+    daemon = sqlite.daemon_lock()
+    daemon.acquire()
+    try:
+        with pytest.raises(DatabaseLocked):
+            sqlite.offline_lock().acquire()
+        with pytest.raises(DatabaseLocked):
+            sqlite.daemon_lock().acquire()  # one node
+    finally:
+        daemon.release()
+    offline = sqlite.offline_lock()
+    offline.acquire()
+    offline.release()
 
 
 def test_stop_ends_the_thread_while_nothing_is_heard(feed: PaymentIdFeed) -> None:
