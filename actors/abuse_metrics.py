@@ -2,8 +2,8 @@
 
 Request threads and the poller `tell` events here (~0.5M/s, never blocking anyone); this actor
 aggregates them and flushes counters to statsd once a second, so a flood costs one UDP packet per
-counter per second rather than one per request, together with gauges of what the registry knows
-(wallet height, actor restarts). The level is published on the registry for the status endpoint,
+counter per second rather than one per request, together with gauges of what is already known
+(wallet height, actor restarts). The level is published (`PublishedState`) for the status endpoint,
 and the last hour is kept minute by minute (`history`) for the admin panel: a small ring, no storage.
 """
 
@@ -18,7 +18,8 @@ import pykka
 import statsd
 from pykka.typing import ActorMemberMixin, proxy_method
 
-from actors.registry import Registry
+from actors.locator import ActorLocator
+from actors.published import PublishedState
 from actors.ticker import Ticker
 
 FLUSH_INTERVAL_SECS = 1.0
@@ -75,14 +76,16 @@ class _Flush:
 class AbuseMetrics(pykka.ThreadingActor):
     def __init__(
         self,
-        registry: Registry,
+        actors: ActorLocator,
+        published: PublishedState,
         statsd_client: Callable[[], statsd.StatsClient],
         settings: AbuseSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
-        self._registry = registry
+        self._actors = actors
+        self._published = published
         self._make_client = statsd_client
         self._settings = settings or AbuseSettings()
         self._clock = clock
@@ -170,26 +173,25 @@ class AbuseMetrics(pykka.ThreadingActor):
     def flush(self) -> None:
         """Send the counters gathered since the last flush and publish the level."""
         level = self.level()
-        self._registry.abuse_level = level
+        self._published.abuse_level = level
         self._note_minute(level)
         if self._client is None:
             return
         pending, self._pending = self._pending, collections.Counter()
-        registry = self._registry
         with self._client.pipeline() as pipe:
             for name, count in pending.items():
                 pipe.incr(name, count)
             node = self._settings.gauge_prefix
             pipe.gauge(f"{node}abuse_level", {"normal": 0, "elevated": 1, "under_attack": 2}[level])
-            # What the registry already knows, so a dashboard needs no second source.
-            wallet = registry.wallet
+            # What is already known, so a dashboard needs no second source.
+            wallet = self._published.wallet
             if wallet.height is not None:
                 pipe.gauge(f"{node}wallet.height", wallet.height)
             # docs/PROTOCOL.md §9: 0 when polls are stale, and while the last poll failed or faulted.
             pipe.gauge(f"{node}wallet.up", 1 if wallet.up() else 0)
             pipe.gauge(f"{node}wallet.stale", 1 if wallet.stale() else 0)
-            pipe.gauge(f"{node}poller.leader", 1 if registry.node_role == "leader" else 0)
-            for name, health in list(registry.health.items()):
+            pipe.gauge(f"{node}poller.leader", 1 if self._published.node_role == "leader" else 0)
+            for name, health in list(self._actors.health.items()):
                 pipe.gauge(f"{node}actors.{name}.restarts", health.restarts)
                 pipe.gauge(f"{node}actors.{name}.running", 1 if health.state == "running" else 0)
 

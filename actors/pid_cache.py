@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
-from actors.registry import Registry
+from actors.published import PublishedState
 from actors.ticker import Ticker
 from anon_ticket.errors import StorageError
 from anon_ticket.pid_screen import PidScreen
@@ -75,14 +75,14 @@ def build_screen(open_store: Callable[[], Store], capacity: int) -> PidScreen:
 class PidCache(pykka.ThreadingActor):
     def __init__(
         self,
-        registry: Registry,
+        published: PublishedState,
         open_store: Callable[[], Store],
         capacity: int,
         open_feed: OpenFeed | None = None,
         rebuild_secs: float = 300.0,
     ) -> None:
         super().__init__()
-        self._registry = registry
+        self._published = published
         self._open_store = open_store
         self._capacity = capacity
         self._open_feed = open_feed
@@ -96,7 +96,7 @@ class PidCache(pykka.ThreadingActor):
         self._again = False  # a rebuild was asked for while one ran
 
     def on_start(self) -> None:
-        self._registry.pid_screen = None
+        self._published.pid_screen = None
         ref = self.actor_ref
         if self._open_feed is not None:
             self._feed = self._open_feed(
@@ -110,7 +110,7 @@ class PidCache(pykka.ThreadingActor):
         screen = build_screen(self._open_store, self._capacity)
         self._built_generation = generation
         self._screen = screen
-        self._registry.pid_screen = screen
+        self._published.pid_screen = screen
         log.info("PID screen ready: %d known payment ids, %d KiB", screen.count, screen.memory_bytes // 1024)
         self._check_capacity()
         if self._feed is not None:
@@ -122,8 +122,8 @@ class PidCache(pykka.ThreadingActor):
             self._ticker.stop()
         if self._feed is not None:
             self._feed.stop()
-        if self._registry.pid_screen is self._screen:
-            self._registry.pid_screen = None
+        if self._published.pid_screen is self._screen:
+            self._published.pid_screen = None
 
     def on_failure(self, *_: object) -> None:
         self.on_stop()
@@ -181,7 +181,7 @@ class PidCache(pykka.ThreadingActor):
             for payment_id in carried:
                 built.screen.add(payment_id)
             self._screen = built.screen
-            self._registry.pid_screen = built.screen
+            self._published.pid_screen = built.screen
             self._built_generation = max(self._built_generation, built.generation)
             log.debug("PID screen rebuilt: %d known payment ids", built.screen.count)
             self._check_capacity()

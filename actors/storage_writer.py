@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +33,6 @@ from anon_ticket.storage.base import (
 )
 
 log = logging.getLogger(__name__)
-
-ScreenAdder = Callable[[Iterable[bytes]], None]
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -61,10 +59,9 @@ def request_claim(ref: pykka.ActorRef[Any], request: ClaimRequest) -> pykka.Futu
 
 
 class StorageWriter(pykka.ThreadingActor):
-    def __init__(self, open_store: Callable[[], Store], add_to_screen: ScreenAdder) -> None:
+    def __init__(self, open_store: Callable[[], Store]) -> None:
         super().__init__()
         self._open_store = open_store
-        self._add_to_screen = add_to_screen
         self._store: Store | None = None
         self._claims: list[QueuedClaim] = []
         self._flush_queued = False
@@ -158,8 +155,27 @@ class StorageWriter(pykka.ThreadingActor):
     def start_scan(self, height: int) -> MonitorState:
         return self._db().start_scan(height)
 
-    def rescan_from(self, height: int) -> MonitorState:
-        return self._db().rescan_from(height)
+    def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
+        """The operator's rescan through the daemon (`POST /api/v1/rescan`): the one writer makes it.
+
+        A poll already under way finds the cursor moved and is dropped (`CursorMoved`); the next
+        one starts from `height`. `RescanRefused` goes back to the caller and the writer lives on.
+        """
+        before = self._db().monitor_state()
+        state = self._db().rescan_from(height, reset_highest)
+        log.warning(
+            "operator rescan: scan cursor moved from %s to %s (floor %s)",
+            before.scan_cursor,
+            state.scan_cursor,
+            state.scan_floor,
+        )
+        if reset_highest is not None:
+            log.warning(
+                "operator rescan: highest wallet height lowered from %s to %s",
+                before.highest_height,
+                state.highest_height,
+            )
+        return state
 
     def apply_poll(
         self,
@@ -173,13 +189,11 @@ class StorageWriter(pykka.ThreadingActor):
     ) -> BatchOutcome:
         """Plan against the stored window and apply it with the cursor, in one transaction.
 
-        New payment ids reach the PID screen *before* the commit: once a redeem can see the
-        payment in storage, the screen already lets it through.
+        The writer asks no other actor: the wallet poller has put the batch's payment ids on the
+        PID screen before it sent this message (see `WalletPoller._poll`).
         """
         plan = plan_changes(reported, self._db().unsettled_transfers(), min_height, wallet_height)
-        payment_ids = {payment_id for payment_id, _ in plan.upserts}
         _log_flagged(plan.upserts)
-        self._add_to_screen(payment_ids)
         outcome = self._db().apply_batch(
             TransferBatch(
                 upserts=plan.upserts,
@@ -193,9 +207,6 @@ class StorageWriter(pykka.ThreadingActor):
                 min_confirmations=min_confirmations,
             )
         )
-        # Once more after the commit (adding is idempotent): a PID cache that restarted between the
-        # first add and the commit rebuilt its screen without these ids.
-        self._add_to_screen(payment_ids)
         for payment_id in outcome.revoked:
             log.warning("payment %s… fell below its minimum (reorg): token revoked", payment_id.hex()[:6])
         for payment_id in outcome.reinstated:

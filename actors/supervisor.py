@@ -2,7 +2,7 @@
 
 It is deliberately not an actor (a `BaseException` in any Pykka actor stops them all, and Pykka has
 no supervision of its own): it is a plain object with one watch thread, plugged into the CherryPy bus.
-A restarted actor is a new actor; it is published in the registry, where request handlers look it up,
+A restarted actor is a new actor; its ref goes to the `ActorLocator`, where callers look it up,
 and rebuilds its state from storage in its own `on_start`.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import pykka
 
-from actors.registry import ActorHealth, Registry
+from actors.locator import ActorHealth, ActorLocator
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class ActorSpec:
 class Supervisor:
     def __init__(
         self,
-        registry: Registry,
+        actors: ActorLocator,
         specs: list[ActorSpec],
         *,
         max_restarts: int,
@@ -58,7 +58,7 @@ class Supervisor:
     ) -> None:
         """`heartbeat` runs on every round of the watch loop (the systemd watchdog: a hung loop stops it)."""
         self._heartbeat = heartbeat
-        self._registry = registry
+        self._actors = actors
         self._specs = specs
         self._max_restarts = max_restarts
         self._window_secs = window_secs
@@ -104,7 +104,7 @@ class Supervisor:
             self._stop_one(spec.name)
 
     def _start_one(self, spec: ActorSpec) -> None:
-        health = self._registry.health.setdefault(spec.name, ActorHealth())
+        health = self._actors.health.setdefault(spec.name, ActorHealth())
         health.state = "starting"
         try:
             ref = spec.start()
@@ -114,12 +114,12 @@ class Supervisor:
             # against the budget instead of the exception ending the watch thread.
             health.state = "failed"
             raise StartupError(f"{spec.name} could not be started: {exc}") from exc
-        self._registry.set_ref(spec.name, ref)
+        self._actors.set_ref(spec.name, ref)
         try:
             # Block until on_start has finished: an actor that dies there is a start failure.
             ref.proxy().ping().get(timeout=self._ping_timeout)
         except (pykka.ActorDeadError, pykka.Timeout, AttributeError) as exc:
-            self._registry.set_ref(spec.name, None)
+            self._actors.set_ref(spec.name, None)
             if ref.is_alive():
                 ref.stop(block=False)
             health.state = "failed"
@@ -127,8 +127,8 @@ class Supervisor:
         health.state = "running"
 
     def _stop_one(self, name: str) -> None:
-        ref = self._registry.ref(name)
-        health = self._registry.health.get(name)
+        ref = self._actors.ref(name)
+        health = self._actors.health.get(name)
         if health is not None:
             health.state = "stopped"
         if ref is None:
@@ -137,7 +137,7 @@ class Supervisor:
             ref.stop(timeout=self._ping_timeout)
         except (pykka.ActorDeadError, pykka.Timeout):
             log.warning("actor %s did not stop in time", name)
-        self._registry.set_ref(name, None)
+        self._actors.set_ref(name, None)
 
     # -- watching -------------------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ class Supervisor:
             for spec in self._specs:
                 if self._stopping.is_set():
                     return
-                ref = self._registry.ref(spec.name)
+                ref = self._actors.ref(spec.name)
                 if ref is not None and ref.is_alive():
                     continue
                 if not self._restart(spec):
@@ -160,14 +160,14 @@ class Supervisor:
             self._restarts.popleft()
         if len(self._restarts) >= self._max_restarts:
             # It stays down: /healthz and /api/v1/status must say so while the daemon stops.
-            self._registry.health.setdefault(spec.name, ActorHealth()).state = "failed"
+            self._actors.health.setdefault(spec.name, ActorHealth()).state = "failed"
             self._give_up(
                 f"{len(self._restarts)} actor restarts within {self._window_secs:g} s "
                 f"(last: {spec.name}); stopping so the service manager can restart the process"
             )
             return False
         self._restarts.append(now)
-        health = self._registry.health.setdefault(spec.name, ActorHealth())
+        health = self._actors.health.setdefault(spec.name, ActorHealth())
         health.restarts += 1
         health.state = "restarting"
         delay = min(MAX_RESTART_DELAY_SECS, 0.05 * 2 ** (len(self._restarts) - 1))

@@ -12,10 +12,10 @@ With several nodes on PostgreSQL (docs/PROTOCOL.md §11) only the leader polls: 
 poller asks its `Leadership` (kept, or just won: poll; otherwise stand by, and try again next
 interval). A standby publishes the leader's last applied poll, read from storage, as its wallet
 health, so every node tells the same story about the service. The role is published in
-`registry.node_role` and each change is logged once. Stopping the poller releases the leadership at
-once. On SQLite the poller always leads.
+`PublishedState.node_role` and each change is logged once. Stopping the poller releases the
+leadership at once. On SQLite the poller always leads.
 
-What the poller learns is published in `registry.wallet` (a `WalletHealth`) for the status endpoint,
+What the poller learns is published in `PublishedState.wallet` (a `WalletHealth`) for the status endpoint,
 /healthz and statsd. Every wallet call has a whole-call deadline, and the daemon aborts the one in
 flight when it stops (`WalletRpc.abort`), so a hung wallet never holds this actor's stop.
 """
@@ -31,7 +31,10 @@ import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
 from actors.abuse_metrics import Event
-from actors.registry import Registry, wait
+from actors.fatal import FatalSignal
+from actors.locator import ActorLocator, wait
+from actors.pid_cache import PidCacheProxy
+from actors.published import PublishedState
 from actors.storage_writer import StorageWriterProxy
 from actors.ticker import Ticker
 from anon_ticket.errors import (
@@ -75,6 +78,7 @@ class PollReport:
     changed_transfers: int = 0
     error: str | None = None
     fault: bool = False  # a wallet fault: the wallet answered, so the next poll is not backed off
+    rescanned: bool = False  # an operator's rescan dropped this batch: not backed off either
 
 
 class _Tick:
@@ -85,7 +89,9 @@ class WalletPoller(pykka.ThreadingActor):
     def __init__(
         self,
         settings: PollerSettings,
-        registry: Registry,
+        actors: ActorLocator,
+        published: PublishedState,
+        fatal: FatalSignal,
         open_wallet: Callable[[], WalletRpc],
         open_reader: Callable[[], Store],
         clock: Callable[[], float] = time.time,
@@ -98,7 +104,9 @@ class WalletPoller(pykka.ThreadingActor):
         self._leadership: Leadership | None = None
         self._role: str | None = None
         self._announced = False  # the first tick's role is logged once, even when it is no change
-        self._registry = registry
+        self._actors = actors
+        self._published = published
+        self._fatal = fatal
         self._open_wallet = open_wallet
         self._open_reader = open_reader
         self._clock = clock
@@ -115,6 +123,7 @@ class WalletPoller(pykka.ThreadingActor):
     def on_start(self) -> None:
         self._wallet = self._open_wallet()
         self._reader = self._open_reader()
+        self._publish_stored_address()
         self._leadership = self._open_leadership()
         if isinstance(self._leadership, SoleLeader):
             self._set_role(LEADER, quiet=True)
@@ -147,7 +156,7 @@ class WalletPoller(pykka.ThreadingActor):
                 self._ticker.schedule(self._settings.poll_interval_secs)
                 return None
             report = self.poll_now()
-            normal = report.ok or report.fault
+            normal = report.ok or report.fault or report.rescanned
             self._ticker.schedule(self._settings.poll_interval_secs if normal else self._backoff)
             return None
         return super().on_receive(message)
@@ -169,7 +178,7 @@ class WalletPoller(pykka.ThreadingActor):
         if role == self._role:
             return
         previous, self._role = self._role, role
-        self._registry.node_role = role
+        self._published.node_role = role
         if quiet:
             return
         if role == LEADER:
@@ -185,13 +194,13 @@ class WalletPoller(pykka.ThreadingActor):
         try:
             state = self._reader.monitor_state()
         except StorageError as exc:
-            self._registry.wallet.failed(
+            self._published.wallet.failed(
                 cut(f"cannot read the leader's last poll: {exc}"), int(self._clock())
             )
             return
         if state.wallet_address is not None:
-            self._registry.primary_address = state.wallet_address
-        self._registry.wallet.mirrored(state.wallet_height, state.last_poll_at, self._clock())
+            self._published.primary_address = state.wallet_address
+        self._published.wallet.mirrored(state.wallet_height, state.last_poll_at, self._clock())
 
     def poll_now(self) -> PollReport:
         """One poll, with every expected failure turned into a report (runs in the actor's thread)."""
@@ -205,9 +214,16 @@ class WalletPoller(pykka.ThreadingActor):
             return report
         except WalletFault as exc:
             return self._faulted(exc)
-        except (WalletUnreachable, Unavailable, CursorMoved, StorageError) as exc:
+        except CursorMoved:
+            # An operator's rescan (POST /api/v1/rescan) moved the cursor while this poll ran: the
+            # batch was dropped whole, and that is no failure of the wallet: the next poll starts
+            # from the new cursor after the usual interval, with no error shown, no backoff and no
+            # wallet.poll_failed.
+            log.info("the scan cursor was moved by a rescan during a poll; the next poll starts from it")
+            return PollReport(False, rescanned=True)
+        except (WalletUnreachable, Unavailable, StorageError) as exc:
             return self._failed(str(exc))
-        self._registry.tell("abuse_metrics", Event("wallet.poll_ok"))
+        self._actors.tell("abuse_metrics", Event("wallet.poll_ok"))
         if self._failures:
             log.info("wallet polling restored after %d failed polls", self._failures)
         if self._in_fault:
@@ -223,16 +239,16 @@ class WalletPoller(pykka.ThreadingActor):
     def _poll(self) -> PollReport:
         wallet, reader = self._wallet, self._reader
         assert wallet is not None and reader is not None
-        writer = self._registry.proxy("storage_writer", StorageWriterProxy)
+        writer = self._actors.proxy("storage_writer", StorageWriterProxy)
         timeout = self._settings.writer_timeout_secs
         if not self._bound:
             address = wallet.primary_address()
             try:
                 wait(writer.bind_wallet(address), timeout, "storage writer")
             except WalletMismatch as exc:
-                self._registry.fatal(str(exc))
+                self._fatal.raise_(str(exc))
                 raise Unavailable(str(exc)) from exc
-            self._registry.primary_address = address
+            self._published.primary_address = address
             self._bound = True
         wallet.refresh()
         height = wallet.get_height()
@@ -247,6 +263,11 @@ class WalletPoller(pykka.ThreadingActor):
             raise WalletFault(fault, height)
         min_height = scan_window(state.scan_floor, state.scan_cursor, height, self._settings.rescan_depth)
         reported = parse_transfers(wallet.get_transfers(min_height))
+        payment_ids = sorted({entry.payment_id for entry in reported})
+        # The screen first, the commit second: once a redeem can see a payment in storage, the
+        # screen lets it through. A PID cache that is down fails the poll here, before anything
+        # is written.
+        self._add_to_screen(payment_ids, timeout)
         now = int(self._clock())
         outcome = wait(
             writer.apply_poll(
@@ -260,8 +281,47 @@ class WalletPoller(pykka.ThreadingActor):
             timeout,
             "storage writer",
         )
-        self._registry.wallet.succeeded(height, now)
+        self._add_again_after_commit(payment_ids, timeout)
+        self._published.wallet.succeeded(height, now)
         return PollReport(True, height, min_height, outcome.changed_transfers)
+
+    def _publish_stored_address(self) -> None:
+        """Serve the address this database is bound to until the wallet itself is reached.
+
+        The poller is the only writer of `PublishedState.primary_address`: request threads only read
+        it. A database is bound to one wallet for good (another one stops the daemon), so the
+        address stored by an earlier run is the one to show buyers while the wallet is still down.
+        """
+        assert self._reader is not None
+        try:
+            address = self._reader.monitor_state().wallet_address
+        except StorageError as exc:
+            log.warning("cannot read the stored wallet address yet: %s", exc)
+            return
+        if address is not None:
+            self._published.primary_address = address
+
+    def _add_to_screen(self, payment_ids: list[bytes], timeout: float) -> None:
+        """Put the batch's payment ids on the PID screen (idempotent; ids already there cost a hash).
+
+        Every id the wallet reported in the window, not only the new ones: the poller does not plan
+        the batch (the writer does, inside its transaction), and the screen only ever holds ids the
+        wallet reported, so this cannot grow it beyond what it would hold anyway.
+        """
+        if payment_ids:
+            cache = self._actors.proxy("pid_cache", PidCacheProxy)
+            wait(cache.add(payment_ids), timeout, "PID cache")
+
+    def _add_again_after_commit(self, payment_ids: list[bytes], timeout: float) -> None:
+        """A PID cache restarted between the first add and the commit rebuilt its screen without them.
+
+        If the cache is down or slow *now*, nothing is lost: a cache that starts after the commit
+        rebuilds from storage, which holds the batch, and a queued `add` is still applied later.
+        """
+        try:
+            self._add_to_screen(payment_ids, timeout)
+        except Unavailable as exc:
+            log.debug("PID cache not reached after the commit (%s); it rebuilds from storage", exc)
 
     def _reopen_wallet(self) -> bool:
         settings = self._settings
@@ -278,8 +338,8 @@ class WalletPoller(pykka.ThreadingActor):
     def _faulted(self, fault: WalletFault) -> PollReport:
         """Nothing applied, nothing revoked, the cursor stays; said once, counted every time."""
         message = cut(str(fault))
-        self._registry.wallet.faulted(message, fault.wallet_height, int(self._clock()))
-        self._registry.tell("abuse_metrics", Event("wallet.fault"))
+        self._published.wallet.faulted(message, fault.wallet_height, int(self._clock()))
+        self._actors.tell("abuse_metrics", Event("wallet.fault"))
         if not self._in_fault:
             self._in_fault = True
             log.warning("%s", message)
@@ -290,14 +350,14 @@ class WalletPoller(pykka.ThreadingActor):
         # may have come back serving another wallet, whose transfers must never be applied here.
         self._bound = False
         self._failures += 1
-        self._registry.tell("abuse_metrics", Event("wallet.poll_failed"))
+        self._actors.tell("abuse_metrics", Event("wallet.poll_failed"))
         self._backoff = min(
             self._settings.max_backoff_secs,
             max(self._settings.poll_interval_secs, self._backoff * 2),
         )
         error = cut(error)
         now = self._clock()
-        self._registry.wallet.failed(error, int(now))
+        self._published.wallet.failed(error, int(now))
         if self._failures == 1 or now - self._last_error_log >= ERROR_LOG_INTERVAL_SECS:
             self._last_error_log = now
             log.warning(

@@ -11,30 +11,34 @@ INTERNAL_API_TOKEN, the generated `internal_api_token` file beside the database,
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
-import socket
 import sys
-import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from anon_ticket import internal_token
 from anon_ticket.config import Config
 from anon_ticket.domain import ServiceToken
 from anon_ticket.errors import ConfigError, InvalidToken
+from anon_ticket.internal_client import (
+    DEFAULT_TIMEOUT_SECS,
+    EXIT_ERROR,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    CommandError,
+    Target,
+    call,
+    configured_target,
+    refused,
+)
+from anon_ticket.internal_client import api_token as internal_api_token
 
 EXIT_OK = 0
-EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
-EXIT_REFUSED = 4
-EXIT_ERROR = 5
 MAX_REASON_CHARS = 256
-DEFAULT_TIMEOUT_SECS = 10.0
+__all__ = ["EXIT_ERROR", "EXIT_NOT_FOUND", "EXIT_OK", "EXIT_REFUSED", "EXIT_USAGE", "main"]
 
 _EPILOG = """\
 The service token (64 hex digits) is read from standard input, or from --token-file FILE; never from
@@ -48,60 +52,6 @@ reached at --url, --unix-socket, INTERNAL_UNIX_SOCKET, or http://INTERNAL_BIND_A
 exit codes: 0 done, 2 usage or invalid token, 3 no such token, 4 the internal API refused the
 credentials (401), 5 server or network error.
 """
-
-
-class CommandError(Exception):
-    """Ends the command with `exit_code` after printing the message to standard error."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTP/1.1 over a Unix socket (INTERNAL_UNIX_SOCKET), with the standard library only."""
-
-    def __init__(self, socket_path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._socket_path = socket_path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(self._socket_path)
-        except BaseException:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where the internal listener is: a base URL, or a Unix socket path."""
-
-    url: str | None = None
-    unix_socket: str | None = None
-
-    def connection(self, timeout: float) -> tuple[http.client.HTTPConnection, str]:
-        """A connection and the path prefix to put before `/api/v1/…`."""
-        if self.unix_socket is not None:
-            return UnixHTTPConnection(self.unix_socket, timeout), ""
-        assert self.url is not None
-        parts = urllib.parse.urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise CommandError(f"--url must be an http:// or https:// URL, got {self.url!r}", EXIT_USAGE)
-        connection_class = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        try:
-            port = parts.port
-        except ValueError:
-            raise CommandError(f"--url has an invalid port: {self.url!r}", EXIT_USAGE) from None
-        return connection_class(parts.hostname, port, timeout=timeout), parts.path.rstrip("/")
-
-    def describe(self) -> str:
-        return f"unix:{self.unix_socket}" if self.unix_socket is not None else str(self.url)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -198,7 +148,7 @@ def _run(options: argparse.Namespace, environ: Mapping[str, str], stdin: IO[str]
     except ConfigError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     target = _target(options, config)
-    api_token = _api_token(options.api_token_file, config)
+    api_token = internal_api_token(config, options.api_token_file)
     if options.command == "show":
         return _call(target, options.timeout, api_token, "GET", f"/api/v1/token/{token.hex()}", None)
     body = json.dumps({"reason": reason} if reason else {}).encode("utf-8")
@@ -231,68 +181,19 @@ def _target(options: argparse.Namespace, config: Config) -> Target:
         return Target(url=options.url)
     if options.unix_socket:
         return Target(unix_socket=options.unix_socket)
-    if config.internal_unix_socket is not None:
-        return Target(unix_socket=str(config.internal_unix_socket))
-    address = config.internal_bind_address
-    # A wildcard bind is reached through loopback.
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address.host, address.host)  # noqa: S104
-    shown = f"[{host}]" if ":" in host else host
-    return Target(url=f"http://{shown}:{address.port}")
-
-
-def _api_token(token_file: Path | None, config: Config) -> str:
-    if token_file is None and config.internal_api_token is not None:
-        return config.internal_api_token.reveal()
-    path = token_file or internal_token.token_path(config)
-    try:
-        value = internal_token.read_token_file(path)
-    except FileNotFoundError:
-        raise CommandError(
-            f"INTERNAL_API_TOKEN is not set and {path} does not exist: start the daemon once (it "
-            "generates the file), or pass --api-token-file",
-            EXIT_USAGE,
-        ) from None
-    except ConfigError as exc:
-        raise CommandError(
-            f"cannot use the internal API token: {'; '.join(exc.problems)}", EXIT_USAGE
-        ) from None
-    if not value:
-        raise CommandError(f"{path} is empty", EXIT_USAGE)
-    return value
+    return configured_target(config)
 
 
 def _call(
-    target: Target, timeout: float, api_token: str, method: str, path: str, body: bytes | None
+    target: Target, timeout: float, token: str, method: str, path: str, body: bytes | None
 ) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {api_token}", "Accept": "application/json"}
-    if body is not None:
-        headers["Content-Type"] = "application/json"
-    connection, prefix = target.connection(timeout)
-    try:
-        connection.request(method, prefix + path, body=body, headers=headers)
-        response = connection.getresponse()
-        status, raw = response.status, response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        where = target.describe()
-        raise CommandError(f"cannot reach the internal API at {where}: {exc}", EXIT_ERROR) from None
-    finally:
-        connection.close()
-    try:
-        answer = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        answer = None
-    if not isinstance(answer, dict):
-        raise CommandError(f"the internal API answered HTTP {status} without a JSON object", EXIT_ERROR)
+    status, answer = call(target, timeout, token, method, path, body)
     if status == 200:
         return answer
-    message = f"{answer.get('error', 'error')}: {answer.get('message', '')} (HTTP {status})"
-    if status == 401:
-        raise CommandError(message + "; check INTERNAL_API_TOKEN or the token file", EXIT_REFUSED)
     if status == 404 and answer.get("error") == "token_not_found":
+        message = f"token_not_found: {answer.get('message', '')} (HTTP 404)"
         raise CommandError(message, EXIT_NOT_FOUND)
-    if status == 400:
-        raise CommandError(message, EXIT_USAGE)
-    raise CommandError(message, EXIT_ERROR)
+    raise refused(status, answer)
 
 
 def _describe(record: Mapping[str, Any]) -> str:

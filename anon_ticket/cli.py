@@ -6,15 +6,16 @@ The commands are listed in docs/PROTOCOL.md §7 and docs/OPERATIONS.md.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from anon_ticket import __version__, envfile, hardening, logs
+from anon_ticket import __version__, envfile, hardening, internal_client, logs, rescan
 from anon_ticket.config import Config
-from anon_ticket.errors import AnonTicketError, ConfigError
+from anon_ticket.errors import AnonTicketError, ConfigError, DatabaseLocked, RescanRefused
 from anon_ticket.storage.database import Database
 
 EXIT_USAGE = 2
@@ -46,12 +47,41 @@ def _parser() -> argparse.ArgumentParser:
         "rescan",
         help="move the scan cursor back",
         description="Move the wallet scan cursor back to HEIGHT (inclusive), e.g. after restoring a "
-        "wallet. Works while the daemon runs: its next poll starts there. The highest wallet height "
-        "the database has seen is kept: a restored wallet still resyncing far below it is a wallet "
+        "wallet. With no daemon running it writes the database itself (holding the daemon lock); "
+        "while a daemon runs it asks that daemon over its internal API (INTERNAL_UNIX_SOCKET or "
+        "INTERNAL_BIND_ADDRESS, with INTERNAL_API_TOKEN or the generated token file), and the "
+        "daemon's next poll starts there. The highest wallet height the database has seen is kept "
+        "unless --reset-highest is given: a restored wallet still resyncing far below it is a wallet "
         "fault (nothing applied, nothing revoked) until it is back, then everything from HEIGHT is "
         "read again.",
+        epilog="exit codes: 0 done, 1 the database cannot be used, 2 usage or refused (HEIGHT ahead "
+        "of the cursor, a bad --reset-highest), 4 the daemon refused the API token (401), 5 the "
+        "daemon holds the database but cannot be reached (nothing is written then).",
     )
-    rescan.add_argument("--from", dest="height", type=int, required=True, metavar="HEIGHT")
+    rescan.add_argument(
+        "--from",
+        dest="height",
+        type=int,
+        required=True,
+        metavar="HEIGHT",
+        help="the height to read again from (inclusive); at most the scan cursor",
+    )
+    rescan.add_argument(
+        "--reset-highest",
+        dest="reset_highest",
+        type=int,
+        metavar="CHAIN_HEIGHT",
+        help="also lower the highest wallet height the database has seen to CHAIN_HEIGHT, the real "
+        "chain's height (monerod's get_block_count): only to end a wallet fault left by a wallet "
+        "that once reported a wrong, too high height (docs/OPERATIONS.md §13). At least HEIGHT.",
+    )
+    rescan.add_argument(
+        "--timeout",
+        type=float,
+        default=internal_client.DEFAULT_TIMEOUT_SECS,
+        metavar="SECS",
+        help="network timeout when asking a running daemon",
+    )
     backup = commands.add_parser(
         "backup",
         help="copy the SQLite database while the daemon serves",
@@ -102,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
             print(database.migrate())
             return 0
         if command == "rescan":
-            return _rescan(database, options.height)
+            return _rescan(config, database, options)
         if command == "backup":
             return _backup(config, options.dest)
     except AnonTicketError as exc:
@@ -137,24 +167,63 @@ def _backup(config: Config, dest: Path) -> int:
     return 0
 
 
-def _rescan(database: Database, height: int) -> int:
-    if height < 0:
-        print("anon_ticket: --from must be 0 or more", file=sys.stderr)
-        return EXIT_USAGE
-    database.migrate()
-    store = database.open_writer()
-    try:
-        cursor = store.monitor_state().scan_cursor
-        if cursor is not None and height > cursor:
-            # Forward would skip every block between the cursor and HEIGHT: payments never seen.
-            print(
-                f"anon_ticket: --from {height} is ahead of the scan cursor ({cursor}); rescan only "
-                "moves it back",
-                file=sys.stderr,
-            )
+def _rescan(config: Config, database: Database, options: argparse.Namespace) -> int:
+    """Write directly while no daemon runs, else ask the daemon: never both (docs/OPERATIONS.md §11)."""
+    for value, name in ((options.height, "--from"), (options.reset_highest, "--reset-highest")):
+        if value is not None and not 0 <= value <= rescan.MAX_HEIGHT:
+            print(f"anon_ticket: {name} must be from 0 to {rescan.MAX_HEIGHT}", file=sys.stderr)
             return EXIT_USAGE
-        state = store.rescan_from(height)
+    if not options.timeout > 0:
+        print("anon_ticket: --timeout must be more than 0 seconds", file=sys.stderr)
+        return EXIT_USAGE
+    request = rescan.RescanRequest(options.height, options.reset_highest)
+    lock = database.offline_lock()
+    try:
+        lock.acquire()
+    except DatabaseLocked:
+        return _rescan_through_daemon(config, request, options.timeout)
+    try:
+        database.migrate()
+        store = database.open_writer()
+        try:
+            state = store.rescan_from(request.from_height, request.reset_highest)
+        except RescanRefused as exc:
+            print(f"anon_ticket: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        finally:
+            store.close()
     finally:
-        store.close()
-    print(f"scan cursor moved to {state.scan_cursor} (floor {state.scan_floor})")
+        lock.release()
+    print(_rescanned(state.scan_cursor, state.scan_floor, state.highest_height, request))
     return 0
+
+
+def _rescan_through_daemon(config: Config, request: rescan.RescanRequest, timeout: float) -> int:
+    """The daemon holds the database: its storage writer makes the rescan (`POST /api/v1/rescan`)."""
+    target = internal_client.configured_target(config)
+    print(f"anon_ticket: a daemon holds the database; asking it at {target.describe()}", file=sys.stderr)
+    body = {"from": request.from_height}
+    if request.reset_highest is not None:
+        body["reset_highest"] = request.reset_highest
+    try:
+        token = internal_client.api_token(config)
+        status, answer = internal_client.call(
+            target, timeout, token, "POST", "/api/v1/rescan", json.dumps(body).encode("utf-8")
+        )
+        if status != 200:
+            raise internal_client.refused(status, answer)
+    except internal_client.CommandError as exc:
+        print(f"anon_ticket: {exc}; nothing was written", file=sys.stderr)
+        return exc.exit_code
+    print(
+        _rescanned(answer.get("scan_cursor"), answer.get("scan_floor"), answer.get("highest_height"), request)
+    )
+    return 0
+
+
+def _rescanned(cursor: object, floor: object, highest: object, request: rescan.RescanRequest) -> str:
+    """The one line both ways print, so scripts need not care which way the rescan went."""
+    line = f"scan cursor moved to {cursor} (floor {floor})"
+    if request.reset_highest is not None:
+        line += f"; highest wallet height now {highest}"
+    return line

@@ -12,16 +12,17 @@ from __future__ import annotations
 import logging
 import resource
 import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import statsd
 from cherrypy.process import plugins, wspbus
 
 from actors.abuse_metrics import AbuseMetrics, AbuseSettings, Event
-from actors.pid_cache import PidCache, PidCacheProxy
-from actors.registry import Registry, wait
+from actors.fatal import FatalSignal
+from actors.locator import ActorLocator
+from actors.pid_cache import PidCache
+from actors.published import PublishedState
 from actors.storage_writer import StorageWriter
 from actors.supervisor import ActorSpec, StartupError, Supervisor
 from actors.wallet_poller import PollerSettings, WalletPoller
@@ -30,12 +31,15 @@ from anon_ticket.config import BindAddress, Config
 from anon_ticket.errors import AnonTicketError
 from anon_ticket.http.bind_errors import bind_failure
 from anon_ticket.http.buyer_page import BuyerPage
-from anon_ticket.http.internal import InternalApp, InternalSettings
+from anon_ticket.http.internal import InternalApp
 from anon_ticket.http.public import PublicApp
 from anon_ticket.http.server import Listener, ListenerPlugin
 from anon_ticket.panel.app import build_panel
 from anon_ticket.panel.pages import PanelSettings
-from anon_ticket.redeem import Redeemer, RedeemSettings
+from anon_ticket.service.redeem import Redeemer, RedeemSettings
+from anon_ticket.service.scan import ScanService
+from anon_ticket.service.status import StatusService
+from anon_ticket.service.tokens import OperatorSettings, TokenService
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.lock import DaemonLock
 from anon_ticket.wallet_rpc import WalletRpc
@@ -93,7 +97,9 @@ class SupervisorPlugin(plugins.SimplePlugin):
 class Daemon:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.registry = Registry()
+        self.actors = ActorLocator()
+        self.published = PublishedState()
+        self.fatal = FatalSignal()
         self.database = Database(config.database_url)
         self.bus = wspbus.Bus()
         self.exit_code = EXIT_OK
@@ -103,15 +109,9 @@ class Daemon:
         self._supervisor: Supervisor | None = None
         self.systemd = systemd.Notifier.from_environ()
         self._wallet_rpc: WalletRpc | None = None
-        self.registry.wallet.stale_secs = config.monitor_stale_secs
+        self.published.wallet.stale_secs = config.monitor_stale_secs
 
     # -- the parts ------------------------------------------------------------------------------
-
-    def _add_to_screen(self, payment_ids: Iterable[bytes]) -> None:
-        ids = list(payment_ids)
-        if ids:
-            cache = self.registry.proxy("pid_cache", PidCacheProxy)
-            wait(cache.add(ids), self.config.actor_timeout_secs, "PID cache")
 
     def _open_wallet(self) -> WalletRpc:
         config = self.config
@@ -138,7 +138,7 @@ class Daemon:
         return statsd.StatsClient(config.statsd_host, config.statsd_port, prefix=config.statsd_prefix)
 
     def actor_specs(self) -> list[ActorSpec]:
-        config, registry, database = self.config, self.registry, self.database
+        config, actors, published, database = self.config, self.actors, self.published, self.database
         poller_settings = PollerSettings(
             poll_interval_secs=config.monitor_poll_interval_secs,
             min_confirmations=config.monitor_min_confirmations,
@@ -153,12 +153,12 @@ class Daemon:
         return [
             ActorSpec(
                 "storage_writer",
-                lambda: StorageWriter.start(database.open_writer, self._add_to_screen),
+                lambda: StorageWriter.start(database.open_writer),
             ),
             ActorSpec(
                 "pid_cache",
                 lambda: PidCache.start(
-                    registry,
+                    published,
                     database.open_reader,
                     config.pid_screen_capacity,
                     database.payment_id_feed,
@@ -168,7 +168,8 @@ class Daemon:
             ActorSpec(
                 "abuse_metrics",
                 lambda: AbuseMetrics.start(
-                    registry,
+                    actors,
+                    published,
                     self._statsd,
                     AbuseSettings(
                         config.abuse_elevated_per_sec,
@@ -182,7 +183,9 @@ class Daemon:
                 "wallet_poller",
                 lambda: WalletPoller.start(
                     poller_settings,
-                    registry,
+                    actors,
+                    published,
+                    self.fatal,
                     self._open_wallet,
                     database.open_reader,
                     open_leadership=database.poller_leadership,
@@ -194,9 +197,9 @@ class Daemon:
     def public_app(self) -> PublicApp:
         config = self.config
         return PublicApp(
-            self.registry,
+            self.actors,
+            self.published,
             self.redeemer(),
-            self.database.reader,
             config.min_payment_amount,
             config.monitor_min_confirmations,
             BuyerPage.load() if config.buyer_page else None,
@@ -204,21 +207,21 @@ class Daemon:
 
     def internal_app(self) -> InternalApp:
         config = self.config
-        internal = InternalApp(
-            self.registry,
-            self.database.reader,
-            internal_token.load_or_create(config),
-            InternalSettings(
-                min_payment_amount=config.min_payment_amount,
-                min_confirmations=config.monitor_min_confirmations,
-                writer_timeout_secs=config.actor_timeout_secs,
-            ),
-            clock=time.time,
+        settings = OperatorSettings(
+            min_payment_amount=config.min_payment_amount,
+            min_confirmations=config.monitor_min_confirmations,
+            actor_timeout_secs=config.actor_timeout_secs,
         )
+        tokens = TokenService(self.actors, self.database.reader, settings)
+        status = StatusService(self.actors, self.published, self.database.reader, settings)
+        scan = ScanService(self.actors, config.actor_timeout_secs)
+        internal = InternalApp(self.actors, internal_token.load_or_create(config), tokens, status, scan)
         # The admin panel: a CherryPy Application, served by WSGI through the internal app only.
         panel = build_panel(
             internal,
-            self.registry,
+            tokens,
+            status,
+            self.actors,
             self.database.reader,
             PanelSettings(
                 min_payment_amount=config.min_payment_amount,
@@ -258,10 +261,10 @@ class Daemon:
 
     def _counter(self, listener: str) -> Callable[[str, int], None]:
         """Counts the listener's client faults in statsd (`http.<listener>.<kind>`), never blocking."""
-        registry = self.registry
+        actors = self.actors
 
         def count(kind: str, n: int) -> None:
-            registry.tell("abuse_metrics", Event(f"http.{listener}.{kind}", n))
+            actors.tell("abuse_metrics", Event(f"http.{listener}.{kind}", n))
 
         return count
 
@@ -313,7 +316,7 @@ class Daemon:
         """Start the actors in dependency order under a new supervisor (not yet watching)."""
         config = self.config
         self._supervisor = Supervisor(
-            self.registry,
+            self.actors,
             self.actor_specs(),
             max_restarts=config.supervisor_max_restarts,
             window_secs=config.supervisor_window_secs,
@@ -334,7 +337,8 @@ class Daemon:
     def redeemer(self) -> Redeemer:
         config = self.config
         return Redeemer(
-            self.registry,
+            self.actors,
+            self.published,
             self.database.reader,
             RedeemSettings(
                 min_payment_amount=config.min_payment_amount,
@@ -400,9 +404,9 @@ class Daemon:
 
     def _watch_fatal(self) -> None:
         while self.bus.state not in (wspbus.states.STOPPING, wspbus.states.EXITING):
-            if self.registry.wait_fatal(0.5):
-                assert self.registry.fatal_error is not None
-                self.fail(self.registry.fatal_error)
+            if self.fatal.wait(0.5):
+                assert self.fatal.message is not None
+                self.fail(self.fatal.message)
                 return
 
     def close(self) -> None:

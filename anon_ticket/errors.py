@@ -258,6 +258,13 @@ class CursorMoved(AnonTicketError):
     code = "cursor_moved"
 
 
+class RescanRefused(AnonTicketError):
+    """An operator's rescan that would skip blocks or raise the highest height (docs/PROTOCOL.md §5)."""
+
+    code = "rescan_refused"
+    status = 400
+
+
 class TokenRevoked(AnonTicketError):
     """The token of this payment was revoked; `reason` is `revoked` or `payment_reorged`."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
 
 LEADER = "leader"
 STANDBY = "standby"
@@ -17,14 +16,3 @@ STANDBY = "standby"
 
 def node_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass(frozen=True, slots=True)
-class NodeView:
-    """What `/api/v1/status` says under `node`."""
-
-    id: str
-    role: str
-
-    def as_json(self) -> dict[str, str]:
-        return {"id": self.id, "role": self.role}

@@ -600,7 +600,7 @@ def screen_bench(options: argparse.Namespace) -> dict[str, float]:
     import pykka  # noqa: PLC0415
 
     from actors.pid_cache import PidCache  # noqa: PLC0415
-    from actors.registry import Registry  # noqa: PLC0415
+    from actors.published import PublishedState  # noqa: PLC0415
 
     class Askable(PidCache):
         """The rejected design: request threads ask the actor instead of reading the screen."""
@@ -620,8 +620,8 @@ def screen_bench(options: argparse.Namespace) -> dict[str, float]:
         def close(self) -> None:
             pass
 
-    registry = Registry()
-    ref = Askable.start(registry, lambda: Known(options.screen_known), 1_000_000)
+    published = PublishedState()
+    ref = Askable.start(published, lambda: Known(options.screen_known), 1_000_000)
     try:
         proxy = ref.proxy()
         proxy.ping().get(timeout=30)
@@ -630,7 +630,7 @@ def screen_bench(options: argparse.Namespace) -> dict[str, float]:
 
         def direct(count: int) -> None:
             for i in range(count):
-                screen = registry.pid_screen
+                screen = published.pid_screen
                 assert screen is not None
                 screen.might_contain(unknown[i & 4095])
 

@@ -143,9 +143,9 @@ def test_outcomes_reach_statsd_and_floods_raise_the_abuse_level(
 ) -> None:
     for _ in range(40):
         redeem(port, PaymentId.generate().hex())
-    metrics = pipeline.daemon.registry.proxy("abuse_metrics", AbuseMetricsProxy)
+    metrics = pipeline.daemon.actors.proxy("abuse_metrics", AbuseMetricsProxy)
     metrics.flush().get(timeout=5)
-    assert pipeline.daemon.registry.abuse_level == "under_attack"
+    assert pipeline.daemon.published.abuse_level == "under_attack"
     received = b""
     while b"shop.public.payment_not_found:" not in received or b"shop.abuse_level:2|g" not in received:
         received += statsd_socket.recv(65536)
@@ -157,11 +157,11 @@ def test_outcomes_reach_statsd_and_floods_raise_the_abuse_level(
     assert counted == 40
 
 
-def test_the_poller_and_the_registry_reach_statsd_too(
+def test_the_poller_and_the_actors_health_reach_statsd_too(
     pipeline: Pipeline, statsd_socket: socket.socket
 ) -> None:
     assert pipeline.poll().ok
-    metrics = pipeline.daemon.registry.proxy("abuse_metrics", AbuseMetricsProxy)
+    metrics = pipeline.daemon.actors.proxy("abuse_metrics", AbuseMetricsProxy)
     metrics.flush().get(timeout=5)
     wanted = [b"shop.wallet.poll_ok:", b"shop.wallet.height:200|g", b"shop.wallet.up:1|g"]
     wanted += [b"shop.actors.storage_writer.restarts:0|g", b"shop.actors.wallet_poller.running:1|g"]

@@ -11,7 +11,8 @@ import itertools
 import statsd
 
 from actors.abuse_metrics import HISTORY_MINUTES, AbuseMetrics, AbuseSettings, MinuteSample
-from actors.registry import Registry
+from actors.locator import ActorLocator
+from actors.published import PublishedState
 
 START = 1_800_000_000 // 60 * 60
 
@@ -22,9 +23,10 @@ def _no_client() -> statsd.StatsClient:
 
 def test_each_minute_keeps_its_worst_level_and_its_suspicious_count() -> None:
     now = [float(START)]
-    registry = Registry()
+    published = PublishedState()
     metrics = AbuseMetrics(
-        registry,
+        ActorLocator(),
+        published,
         _no_client,
         AbuseSettings(elevated_per_sec=1, under_attack_per_sec=5),
         clock=lambda: now[0],
@@ -36,10 +38,10 @@ def test_each_minute_keeps_its_worst_level_and_its_suspicious_count() -> None:
     metrics.record("public.claimed", 3)  # not suspicious
     now[0] += 1
     metrics.flush()
-    assert registry.abuse_level == "elevated"
+    assert published.abuse_level == "elevated"
     now[0] += 30  # the window has passed: normal again, but the minute remembers the worst
     metrics.flush()
-    assert registry.abuse_level == "normal"
+    assert published.abuse_level == "normal"
     assert metrics.history() == (MinuteSample(START, "elevated", 20),)
     now[0] = START + 60
     metrics.record("public.invalid_pid", 70)  # 7/s: under attack
@@ -50,7 +52,9 @@ def test_each_minute_keeps_its_worst_level_and_its_suspicious_count() -> None:
 
 def test_only_the_last_hour_is_kept() -> None:
     now = [float(START)]
-    metrics = AbuseMetrics(Registry(), _no_client, clock=lambda: now[0], wall_clock=lambda: now[0])
+    metrics = AbuseMetrics(
+        ActorLocator(), PublishedState(), _no_client, clock=lambda: now[0], wall_clock=lambda: now[0]
+    )
     for minute in range(HISTORY_MINUTES + 15):
         now[0] = START + 60 * minute
         metrics.flush()

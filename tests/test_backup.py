@@ -6,8 +6,6 @@ keep committing while it is taken; it never overwrites a file; PostgreSQL gets a
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,24 +13,11 @@ from pathlib import Path
 import requests
 
 from anon_ticket.domain import PaymentId
-from tests.support.daemon import REPO_ROOT, DaemonProcess, redeem_until
+from tests.support.daemon import DaemonProcess, redeem_until
 from tests.support.fake_wallet import FakeWallet
 
 CLAIMS_BEFORE = 10
 CLAIMS_DURING = 400
-
-
-def run_backup(daemon: DaemonProcess, dest: Path) -> subprocess.CompletedProcess[str]:
-    env = {**daemon.env, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "anon_ticket", "backup", str(dest)],
-        cwd=daemon.workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def paid_pids(daemon: DaemonProcess, wallet: FakeWallet, count: int) -> list[PaymentId]:
@@ -89,7 +74,7 @@ def test_a_backup_taken_during_claims_restores_every_token_acknowledged_before_i
         claimer.start()
         assert claimer.started_claiming.wait(30), claimer.failures
         began = time.monotonic()
-        result = run_backup(daemon, dest)
+        result = daemon.command("backup", str(dest))
         ended = time.monotonic()
         claimer.stop.set()
         claimer.join(30)
@@ -120,22 +105,22 @@ def test_a_backup_taken_during_claims_restores_every_token_acknowledged_before_i
 def test_a_backup_never_overwrites_an_existing_file(tmp_path: Path, wallet: FakeWallet) -> None:
     dest = tmp_path / "copy.db"
     with DaemonProcess(tmp_path / "live", wallet_url=wallet.url) as daemon:
-        first = run_backup(daemon, dest)
+        first = daemon.command("backup", str(dest))
         assert first.returncode == 0, first.stderr
         before = dest.read_bytes()
-        second = run_backup(daemon, dest)
+        second = daemon.command("backup", str(dest))
         assert second.returncode == 1
         assert f"{dest} already exists" in second.stderr
         assert "Traceback" not in second.stderr
         assert dest.read_bytes() == before
-        missing = run_backup(daemon, tmp_path / "no" / "such" / "copy.db")
+        missing = daemon.command("backup", str(tmp_path / "no" / "such" / "copy.db"))
         assert missing.returncode == 1
         assert "does not exist" in missing.stderr
 
 
 def test_a_backup_of_a_database_that_is_not_there_creates_nothing(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path, env={"DATABASE_URL": "sqlite:///absent/anon_ticket.db"})
-    result = run_backup(daemon, tmp_path / "copy.db")
+    result = daemon.command("backup", str(tmp_path / "copy.db"))
     assert result.returncode == 1
     assert "DATABASE_URL: there is no database at" in result.stderr
     assert not (tmp_path / "absent").exists()
@@ -144,7 +129,7 @@ def test_a_backup_of_a_database_that_is_not_there_creates_nothing(tmp_path: Path
 
 def test_postgresql_is_pointed_to_pg_dump(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path, env={"DATABASE_URL": "postgresql://postgres@127.0.0.1/nothing"})
-    result = run_backup(daemon, tmp_path / "copy.db")
+    result = daemon.command("backup", str(tmp_path / "copy.db"))
     assert result.returncode == 1
     assert "pg_dump" in result.stderr
     assert "Traceback" not in result.stderr
@@ -154,7 +139,7 @@ def test_postgresql_is_pointed_to_pg_dump(tmp_path: Path) -> None:
 def test_the_restored_copy_is_a_single_self_contained_file(tmp_path: Path, wallet: FakeWallet) -> None:
     dest = tmp_path / "copy.db"
     with DaemonProcess(tmp_path / "live", wallet_url=wallet.url) as daemon:
-        assert run_backup(daemon, dest).returncode == 0
+        assert daemon.command("backup", str(dest)).returncode == 0
     # No -wal or -shm beside it: the file alone can be moved, archived or checksummed.
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("copy")) == ["copy.db"]
     header = dest.read_bytes()[:20]

@@ -15,7 +15,6 @@ produce (410, 429) are shown against the fake wallet.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -26,15 +25,19 @@ import pytest
 
 from anon_ticket.client.address import integrated_address
 from anon_ticket.domain import PaymentId
+from tests.support.buyer import expected_token
+from tests.support.chromium import chromium
 from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
 from tests.support.regtest import RegtestChain
-from tests.test_regtest_e2e import MIN_AMOUNT, Shop, expected_token
+from tests.support.services import need, require
+from tests.test_regtest_e2e import MIN_AMOUNT, Shop
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "buyer-page"
 WAIT_MS = 60_000
 POLL = "?poll=1"
+APT_INSTALLS = "scripts/test installs it with apt-get as root"
 
 try:
     from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
@@ -43,22 +46,15 @@ except ImportError:  # pragma: no cover - the test extra installs it
 
 
 def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    message = "chromium is not installed (scripts/test installs it with apt-get as root)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    found = chromium()
+    require("chromium", found is not None, APT_INSTALLS)
+    assert found is not None
+    return found
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if sync_playwright is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("playwright is not installed (the test extra installs it)")
-        pytest.skip("playwright is not installed (the test extra installs it)")
+    require("playwright", sync_playwright is not None, "the test extra installs it")
     executable = _chromium()
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
@@ -70,19 +66,10 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-def _need(tool: str) -> str:
-    found = shutil.which(tool)
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is not installed (scripts/test installs it with apt-get as root)")
-        pytest.skip(f"{tool} is not installed")
-    return found
-
-
 @pytest.fixture(scope="module")
 def qr_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """jsQR, as web/package-lock.json pins it (a devDependency, never served): its script's path."""
-    npm = _need("npm")
+    npm = need("npm", APT_INSTALLS)
     folder = tmp_path_factory.mktemp("jsqr")
     for name in ("package.json", "package-lock.json"):
         shutil.copy2(REPO / "web" / name, folder / name)
@@ -142,7 +129,11 @@ def read_qr(page: Page, reader: Path) -> str | None:
     """What a QR scanner reads off the page's canvas."""
     pixels = page.evaluate(_CANVAS_PIXELS)
     result = subprocess.run(
-        [_need("node"), str(REPO / "tests" / "support" / "qr_decode_node.js"), str(reader)],
+        [
+            need("node", APT_INSTALLS),
+            str(REPO / "tests" / "support" / "qr_decode_node.js"),
+            str(reader),
+        ],
         input=json.dumps(pixels),
         capture_output=True,
         text=True,
@@ -157,16 +148,10 @@ def read_qr(page: Page, reader: Path) -> str | None:
 @pytest.fixture
 def shop(regtest_chain: RegtestChain, tmp_path: Path) -> Iterator[Shop]:
     """The daemon on the real chain, as in tests/test_regtest_e2e.py, letting one PID poll every second."""
-    running = Shop(regtest_chain, tmp_path)
-    running.daemon.env["ABUSE_PID_PER_MINUTE"] = "600"
-    try:
-        running.daemon.start()
-        running.daemon.wait_scanning()
+    polled = Shop(regtest_chain, tmp_path)
+    polled.daemon.env["ABUSE_PID_PER_MINUTE"] = "600"
+    with polled.running() as running:
         yield running
-    finally:
-        code = running.daemon.stop()
-    assert code == 0, running.daemon.log_tail()
-    assert "Traceback" not in running.daemon.log_text()
 
 
 class Watched:

@@ -9,9 +9,7 @@ vendored files themselves are checked against the npm lockfile (scripts/vendor_j
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,33 +20,18 @@ import pytest
 from anon_ticket.client import base58
 from anon_ticket.client.address import Network, PrimaryAddress, integrated_address
 from anon_ticket.domain import ChainPaymentId, PaymentId, TxId
+from tests.support.addresses import PRIMARY, SUBADDRESS, WALLET_ANSWERS
+from tests.support.services import need
 
 REPO = Path(__file__).resolve().parents[1]
 NODE_HARNESS = REPO / "tests" / "support" / "buyer_core_node.js"
-# The captured regtest merchant and three of its wallet's make_integrated_address answers.
-PRIMARY = "48cdQyLdVoHhbTBqbFsts2fRPCF4GcDWcgm8UDofy7rpe2uqzK28U8tKRX8LSiRYWf3rPJRePskpS2hZ5eGx6ErKDeBYBFV"
-_COMMON = "4JKJRnA874ohbTBqbFsts2fRPCF4GcDWcgm8UDofy7rpe2uqzK28U8tKRX8LSiRYWf3rPJRePskpS2hZ5eGx6ErKK"
-WALLET_ANSWERS = {
-    "1234567890abcdef": _COMMON + "kEMGiDbfgpTyBSLzT",
-    "0d6aab32d5ea2985": _COMMON + "k3pvZdTKoeG1oWxHx",
-    "f5e2e6eca5920540": _COMMON + "trnH6cFPkp8FRrrWP",
-}
-SUBADDRESS = "88nXQZ3ijccNjSoypJKsWp1xekDNQJWgRNTTpH83PsyFQkJsofJ566DJXx8FB2bT3qA1auTUchfxxjXNH57KiUg6SVPFonN"
 RANDOM_PIDS = 1000
-
-
-def _need(tool: str) -> str:
-    found = shutil.which(tool)
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is not installed; CI must have it (Debian packages nodejs and npm)")
-        pytest.skip(f"{tool} is not installed (Debian package {tool})")
-    return found
+NODE_INSTALL = "Debian packages nodejs and npm; CI must have them"
 
 
 def run_js(*calls: list[Any]) -> list[Any]:
     """Each call `[function, *arguments]` of AnonTicket in node; its value, or JsError."""
-    node = _need("node")
+    node = need("node", NODE_INSTALL)
     result = subprocess.run(
         [node, str(NODE_HARNESS)],
         input=json.dumps({"calls": list(calls)}),
@@ -218,7 +201,7 @@ def test_amounts_beyond_exact_javascript_numbers_are_refused() -> None:
 
 def test_vendored_javascript_matches_the_lockfile() -> None:
     """The files served under /static/vendor/ are byte for byte what npm installs from the lockfile."""
-    _need("npm")
+    need("npm", NODE_INSTALL)
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "vendor_js.py"), "--check"],
         capture_output=True,

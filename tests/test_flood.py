@@ -96,9 +96,9 @@ def test_a_paying_buyer_is_served_during_a_flood_of_unknown_pids(
     assert (status, body["status"]) == (200, "claimed")
     # Every flood request was answered from memory.
     assert set(statuses) == {404} and statuses[404] > FLOOD_ANSWERS
-    metrics = pipeline.daemon.registry.proxy("abuse_metrics", AbuseMetricsProxy)
+    metrics = pipeline.daemon.actors.proxy("abuse_metrics", AbuseMetricsProxy)
     metrics.flush().get(timeout=5)
-    assert pipeline.daemon.registry.abuse_level in ("elevated", "under_attack")
+    assert pipeline.daemon.published.abuse_level in ("elevated", "under_attack")
 
 
 def test_slow_clients_do_not_hold_the_listener_and_are_cut_off(

@@ -27,7 +27,7 @@ def paid(wallet: FakeWallet, pipeline: Pipeline, count: int) -> list[PaymentId]:
 
 
 def ask(pipeline: Pipeline, pid: PaymentId) -> pykka.Future[ClaimOutcome | None]:
-    ref = pipeline.daemon.registry.ref("storage_writer")
+    ref = pipeline.daemon.actors.ref("storage_writer")
     assert ref is not None
     return request_claim(ref, ClaimRequest(pid, 1_800_000_000, MIN_AMOUNT, CONFIRMATIONS))
 
@@ -91,7 +91,7 @@ def test_a_claim_waiting_when_the_writer_stops_fails_at_once(wallet: FakeWallet,
     blocker.execute("BEGIN IMMEDIATE")
     first = ask(pipeline, PaymentId.generate())  # the writer is now stuck waiting for the lock
     waiting = ask(pipeline, pid)
-    ref = pipeline.daemon.registry.ref("storage_writer")
+    ref = pipeline.daemon.actors.ref("storage_writer")
     assert ref is not None
     ref.stop(block=False)
     blocker.execute("COMMIT")

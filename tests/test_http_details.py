@@ -23,7 +23,7 @@ from anon_ticket.config import BindAddress
 from anon_ticket.domain import PaymentId
 from anon_ticket.http.public import PublicApp
 from anon_ticket.http.server import Listener
-from anon_ticket.redeem import Redeemer, RedeemSettings
+from anon_ticket.service.redeem import Redeemer, RedeemSettings
 from anon_ticket.storage.sqlite import SqliteStore
 from tests.support.daemon import DaemonProcess, claim_token, poll_until
 from tests.support.fake_wallet import FakeWallet
@@ -435,10 +435,14 @@ def test_503_names_the_component_never_a_path_or_database_error(
     def broken_reader() -> SqliteStore:
         return SqliteStore(hidden, query_only=True)
 
-    registry = pipeline.daemon.registry
+    actors, published = pipeline.daemon.actors, pipeline.daemon.published
     settings = RedeemSettings(MIN_AMOUNT, CONFIRMATIONS, writer_timeout_secs=2.0)
     app = PublicApp(
-        registry, Redeemer(registry, broken_reader, settings), broken_reader, MIN_AMOUNT, CONFIRMATIONS
+        actors,
+        published,
+        Redeemer(actors, published, broken_reader, settings),
+        MIN_AMOUNT,
+        CONFIRMATIONS,
     )
     listener = Listener("public", BindAddress("127.0.0.1", 0), app, threads=2)
     listener.bind()

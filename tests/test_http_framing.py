@@ -199,3 +199,22 @@ def test_a_failing_counter_never_breaks_serving() -> None:
         raise RuntimeError("metrics actor restarting")
 
     Noise("public", broken).record("request_timeout")  # no exception
+
+
+def test_a_defect_is_logged_once_a_minute_with_what_was_held_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    counted: list[tuple[str, int]] = []
+    noise = Noise("public", lambda kind, n: counted.append((kind, n)), clock=lambda: now[0])
+    with caplog.at_level(logging.ERROR, logger="anon_ticket.http"):
+        for second in range(0, 61, 20):  # at 0, 20, 40 and 60 s
+            now[0] = float(second)
+            noise.defect("the server failed on a request", RuntimeError("bug"))
+    assert counted == [("app_error", 1)] * 4
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "public listener: the server failed on a request (0 more held back in the last minute)",
+        "public listener: the server failed on a request (2 more held back in the last minute)",
+    ]
+    assert all(r.exc_info is not None for r in caplog.records)

@@ -310,7 +310,7 @@ def test_client_errors_are_summarised_at_most_once_a_minute(caplog: pytest.LogCa
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 2
     assert "10000 client error(s)" in messages[1]
-    assert "invalid_request 5000" in messages[1] and "not_found 4999" in messages[1]
+    assert "(5000 invalid_request, 4999 not_found, 1 invalid_pid)" in messages[1]
     assert max(len(m) for m in messages) < 300
 
 

@@ -240,7 +240,7 @@ def test_a_different_wallet_is_refused(tmp_path: Path, wallet: FakeWallet) -> No
         try:
             report = second.poll()
             assert not report.ok and "belongs to the wallet" in (report.error or "")
-            assert second.daemon.registry.fatal_error is not None
+            assert second.daemon.fatal.message is not None
         finally:
             second.close()
 
@@ -267,14 +267,14 @@ def test_wallet_trouble_records_nothing_and_recovers(
     assert not report.ok and report.error
     assert pipeline.state() == before
     assert pipeline.transfer_rows() == []
-    assert pipeline.daemon.registry.wallet.last_error
+    assert pipeline.daemon.published.wallet.last_error
     wallet.set_down(False)
     wallet.set_garbage(False)
     wallet.set_no_wallet(False)
     wallet.set_delay(0.0, "get_transfers")
     assert pipeline.poll().ok
     assert pipeline.redeem(pid)[0] == 200
-    assert pipeline.daemon.registry.wallet.last_error is None
+    assert pipeline.daemon.published.wallet.last_error is None
 
 
 def test_a_restarted_wallet_rpc_is_reopened_when_the_wallet_file_is_configured(

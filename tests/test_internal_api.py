@@ -324,6 +324,7 @@ def test_status_has_exactly_the_contract_fields(daemon: DaemonProcess, wallet: F
     [
         "/api/v1/status",
         f"/api/v1/token/{UNKNOWN_TOKEN}",
+        "/api/v1/rescan",
         "/api/v1/openapi.json",
         "/healthz",
         "/admin/",

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from actors.pid_cache import PidCache, _Listening
-from actors.registry import Registry
+from actors.published import PublishedState
 from anon_ticket.errors import CursorMoved, DatabaseLocked
 from anon_ticket.payments import Transfer
 from anon_ticket.storage.base import TransferBatch
@@ -362,7 +362,7 @@ class Cache:
     """A real PidCache actor on the test's schema, with a feed whose reconnections can be held."""
 
     def __init__(self, url: str, database: Database, rebuild_secs: float = 300.0) -> None:
-        self.registry = Registry()
+        self.registry = PublishedState()
         self.reconnect = threading.Event()
         self.reconnect.set()
         self.feeds: list[PaymentIdFeed] = []
@@ -459,7 +459,7 @@ def test_the_periodic_rebuild_finds_what_no_notification_announced(pg_url: str, 
 
 def test_ids_added_during_a_rebuild_are_carried_into_the_new_screen(database: Database) -> None:
     """The poller's own adds (before its commit) must survive a rebuild that read storage before them."""
-    registry = Registry()
+    registry = PublishedState()
     build_may_read = threading.Event()
     opened = 0
 

@@ -94,6 +94,19 @@ PROTOCOL_TABLE: dict[tuple[str, str], tuple[str, bool, Statuses]] = {
             503: _codes("unavailable"),
         },
     ),
+    ("/api/v1/rescan", "post"): (
+        INTERNAL,
+        True,
+        {
+            200: None,
+            400: _codes("invalid_request", "rescan_refused"),
+            401: _codes("unauthorized"),
+            408: _codes("request_timeout"),
+            413: _codes("payload_too_large"),
+            415: _codes("unsupported_media_type"),
+            503: _codes("unavailable"),
+        },
+    ),
     ("/api/v1/status", "get"): (
         INTERNAL,
         True,
@@ -121,6 +134,8 @@ NOT_PROVOKED = {
     ("/api/v1/token/{token}", "head", 503),
     ("/api/v1/token/{token}/revoke", "post", 408),
     ("/api/v1/token/{token}/revoke", "post", 503),
+    ("/api/v1/rescan", "post", 408),
+    ("/api/v1/rescan", "post", 503),
     ("/api/v1/status", "get", 503),
     ("/api/v1/status", "head", 503),
     ("/healthz", "get", 503),
@@ -387,6 +402,20 @@ def test_real_answers_match_the_document(daemon: DaemonProcess, wallet: FakeWall
     assert body["status"] == "revoked"
     body = check.check(daemon.redeem(pid), redeem, "post")
     assert body["reason"] == "revoked"
+
+    rescan = "/api/v1/rescan"
+    cursor = daemon.status()["scan_cursor"]
+    body = check.check(daemon.internal("POST", rescan, json={"from": cursor}), rescan, "post")
+    assert body["scan_cursor"] == cursor
+    check.check(daemon.internal("POST", rescan, json={"from": cursor + 10**6}), rescan, "post")
+    check.check(daemon.internal("POST", rescan, json={"from": -1}), rescan, "post")
+    check.check(daemon.internal("POST", rescan, json={"from": 1}, auth=False), rescan, "post")
+    check.check(daemon.internal("POST", rescan, json={"from": "x" * 5000}), rescan, "post")
+    check.check(
+        daemon.internal("POST", rescan, data=b"from=1", headers={"Content-Type": "text/plain"}),
+        rescan,
+        "post",
+    )
 
     check.check(daemon.internal("GET", "/api/v1/status"), "/api/v1/status", "get")
     check.check(daemon.internal("GET", "/api/v1/status", auth=False), "/api/v1/status", "get")

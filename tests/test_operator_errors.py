@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,19 +18,6 @@ from tests.support.daemon import REPO_ROOT, DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
 
 ENV_EXAMPLE = REPO_ROOT / "conf" / "anon_ticket.env.example"
-
-
-def run(daemon: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m anon_ticket ARGS` with the daemon's environment, to completion."""
-    return subprocess.run(
-        [sys.executable, "-m", "anon_ticket", *args],
-        cwd=daemon.workdir,
-        env=daemon.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -48,7 +33,7 @@ def busy_port() -> Iterator[int]:
 def test_a_missing_database_folder_names_database_url_and_the_path(tmp_path: Path, command: str) -> None:
     missing = tmp_path / "var" / "lib" / "anon_ticket"
     daemon = DaemonProcess(tmp_path / "work", env={"DATABASE_URL": f"sqlite:///{missing}/anon_ticket.db"})
-    result = run(daemon, command)
+    result = daemon.command(command)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert f"DATABASE_URL: the folder {missing} of {missing}/anon_ticket.db does not exist" in output
@@ -61,7 +46,7 @@ def test_a_busy_port_says_address_already_in_use_naming_the_variable(
     tmp_path: Path, busy_port: int, variable: str, wallet: FakeWallet
 ) -> None:
     daemon = DaemonProcess(tmp_path, wallet_url=wallet.url, env={variable: f"127.0.0.1:{busy_port}"})
-    result = run(daemon, "serve")
+    result = daemon.command("serve")
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert f"{variable}=127.0.0.1:{busy_port}: cannot bind: address already in use" in output
@@ -103,7 +88,7 @@ def test_the_shipped_env_file_as_is_names_its_missing_state_folder(tmp_path: Pat
         # A machine where anon_ticket is installed: the test must not write into its real state folder.
         pytest.skip(f"{folder} exists on this machine")
     daemon = DaemonProcess(tmp_path, env={"DATABASE_URL": None})
-    result = run(daemon, "--env-file", str(ENV_EXAMPLE), "migrate")
+    result = daemon.command("--env-file", str(ENV_EXAMPLE), "migrate")
     output = result.stdout + result.stderr
     assert "Traceback" not in output
     assert result.returncode == 1
@@ -113,7 +98,7 @@ def test_the_shipped_env_file_as_is_names_its_missing_state_folder(tmp_path: Pat
 
 def test_an_unreadable_env_file_is_a_usage_error(tmp_path: Path) -> None:
     daemon = DaemonProcess(tmp_path)
-    result = run(daemon, "--env-file", str(tmp_path / "absent"), "migrate")
+    result = daemon.command("--env-file", str(tmp_path / "absent"), "migrate")
     assert result.returncode == 2
     assert f"--env-file {tmp_path / 'absent'}: cannot read it" in result.stderr
     assert "Traceback" not in result.stderr

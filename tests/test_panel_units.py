@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from pathlib import Path
 
@@ -11,6 +12,13 @@ from anon_ticket.panel.figures import DayFigures, to_csv, waiting_by_day, xmr
 from anon_ticket.panel.hosts import HostPolicy
 from anon_ticket.panel.sessions import PanelSession
 from anon_ticket.panel.throttle import LoginThrottle
+from anon_ticket.service.status import (
+    ActorStatus,
+    PaymentCounts,
+    Status,
+    TokenCounts,
+    WalletStatus,
+)
 from anon_ticket.storage.base import PendingSpan
 
 DAY = 86_400
@@ -125,25 +133,34 @@ def test_sessions_are_stored_only_when_signed_in_and_capped() -> None:
     assert stale._load() is None and ids[1] not in Tiny.cache  # an expired session is dropped on read
 
 
-def test_the_dashboard_shows_staleness_when_the_status_has_it() -> None:
-    """`stale` and `last_success_at` (docs/PROTOCOL.md §9) are shown when the status carries them."""
+def test_the_dashboard_renders_the_typed_status() -> None:
+    """The panel renders the same `Status` value the API turns into JSON, `stale` and
+    `last_success_at` (docs/PROTOCOL.md §9) included, times in the panel's own format."""
     from anon_ticket.panel.app import templates  # noqa: PLC0415
 
-    wallet = {"height": 7, "primary_address": "4A", "last_poll_at": None, "last_error": "timed out"}
-    status = {
-        "version": "0",
-        "actors": {"wallet_poller": {"state": "running", "restarts": 0}},
-        "wallet": wallet,
-        "scan_cursor": 5,
-        "payments": {"pending": 1, "redeemable": 2, "claimed": 3},
-        "tokens": {"active": 3, "revoked": 0},
-        "abuse_level": "elevated",
-    }
+    wallet = WalletStatus(
+        height=7,
+        primary_address="4A",
+        last_poll_at=None,
+        last_error="timed out",
+        stale=False,
+        last_success_at=None,
+    )
+    status = Status(
+        version="0",
+        actors=(("wallet_poller", ActorStatus("running", 0)),),
+        wallet=wallet,
+        scan_cursor=5,
+        payments=PaymentCounts(pending=1, redeemable=2, claimed=3),
+        tokens=TokenCounts(active=3, revoked=0),
+        abuse_level="elevated",
+    )
     page = templates().get_template("dashboard.html")
     values = {"signed_in": True, "csrf": "c", "section": "dashboard", "max_reason": 256, "abuse_chart": None}
     plain = page.render(status=status, **values)
-    assert "Stale" not in plain and "timed out" in plain and "elevated" in plain
-    wallet.update(stale=True, last_success_at="2026-12-02T18:00:00Z")
-    stale = page.render(status=status, **values)
+    assert "timed out" in plain and "elevated" in plain and '<td class="good">no</td>' in plain
+    assert '<tr><td>wallet_poller</td><td class="good">running</td><td class="num">0</td></tr>' in plain
+    stale_wallet = dataclasses.replace(wallet, stale=True, last_success_at=1_796_234_400)
+    stale = page.render(status=dataclasses.replace(status, wallet=stale_wallet), **values)
     assert '<td class="bad">yes — no successful poll lately</td>' in stale
-    assert '<th>Last successful poll</th><td class="">2026-12-02T18:00:00Z</td>' in stale
+    assert '<th>Last successful poll</th><td class="">2026-12-02 18:00:00 UTC</td>' in stale

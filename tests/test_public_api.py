@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import socket
-from collections.abc import Iterator
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from actors.pid_cache import PidCacheProxy
+from actors.fatal import FatalSignal
+from actors.locator import ActorLocator
+from actors.pid_cache import PidCache, PidCacheProxy
+from actors.published import PublishedState
+from actors.wallet_poller import PollerSettings, WalletPoller
 from anon_ticket.config import BindAddress
 from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId, ServiceToken
 from anon_ticket.http.server import Listener
-from anon_ticket.redeem import Redeemer
+from anon_ticket.service.redeem import Redeemer
+from anon_ticket.storage.sqlite import SqliteStore
+from anon_ticket.wallet_rpc import WalletRpc
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import CONFIRMATIONS, MIN_AMOUNT, Pipeline, pipeline_config
 
@@ -114,6 +123,62 @@ def test_info_is_unavailable_until_the_wallet_address_is_known(tmp_path: Path) -
         finally:
             listener.stop()
             running.close()
+
+
+def test_info_serves_the_stored_address_while_the_wallet_is_down_after_a_restart(
+    tmp_path: Path, wallet: FakeWallet
+) -> None:
+    """The poller publishes the address the database is bound to when it starts, before it reaches
+    the wallet: request threads only read it, and buyers still see where to pay."""
+    config = pipeline_config(tmp_path / "bound.db", wallet.url, MONITOR_START_HEIGHT="100")
+    first = Pipeline(config)
+    assert first.poll().ok
+    first.close()
+    wallet.set_down(True)
+    second = Pipeline(config)
+    listener = Listener("public", BindAddress("127.0.0.1", 0), second.daemon.public_app(), threads=2)
+    listener.bind()
+    listener.serve_in_thread()
+    try:
+        assert not second.poll().ok
+        status, _, body = Public(listener.bound_port or 0).request("GET", "/api/v1/info")
+        assert (status, body["primary_address"]) == (200, wallet.address)
+    finally:
+        listener.stop()
+        second.close()
+
+
+def test_a_poller_that_cannot_read_the_stored_address_still_starts(
+    tmp_path: Path, wallet: FakeWallet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Storage trouble at the poller's start is said once and leaves the address unpublished (so
+    /api/v1/info answers 503) until the wallet is reached; it does not fail the actor's start."""
+    empty = tmp_path / "unmigrated.db"
+    sqlite3.connect(empty).close()
+    published = PublishedState()
+    settings = PollerSettings(
+        poll_interval_secs=3600,
+        min_confirmations=CONFIRMATIONS,
+        rescan_depth=10,
+        start_height=None,
+        writer_timeout_secs=5,
+    )
+    with caplog.at_level(logging.WARNING, logger="actors.wallet_poller"):
+        ref = WalletPoller.start(
+            settings,
+            ActorLocator(),
+            published,
+            FatalSignal(),
+            lambda: WalletRpc(wallet.url, timeout=2),
+            lambda: SqliteStore(empty, query_only=True),
+            autostart=False,
+        )
+        try:
+            assert ref.proxy().ping().get(timeout=30)
+        finally:
+            ref.stop()
+    assert published.primary_address is None
+    assert any("cannot read the stored wallet address" in r.getMessage() for r in caplog.records)
 
 
 # -- POST /api/v1/redeem, in the contract's order ---------------------------------------------------
@@ -211,7 +276,7 @@ def test_400_invalid_pid(public: Public, pid: object) -> None:
 
 
 def test_404_for_an_unknown_pid_without_touching_storage(pipeline: Pipeline, public: Public) -> None:
-    screen = pipeline.daemon.registry.pid_screen
+    screen = pipeline.daemon.published.pid_screen
     assert screen is not None
     pid = PaymentId.generate()
     assert not screen.might_contain(pid.chain_payment_id().raw)
@@ -307,7 +372,7 @@ def test_503_with_retry_after_while_the_pid_screen_rebuilds(
     wallet: FakeWallet, pipeline: Pipeline, public: Public
 ) -> None:
     pid = paid(wallet, pipeline)
-    pipeline.daemon.registry.pid_screen = None
+    pipeline.daemon.published.pid_screen = None
     answer = public.redeem(pid)
     assert_error(answer, 503, "unavailable")
     assert int(answer[1]["retry-after"]) > 0
@@ -315,7 +380,7 @@ def test_503_with_retry_after_while_the_pid_screen_rebuilds(
 
 def test_503_when_the_storage_writer_is_down(wallet: FakeWallet, pipeline: Pipeline, public: Public) -> None:
     pid = paid(wallet, pipeline)
-    ref = pipeline.daemon.registry.ref("storage_writer")
+    ref = pipeline.daemon.actors.ref("storage_writer")
     assert ref is not None
     ref.stop()
     answer = public.redeem(pid)
@@ -327,10 +392,72 @@ def test_a_new_payment_reaches_the_screen_with_its_batch(
     wallet: FakeWallet, pipeline: Pipeline, public: Public
 ) -> None:
     pid = paid(wallet, pipeline)
-    proxy = pipeline.daemon.registry.proxy("pid_cache", PidCacheProxy)
+    proxy = pipeline.daemon.actors.proxy("pid_cache", PidCacheProxy)
     assert proxy.ping().get(timeout=5)
-    screen = pipeline.daemon.registry.pid_screen
+    screen = pipeline.daemon.published.pid_screen
     assert screen is not None and screen.might_contain(pid.chain_payment_id().raw)
+
+
+def test_a_poll_writes_nothing_while_the_pid_cache_is_down(
+    wallet: FakeWallet, pipeline: Pipeline, public: Public
+) -> None:
+    """The poller puts a batch's payment ids on the screen before the writer commits it: with no PID
+    cache to take them, the poll fails before anything is stored, so storage never holds a payment
+    the screen would turn away. Once the cache is back, the next poll applies the batch."""
+    assert pipeline.poll().ok
+    ref = pipeline.daemon.actors.ref("pid_cache")
+    assert ref is not None
+    ref.stop()
+    cursor = pipeline.state().scan_cursor
+    pid = PaymentId.generate()
+    wallet.add_confirmed(payment_id=pid.chain_payment_id().hex(), amount=MIN_AMOUNT, confirmations=20)
+    report = pipeline.poll()
+    assert not report.ok and report.error is not None and "pid_cache" in report.error
+    assert pipeline.transfer_rows() == []
+    assert pipeline.state().scan_cursor == cursor
+    pipeline.daemon.supervisor.watch()  # restarts the cache, which rebuilds its screen
+    actors = pipeline.daemon.actors
+    for _ in range(600):
+        if actors.all_running():
+            break
+        time.sleep(0.05)
+    assert pipeline.poll().ok
+    status, _, body = public.redeem(pid)
+    assert (status, body["status"]) == (200, "claimed")
+
+
+class _StopsAfterItsFirstAdd(PidCache):
+    """A real PID cache that goes away right after the poller's first `add` of a batch."""
+
+    def add(self, payment_ids: Iterable[bytes]) -> None:
+        super().add(payment_ids)
+        self.stop()
+
+
+def test_a_pid_cache_gone_after_the_commit_does_not_fail_the_poll(
+    wallet: FakeWallet, pipeline: Pipeline, public: Public
+) -> None:
+    """The poller's second `add` (after the commit) finds no cache: the batch stays applied, and the
+    cache that starts next rebuilds its screen from storage, which holds the payment."""
+    assert pipeline.poll().ok
+    daemon = pipeline.daemon
+    original = daemon.actors.ref("pid_cache")
+    assert original is not None
+    original.stop()
+    flaky = _StopsAfterItsFirstAdd.start(daemon.published, daemon.database.open_reader, 1000)
+    daemon.actors.set_ref("pid_cache", flaky)
+    pid = PaymentId.generate()
+    wallet.add_confirmed(payment_id=pid.chain_payment_id().hex(), amount=MIN_AMOUNT, confirmations=20)
+    report = pipeline.poll()
+    assert report.ok and report.changed_transfers == 1
+    assert not flaky.is_alive()
+    daemon.supervisor.watch()  # starts a real PID cache again
+    for _ in range(600):
+        if daemon.actors.all_running() and daemon.published.pid_screen is not None:
+            break
+        time.sleep(0.05)
+    status, _, body = public.redeem(pid)
+    assert (status, body["status"]) == (200, "claimed")
 
 
 # -- everything else --------------------------------------------------------------------------------

@@ -14,14 +14,11 @@ the poll at that height was committed).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,8 +27,10 @@ from typing import Any, TypeVar
 import pytest
 
 from anon_ticket.client.address import integrated_address
-from anon_ticket.domain import ChainPaymentId, PaymentId, TxId
+from anon_ticket.domain import ChainPaymentId, PaymentId
 from anon_ticket.payments import TransferFlag
+from tests.support import waiting
+from tests.support.buyer import expected_token, run_client, start_client
 from tests.support.daemon import DaemonProcess
 from tests.support.regtest import RegtestChain, RpcCallError
 
@@ -39,7 +38,6 @@ pytestmark = pytest.mark.regtest
 
 T = TypeVar("T")
 
-REPO = Path(__file__).resolve().parents[1]
 XMR = 10**12
 MIN_AMOUNT = XMR // 10  # 0.1 XMR
 CONFIRMATIONS = 2
@@ -52,23 +50,8 @@ NO_WALLET_OPEN = -13
 # -- waiting ---------------------------------------------------------------------------------------
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = WAIT, interval: float = 0.1) -> T:
-    """`check()` until it returns something other than None, or TimeoutError at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value is not None:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not within {timeout:g} s")
-        time.sleep(interval)
-
-
-def expected_token(pid: PaymentId, txid: str) -> str:
-    """docs/PROTOCOL.md §2 twice: through anon_ticket.domain, and spelled out with hashlib."""
-    token = pid.service_token(TxId.parse(txid)).hex()
-    assert token == hashlib.sha3_256(pid.raw + b"|" + bytes.fromhex(txid)).hexdigest()
-    return token
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = WAIT) -> T:
+    return waiting.wait_for(what, check, timeout)
 
 
 # -- one shop: the daemon, its database, and the buyer's view ----------------------------------------
@@ -101,6 +84,18 @@ class Shop:
     @property
     def db_path(self) -> Path:
         return self.daemon.database_path
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Shop]:
+        """Started and scanning; afterwards SIGTERM must stop it with exit code 0 and no traceback."""
+        try:
+            self.daemon.start()
+            self.daemon.wait_scanning()
+            yield self
+        finally:
+            code = self.daemon.stop()
+        assert code == 0, f"exit code {code} on SIGTERM:\n{self.daemon.log_tail()}"
+        assert "Traceback" not in self.daemon.log_text(), self.daemon.log_text()
 
     # -- HTTP ---------------------------------------------------------------------------------------
 
@@ -223,29 +218,6 @@ class Shop:
         return sorted(row for row in found if not ids or row[0] in ids)
 
 
-def run_client(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "anon_ticket", "client", *args],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def start_client(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "anon_ticket", "client", *args],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def ensure_merchant_wallet_open(chain: RegtestChain) -> None:
     """Leave the session's merchant wallet usable for the next tests (open, auto-refreshing)."""
     try:
@@ -264,16 +236,9 @@ def shop(regtest_chain: RegtestChain, tmp_path: Path) -> Iterator[Shop]:
     Afterwards: SIGTERM must stop it with exit code 0, its log must hold no traceback and no error, and
     nothing mined before its MONITOR_START_HEIGHT may be in its database.
     """
-    running = Shop(regtest_chain, tmp_path)
-    try:
-        running.daemon.start()
-        running.daemon.wait_scanning()
+    with Shop(regtest_chain, tmp_path).running() as running:
         yield running
-    finally:
-        code = running.daemon.stop()
-        log = running.daemon.log_text()
-    assert code == 0, f"exit code {code} on SIGTERM:\n{running.daemon.log_tail()}"
-    assert "Traceback" not in log, log
+    log = running.daemon.log_text()
     assert " CRITICAL " not in log and " ERROR " not in log, log
     rows = running.transfer_rows() if running.db_path.exists() else []
     assert all(row[3] == 0 or row[3] >= running.start_height for row in rows), rows

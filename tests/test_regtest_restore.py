@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 
 from anon_ticket.domain import PaymentId
+from tests.support.buyer import expected_token
 from tests.support.regtest import RegtestChain
 from tests.test_regtest_e2e import (
     CONFIRMATIONS,
     MIN_AMOUNT,
     Shop,
     ensure_merchant_wallet_open,
-    expected_token,
     wallet_view,
 )
 

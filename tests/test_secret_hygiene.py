@@ -19,7 +19,7 @@ from anon_ticket.domain import PaymentId, TxId
 from anon_ticket.errors import ConfigError
 from anon_ticket.http.internal import loggable
 from anon_ticket.payments import TokenStatus
-from anon_ticket.redeem import RedeemAnswer
+from anon_ticket.service.redeem import RedeemAnswer
 from anon_ticket.storage.base import ClaimOutcome, ClaimRecord, ClaimRequest
 from anon_ticket.wallet_rpc import WalletRpc
 from tests.support.daemon import REPO_ROOT, DaemonProcess

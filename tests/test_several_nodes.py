@@ -182,7 +182,12 @@ def test_exactly_one_node_polls_the_wallet(cluster: Cluster) -> None:
         # A standby serves buyers and tells the service's story: the leader's last applied poll.
         assert status["wallet"]["primary_address"] == cluster.wallet.address
         assert status["wallet"]["stale"] is False and status["wallet"]["height"] is not None
-        assert node.public("GET", "/api/v1/info").status_code == 200
+        # The address the leader stored is served from the standby's next tick on.
+        poll_until(
+            lambda node=node: node.public("GET", "/api/v1/info").status_code == 200 or None,
+            10 * POLL_SECS,
+            "the standby's /api/v1/info",
+        )
     assert len(set(ids)) == NODES
     # Over a few poll intervals, only the leader's URL asks the wallet for transfers.
     before = dict(cluster.wallet.calls_by_query)

@@ -423,10 +423,10 @@ def test_daemons_share_the_lock_and_an_offline_writer_is_kept_out(pg_database: D
     first.acquire()
     second.acquire()  # several nodes on one database (docs/PROTOCOL.md §11)
     try:
-        with pytest.raises(DatabaseLocked, match="daemon is running"):
+        with pytest.raises(DatabaseLocked, match="running anon_ticket daemon"):
             pg_database.offline_lock().acquire()
         first.release()
-        with pytest.raises(DatabaseLocked, match="daemon is running"):
+        with pytest.raises(DatabaseLocked, match="running anon_ticket daemon"):
             pg_database.offline_lock().acquire()
     finally:
         first.release()
@@ -454,7 +454,8 @@ def test_the_offline_lock_is_released_with_its_process(pg_url: str) -> None:
             "import sys, time\n"
             "from anon_ticket.config import DatabaseUrl, Secret\n"
             "from anon_ticket.storage.database import Database\n"
-            "Database(DatabaseUrl('postgresql', None, Secret(sys.argv[1]))).offline_lock().acquire()\n"
+            "lock = Database(DatabaseUrl('postgresql', None, Secret(sys.argv[1]))).offline_lock()\n"
+            "lock.acquire()\n"
             "print('held', flush=True)\n"
             "time.sleep(600)\n",
             pg_url,

@@ -16,7 +16,7 @@ import pytest
 
 from anon_ticket.config import DatabaseUrl
 from anon_ticket.domain import PaymentId, TxId
-from anon_ticket.errors import CursorMoved, StorageError, WalletMismatch
+from anon_ticket.errors import CursorMoved, DatabaseLocked, RescanRefused, StorageError, WalletMismatch
 from anon_ticket.payments import TokenStatus, Transfer, TransferFlag
 from anon_ticket.storage.base import ClaimOutcome, Store, TransferBatch
 from anon_ticket.storage.database import Database
@@ -271,6 +271,7 @@ def test_a_batch_records_the_cursor_height_and_poll_time(store: Store) -> None:
 def test_a_persisted_cursor_wins_over_a_new_start_height(store: Store) -> None:
     assert store.start_scan(100).scan_cursor == 100
     assert store.start_scan(5).scan_cursor == 100
+    batch(store, height=300)
     assert store.rescan_from(150).scan_floor == 100  # the floor only ever moves down
 
 
@@ -432,3 +433,58 @@ def test_the_highest_wallet_height_only_rises_and_a_rescan_keeps_it(store: Store
     assert (state.scan_cursor, state.highest_height) == (120, 300)
     batch(store, height=310)
     assert store.monitor_state().highest_height == 310
+
+
+def test_a_rescan_ahead_of_the_cursor_is_refused_and_changes_nothing(store: Store) -> None:
+    batch(store, height=300)
+    before = store.monitor_state()
+    with pytest.raises(RescanRefused, match="ahead of the scan cursor"):
+        store.rescan_from(301)
+    assert store.monitor_state() == before
+    assert store.rescan_from(300).scan_cursor == 300  # the cursor itself is fine
+
+
+def test_reset_highest_lowers_the_highest_and_the_wallet_height_and_nothing_else(store: Store) -> None:
+    with pytest.raises(RescanRefused, match="no wallet height has been recorded"):
+        store.rescan_from(100, reset_highest=100)
+    paid(store, height=150)
+    batch(store, height=9_000_000)  # a wallet that reported a wildly wrong height once
+    before = store.monitor_state()
+    for height, reset, why in (
+        (200, 9_000_001, "above the highest height seen"),
+        (200, 199, "below --from 200"),
+        (9_000_001, 9_000_001, "ahead of the scan cursor"),
+    ):
+        with pytest.raises(RescanRefused, match=why):
+            store.rescan_from(height, reset_highest=reset)
+        assert store.monitor_state() == before  # a refused rescan writes nothing
+    state = store.rescan_from(140, reset_highest=320)
+    assert (state.scan_cursor, state.scan_floor, state.highest_height, state.wallet_height) == (
+        140,
+        100,
+        320,
+        320,
+    )
+    assert len(store.unsettled_transfers()) == 1  # read again from 140
+    batch(store, height=321)
+    assert store.monitor_state().highest_height == 321  # and it rises again as usual
+
+
+def test_the_offline_lock_excludes_a_daemon_and_the_other_way_round(db: Database) -> None:
+    daemon = db.daemon_lock()
+    daemon.acquire()
+    try:
+        with pytest.raises(DatabaseLocked):
+            db.offline_lock().acquire()
+    finally:
+        daemon.release()
+    offline = db.offline_lock()
+    offline.acquire()
+    try:
+        with pytest.raises(DatabaseLocked):
+            db.daemon_lock().acquire()
+    finally:
+        offline.release()
+    again = db.daemon_lock()
+    again.acquire()  # released for good: a daemon starts
+    again.release()

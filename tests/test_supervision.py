@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 from cherrypy.process import wspbus
 
-from actors.registry import Registry
+from actors.locator import ActorLocator
 from actors.supervisor import ActorSpec, Supervisor
 from anon_ticket.config import BindAddress
 from anon_ticket.daemon import Daemon
@@ -124,8 +124,8 @@ class Stack:
     internal: Client
 
     @property
-    def registry(self) -> Registry:
-        return self.pipeline.daemon.registry
+    def actors(self) -> ActorLocator:
+        return self.pipeline.daemon.actors
 
 
 @contextlib.contextmanager
@@ -354,18 +354,18 @@ def check_claims(stack: Stack, book: Book, tokens: dict[PaymentId, str]) -> None
         assert digest == hashlib.sha3_256(bytes.fromhex(tokens[pid])).digest()
 
 
-def wait_restarted(registry: Registry, name: str, restarts: int) -> float:
+def wait_restarted(actors: ActorLocator, name: str, restarts: int) -> float:
     """Wait until `name` runs again after its `restarts`-th restart; returns when that was seen."""
 
     def back() -> bool:
-        health = registry.health[name]
-        ref = registry.ref(name)
+        health = actors.health[name]
+        ref = actors.ref(name)
         return (
             health.restarts >= restarts and health.state == "running" and ref is not None and ref.is_alive()
         )
 
     until(back, RECOVERY_SECS, f"{name} to run again after restart {restarts}")
-    assert registry.health[name].restarts == restarts
+    assert actors.health[name].restarts == restarts
     return time.monotonic()
 
 
@@ -392,8 +392,8 @@ def check_ingesting(stack: Stack) -> None:
     assert (answer.status, answer.body["status"]) == (200, "claimed"), answer
 
 
-def crash(registry: Registry, name: str, how: str) -> None:
-    ref = registry.ref(name)
+def crash(actors: ActorLocator, name: str, how: str) -> None:
+    ref = actors.ref(name)
     assert ref is not None and ref.is_alive()
     if how == "failing_tell":
         FAILING_TELLS[name](ref.proxy())
@@ -408,7 +408,7 @@ def crash(registry: Registry, name: str, how: str) -> None:
 @pytest.mark.parametrize("name", ACTORS)
 def test_an_actor_crash_under_load_costs_no_claim(stack: Stack, name: str, how: str) -> None:
     book = book_of(stack)
-    registry = stack.registry
+    actors = stack.actors
     if name == "wallet_poller":
         # Paid while the poller is down: its first poll after the restart must pick this up by itself.
         late = pay(stack.wallet)
@@ -416,8 +416,8 @@ def test_an_actor_crash_under_load_costs_no_claim(stack: Stack, name: str, how: 
         cursor = stack.pipeline.state().scan_cursor
     with Load(stack.public, book) as load:
         load.wait_for(30)
-        crash(registry, name, how)
-        recovered = wait_restarted(registry, name, 1)
+        crash(actors, name, how)
+        recovered = wait_restarted(actors, name, 1)
         load.wait_for(60)
     tokens = check_answers(load.seen, book)
     after = [s for s in load.seen if s.started > recovered and s.answer is not None]
@@ -441,12 +441,12 @@ def test_an_actor_crash_under_load_costs_no_claim(stack: Stack, name: str, how: 
 def test_every_actor_crashes_in_turn_under_load(stack: Stack) -> None:
     """All four, one after the other, with claims racing each crash: still one claim per payment."""
     book = book_of(stack, paid=150)
-    registry = stack.registry
+    actors = stack.actors
     with Load(stack.public, book, threads=8) as load:
         for name in ACTORS:
             load.wait_for(20)
-            crash(registry, name, "failing_tell")
-            wait_restarted(registry, name, 1)
+            crash(actors, name, "failing_tell")
+            wait_restarted(actors, name, 1)
         load.wait_for(40)
     tokens = check_answers(load.seen, book)
     check_claims(stack, book, tokens)
@@ -461,18 +461,18 @@ def test_503_healthz_and_status_while_an_actor_is_restarting(stack: Stack) -> No
     """The restart delay doubles with each restart in the window: the sixth waits 1.6 s, long enough
     to see, without any hook, what clients and the operator get while the PID screen is missing."""
     book = book_of(stack, paid=2)
-    registry = stack.registry
+    actors = stack.actors
     public, internal = stack.public, stack.internal
     for restarts in range(1, 6):
-        crash(registry, "pid_cache", "failing_tell")
-        wait_restarted(registry, "pid_cache", restarts)
-    crash(registry, "pid_cache", "failing_tell")
-    until(lambda: registry.health["pid_cache"].state == "restarting", 5, "the sixth restart")
+        crash(actors, "pid_cache", "failing_tell")
+        wait_restarted(actors, "pid_cache", restarts)
+    crash(actors, "pid_cache", "failing_tell")
+    until(lambda: actors.health["pid_cache"].state == "restarting", 5, "the sixth restart")
     # Everything below happens inside the 1.6 s delay before the restart.
     redeem = public.redeem(book.paid[0])
     health = internal.request("GET", "/healthz", auth=False)
     status = internal.request("GET", "/api/v1/status")
-    assert registry.health["pid_cache"].state == "restarting", "the checks were too slow to mean anything"
+    assert actors.health["pid_cache"].state == "restarting", "the checks were too slow to mean anything"
     assert (redeem.status, redeem.body["error"]) == (503, "unavailable")
     assert int(redeem.headers["retry-after"]) > 0
     assert health.status == 503
@@ -481,7 +481,7 @@ def test_503_healthz_and_status_while_an_actor_is_restarting(stack: Stack) -> No
     assert status.status == 200
     assert status.body["actors"]["pid_cache"] == {"state": "restarting", "restarts": 6}
     assert status.body["actors"]["storage_writer"] == {"state": "running", "restarts": 0}
-    wait_restarted(registry, "pid_cache", 6)
+    wait_restarted(actors, "pid_cache", 6)
     check_claims(stack, book, {})
     check_status(stack, {"pid_cache": 6})
 
@@ -519,17 +519,17 @@ def test_the_supervisor_gives_up_after_its_budget_and_the_daemon_exits_1(
     tmp_path: Path, wallet: FakeWallet
 ) -> None:
     with running_stack(tmp_path, wallet, SUPERVISOR_MAX_RESTARTS="3") as stack:
-        daemon, registry = stack.pipeline.daemon, stack.registry
+        daemon, actors = stack.pipeline.daemon, stack.actors
         for restarts in range(1, 4):
-            crash(registry, "abuse_metrics", "failing_tell")
-            wait_restarted(registry, "abuse_metrics", restarts)
+            crash(actors, "abuse_metrics", "failing_tell")
+            wait_restarted(actors, "abuse_metrics", restarts)
         assert daemon.exit_code == 0
-        crash(registry, "abuse_metrics", "failing_tell")
+        crash(actors, "abuse_metrics", "failing_tell")
         until(lambda: daemon.exit_code == 1, RECOVERY_SECS, "the supervisor to give up")
         until(lambda: daemon.bus.state is wspbus.states.EXITING, 5, "the bus to exit")
-        ref = registry.ref("abuse_metrics")
+        ref = actors.ref("abuse_metrics")
         assert ref is not None and not ref.is_alive(), "restarted beyond the budget"
-        assert registry.health["abuse_metrics"].restarts == 3
+        assert actors.health["abuse_metrics"].restarts == 3
         # The operator's view must not claim health for an actor that is down for good.
         health = stack.internal.request("GET", "/healthz", auth=False)
         assert health.status == 503, health
@@ -569,7 +569,7 @@ def test_a_restart_that_fails_to_start_the_actor_is_retried_within_the_budget(
     ]
     gave_up: list[str] = []
     supervisor = Supervisor(
-        daemon.registry,
+        daemon.actors,
         specs,
         max_restarts=5,
         window_secs=60,
@@ -579,8 +579,8 @@ def test_a_restart_that_fails_to_start_the_actor_is_retried_within_the_budget(
     supervisor.start_actors()
     try:
         supervisor.watch()
-        crash(daemon.registry, "abuse_metrics", "failing_tell")
-        wait_restarted(daemon.registry, "abuse_metrics", 2)
+        crash(daemon.actors, "abuse_metrics", "failing_tell")
+        wait_restarted(daemon.actors, "abuse_metrics", 2)
         assert len(starts) == 3
         assert not gave_up
     finally:
@@ -591,16 +591,16 @@ def test_a_restart_that_fails_to_start_the_actor_is_retried_within_the_budget(
 def test_the_budget_is_a_sliding_window(tmp_path: Path, wallet: FakeWallet) -> None:
     """Two restarts per 1.5 s allowed: three crashes spread over more than that are fine."""
     with running_stack(tmp_path, wallet, SUPERVISOR_MAX_RESTARTS="2", SUPERVISOR_WINDOW_SECS="1.5") as stack:
-        daemon, registry = stack.pipeline.daemon, stack.registry
-        crash(registry, "abuse_metrics", "failing_tell")
-        first = wait_restarted(registry, "abuse_metrics", 1)
+        daemon, actors = stack.pipeline.daemon, stack.actors
+        crash(actors, "abuse_metrics", "failing_tell")
+        first = wait_restarted(actors, "abuse_metrics", 1)
         until(lambda: time.monotonic() - first > 1.7, 3, "the first restart to leave the window")
-        crash(registry, "abuse_metrics", "failing_tell")
-        wait_restarted(registry, "abuse_metrics", 2)
-        crash(registry, "pid_cache", "failing_tell")
-        wait_restarted(registry, "pid_cache", 1)
+        crash(actors, "abuse_metrics", "failing_tell")
+        wait_restarted(actors, "abuse_metrics", 2)
+        crash(actors, "pid_cache", "failing_tell")
+        wait_restarted(actors, "pid_cache", 1)
         assert daemon.exit_code == 0
-        crash(registry, "abuse_metrics", "failing_tell")  # the third within the window
+        crash(actors, "abuse_metrics", "failing_tell")  # the third within the window
         until(lambda: daemon.exit_code == 1, RECOVERY_SECS, "the supervisor to give up")
 
 
@@ -617,8 +617,8 @@ def test_a_transfer_amount_beyond_64_bits_is_a_bad_answer_not_a_crash(
         )
         report = stack.pipeline.poll()  # an ask: with the bug, the OverflowError comes back here
         assert not report.ok and report.error is not None
-        assert stack.registry.wallet.last_error == report.error
-        assert stack.registry.health["wallet_poller"].restarts == 0
+        assert stack.pipeline.daemon.published.wallet.last_error == report.error
+        assert stack.actors.health["wallet_poller"].restarts == 0
         for pid in book.paid:
             answer = stack.public.redeem(pid)
             assert (answer.status, answer.body["token"]) == (200, tokens[pid])

@@ -18,17 +18,12 @@ deadlines are generous and nothing asserts a duration.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
-import os
 import re
-import shutil
 import socket
 import stat
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -38,8 +33,12 @@ import requests
 
 from anon_ticket.client.address import integrated_address
 from anon_ticket.domain import PaymentId, TxId
+from tests.support import waiting
+from tests.support.buyer import expected_token, run_client, start_client
+from tests.support.chromium import chromium
 from tests.support.daemon import DaemonProcess
 from tests.support.regtest import RegtestChain
+from tests.support.services import require
 from tests.support.tor_network import ProbeBackend, TorNetwork, binary
 from tests.support.torrc_snippet import exports_circuit_ids, onion_service_lines, read_snippet
 
@@ -53,7 +52,6 @@ pytestmark = [pytest.mark.regtest, pytest.mark.tor, pytest.mark.timeout(600)]
 
 T = TypeVar("T")
 
-REPO = Path(__file__).resolve().parents[1]
 XMR = 10**12
 MIN_AMOUNT = XMR // 10
 CONFIRMATIONS = 2
@@ -67,38 +65,8 @@ PROXY_LINE = re.compile(
 )
 
 
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = WAIT, interval: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value is not None:
-            return value
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what}: not within {timeout:g} s")
-        time.sleep(interval)
-
-
-def run_client(*args: str, timeout: float = CLIENT_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "anon_ticket", "client", *args],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def start_client(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "anon_ticket", "client", *args],
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = WAIT) -> T:
+    return waiting.wait_for(what, check, timeout, interval=0.2)
 
 
 def redeem_over(session: requests.Session, shop: OnionShop, pid: PaymentId) -> requests.Response:
@@ -252,8 +220,9 @@ def test_a_buyer_pays_and_redeems_through_the_onion_service(
     pid_file = tmp_path / "buyer.pid"
 
     made = run_client(
-        "new", "--server", onion_shop.onion_url, "--proxy", proxy, "--out", str(pid_file), "--json"
-    )
+        "new", "--server", onion_shop.onion_url, "--proxy", proxy, "--out", str(pid_file), "--json",
+        timeout=CLIENT_TIMEOUT,
+    )  # fmt: skip
     assert made.returncode == 0, made.stderr
     new = json.loads(made.stdout)
     pid = PaymentId.parse(pid_file.read_text().strip())
@@ -279,14 +248,14 @@ def test_a_buyer_pays_and_redeems_through_the_onion_service(
             client.communicate()
     assert client.returncode == 0, stderr
     claimed = json.loads(stdout)
-    token = pid.service_token(TxId.parse(txid)).hex()
-    assert token == hashlib.sha3_256(pid.raw + b"|" + bytes.fromhex(txid)).hexdigest()
+    token = expected_token(pid, txid)
     assert (claimed["status"], claimed["token"], claimed["amount"]) == ("claimed", token, MIN_AMOUNT)
 
     # A retry over a new circuit (another SOCKS username) is safe: the same token, already claimed.
     again = run_client(
         "redeem", "--server", onion_shop.onion_url, "--proxy", tor_network.proxy_url("buyer-1-retry"),
         "--pid-file", str(pid_file), "--timeout", "120", "--poll-interval", "0.5", "--json",
+        timeout=CLIENT_TIMEOUT,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == {**claimed, "status": "already_claimed"}
@@ -314,7 +283,9 @@ def test_an_onion_server_is_refused_without_a_proxy_that_resolves_names_remotely
     assert "socks5h://" in no_proxy.stderr
 
     # The same command with socks5h:// reaches the daemon through Tor: the refusal was the scheme.
-    made = run_client("new", "--server", onion, "--proxy", tor_network.proxy_url(), "--json")
+    made = run_client(
+        "new", "--server", onion, "--proxy", tor_network.proxy_url(), "--json", timeout=CLIENT_TIMEOUT
+    )
     assert made.returncode == 0, made.stderr
     assert json.loads(made.stdout)["amount"] == MIN_AMOUNT
 
@@ -450,15 +421,11 @@ def test_each_real_circuit_has_its_own_limits_and_a_flooding_one_starves_no_othe
 
 def _browser_or_skip() -> str:
     """Chromium's path; if it or playwright is missing: skip, or fail under CI=true."""
-    chromium = next(filter(None, (shutil.which(name) for name in ("chromium", "chromium-browser"))), None)
-    missing = "playwright (the test extra)" if sync_playwright is None else None
-    missing = missing or (None if chromium else "chromium (Debian package, scripts/test installs it)")
-    if missing is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{missing} is not installed")
-        pytest.skip(f"{missing} is not installed")
-    assert chromium is not None
-    return chromium
+    require("playwright", sync_playwright is not None, "the test extra installs it")
+    found = chromium()
+    require("chromium", found is not None, "Debian package, scripts/test installs it")
+    assert found is not None
+    return found
 
 
 def test_the_buyers_page_works_in_chromium_through_the_tor_client(

@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -318,15 +316,7 @@ def test_rescan_after_a_restore_keeps_the_fault_until_the_wallet_is_back_then_re
         wait_status(daemon, lambda s: s["scan_cursor"] == top, "the poll at the top")
         wallet.rewind(120)  # restored with an old restore height, resyncing
         wait_status(daemon, lambda s: s["wallet"]["last_error"] is not None, "the wallet fault")
-        rescan = subprocess.run(
-            [sys.executable, "-m", "anon_ticket", "rescan", "--from", "190"],
-            cwd=daemon.workdir,
-            env=daemon.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        rescan = daemon.command("rescan", "--from", "190")
         assert rescan.returncode == 0, rescan.stderr
         # The operator's rescan moves the cursor, not the highest height: still a fault, nothing read.
         listed = wallet.calls["get_transfers"]

@@ -7,8 +7,6 @@ error and is never parsed; errors shown to the operator are at most 500 characte
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -22,6 +20,7 @@ from anon_ticket.errors import WalletRpcError, WalletUnreachable
 from anon_ticket.wallet_rpc import MAX_ERROR_CHARS, WalletRpc
 from tests.support.daemon import free_ports, poll_until
 from tests.support.fake_wallet import FakeWallet
+from tests.support.services import need
 
 
 @pytest.fixture
@@ -133,10 +132,7 @@ def test_the_password_never_shows_in_a_repr() -> None:
 @pytest.fixture
 def real_wallet_rpc(tmp_path: Path) -> Iterator[str]:
     """A real monero-wallet-rpc with --rpc-login (no daemon needed to answer get_version)."""
-    if shutil.which("monero-wallet-rpc") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("monero-wallet-rpc is missing (scripts/test installs the Debian package monero)")
-        pytest.skip("monero-wallet-rpc is not installed (Debian package monero)")
+    need("monero-wallet-rpc", "Debian package monero; scripts/test installs it")
     (port,) = free_ports(1)
     argv = [
         "monero-wallet-rpc", "--rpc-login", "shop:s3cret pass", "--wallet-dir", str(tmp_path),

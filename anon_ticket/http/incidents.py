@@ -17,6 +17,48 @@ from collections.abc import Callable
 SUMMARY_INTERVAL_SECS = 60.0
 
 
+class CountsByInterval:
+    """Counts events by kind and hands the counts over at most once per interval. Thread-safe.
+
+    The one mechanism behind both summaries: the application's 4xx answers (`ClientErrorSummary`)
+    and the HTTP engine's client faults (`anon_ticket/http/noise.py`). With `first_at_once` the first
+    `take_if_due()` hands over at once (an operator trying things sees the first mistake); without it
+    the first hand-over comes one interval after creation.
+    """
+
+    def __init__(
+        self,
+        interval: float = SUMMARY_INTERVAL_SECS,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        first_at_once: bool,
+    ) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._next_at = clock() if first_at_once else clock() + interval
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[kind] += n
+
+    def take_if_due(self) -> collections.Counter[str] | None:
+        """None within the interval; else what was counted since the last hand-over (maybe nothing)."""
+        with self._lock:
+            now = self._clock()
+            if now < self._next_at:
+                return None
+            counts, self._counts = self._counts, collections.Counter()
+            self._next_at = now + self.interval
+            return counts
+
+
+def describe(counts: collections.Counter[str]) -> str:
+    """`5000 invalid_request, 4999 not_found`: most frequent first, the same in every summary line."""
+    return ", ".join(f"{n} {kind}" for kind, n in counts.most_common())
+
+
 class ClientErrorSummary:
     """Counts a listener's 4xx answers by code; logs one summary line at most once per interval.
 
@@ -33,29 +75,20 @@ class ClientErrorSummary:
     ) -> None:
         self._log = logger
         self._listener = listener
-        self._interval = interval
-        self._clock = clock
-        self._counts: collections.Counter[str] = collections.Counter()
-        self._next_at = clock()
-        self._lock = threading.Lock()
+        self._counts = CountsByInterval(interval, clock, first_at_once=True)
 
     def note(self, code: str) -> None:
-        with self._lock:
-            self._counts[code] += 1
-            now = self._clock()
-            if now < self._next_at:
-                return
-            counts, self._counts = self._counts, collections.Counter()
-            self._next_at = now + self._interval
-        total = sum(counts.values())
-        detail = ", ".join(f"{name} {n}" for name, n in counts.most_common())
+        self._counts.add(code)
+        counts = self._counts.take_if_due()
+        if not counts:
+            return
         self._log.info(
             "%s listener: %d client error(s) since the last summary (%s); counted in statsd, "
             "next summary in %ds at the earliest",
             self._listener,
-            total,
-            detail,
-            int(self._interval),
+            counts.total(),
+            describe(counts),
+            int(self._counts.interval),
         )
 
 

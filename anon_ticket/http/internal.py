@@ -11,16 +11,13 @@ import hmac
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
 
 from actors.abuse_metrics import Event
-from actors.registry import Registry, wait
-from actors.storage_writer import StorageWriterProxy
-from anon_ticket import __version__
+from actors.locator import ActorLocator
+from anon_ticket import rescan
 from anon_ticket.config import Secret
 from anon_ticket.domain import ServiceToken
-from anon_ticket.errors import InvalidRequest, TokenNotFound, Unauthorized
+from anon_ticket.errors import InvalidRequest, Unauthorized
 from anon_ticket.http import openapi
 from anon_ticket.http.routing import ROUTING_ARGS, Router
 from anon_ticket.http.wsgi import (
@@ -32,10 +29,9 @@ from anon_ticket.http.wsgi import (
     require_json,
     respond,
 )
-from anon_ticket.node import NodeView, node_id
-from anon_ticket.payments import TokenStatus, TransferFlag, evaluate
-from anon_ticket.storage.base import ClaimRecord, Store
-from anon_ticket.timefmt import rfc3339
+from anon_ticket.service.scan import ScanService
+from anon_ticket.service.status import StatusService, status_json
+from anon_ticket.service.tokens import TokenService
 
 log = logging.getLogger(__name__)
 
@@ -49,36 +45,30 @@ _HEX_RUN = re.compile(f"[0-9a-fA-F]{{{MASKED_HEX_RUN},}}")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-@dataclass(frozen=True, slots=True)
-class InternalSettings:
-    min_payment_amount: int
-    min_confirmations: int
-    writer_timeout_secs: float
-
-
 class InternalApp:
     """The WSGI application of the internal listener."""
 
     def __init__(
         self,
-        registry: Registry,
-        reader: Callable[[], Store],
+        actors: ActorLocator,
         api_token: Secret,
-        settings: InternalSettings,
-        clock: Callable[[], float],
+        tokens: TokenService,
+        status: StatusService,
+        scan: ScanService,
         extra_routes: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] | None = None,
     ) -> None:
-        self._registry = registry
-        self._reader = reader
+        self._actors = actors
         self._expected = api_token.reveal().encode("utf-8")
-        self._settings = settings
-        self._clock = clock
+        self._tokens = tokens
+        self._status = status
+        self._scan = scan
         self.router = Router("internal", count=self._count, guard=self._guard, access_log=_access_log)
         self.router.add("/healthz", "healthz", GET=self._healthz_route)
         self.router.add(openapi.PATH, "openapi", GET=openapi.respond_document)
         self.router.add("/api/v1/status", "status", GET=self._status_route)
         self.router.add("/api/v1/token/{token}", "token", GET=self._token)
         self.router.add("/api/v1/token/{token}/revoke", "revoke", POST=self._revoke)
+        self.router.add("/api/v1/rescan", "rescan", POST=self._rescan)
         for prefix, app in (extra_routes or {}).items():
             self.mount(prefix, app)
 
@@ -101,22 +91,27 @@ class InternalApp:
             self.authenticate(environ.get("HTTP_AUTHORIZATION", ""))
 
     def _count(self, event: str) -> None:
-        self._registry.tell("abuse_metrics", Event(event))
+        self._actors.tell("abuse_metrics", Event(event))
 
     def _healthz_route(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         return self._healthz(start_response)
 
     def _status_route(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
-        return respond(start_response, 200, self.status())
+        return respond(start_response, 200, status_json(self._status.status()))
 
     def _token(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         token = ServiceToken.parse(environ[ROUTING_ARGS][1]["token"])
-        return respond(start_response, 200, self.token_record(token))
+        return respond(start_response, 200, self._tokens.record(token))
 
     def _revoke(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         token = ServiceToken.parse(environ[ROUTING_ARGS][1]["token"])
         reason = self._revoke_reason(environ)
-        return respond(start_response, 200, self.revoke(token, reason))
+        return respond(start_response, 200, self._tokens.revoke(token, reason))
+
+    def _rescan(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        require_json(environ)
+        request = rescan.parse_request(parse_object(read_body(environ, MAX_BODY_BYTES)))
+        return respond(start_response, 200, self._scan.rescan(request))
 
     def authenticate(self, header: str) -> None:
         """Accept `Bearer <token>`: the scheme in any case, one or more spaces (RFC 7235, RFC 6750).
@@ -133,58 +128,18 @@ class InternalApp:
 
     def _healthz(self, start_response: StartResponse) -> list[bytes]:
         """docs/PROTOCOL.md §9: 503 `down` only for a dead actor; a stale or faulted wallet is `degraded`."""
-        registry = self._registry
-        if not registry.all_running():
-            down = sorted(
-                name
-                for name, h in registry.health.items()
-                if h.state != "running" or (ref := registry.ref(name)) is None or not ref.is_alive()
-            )
+        down = self._status.down_actors()
+        if down is not None:
             return respond(
                 start_response,
                 503,
                 {"status": "down", "reasons": [f"actor:{name}" for name in down] or ["actor:starting"]},
                 [("Retry-After", "5")],
             )
-        reasons = registry.wallet.reasons()
+        reasons = self._status.degraded_reasons()
         if reasons:
             return respond(start_response, 200, {"status": "degraded", "reasons": reasons})
         return respond(start_response, 200, {"status": "ok"})
-
-    def token_record(self, token: ServiceToken) -> dict[str, Any]:
-        store = self._reader()
-        record = store.claim_by_digest(token.digest().raw)
-        if record is None:
-            raise TokenNotFound("no token with this value was issued")
-        return self._record(token, record, store)
-
-    def revoke(self, token: ServiceToken, reason: str | None) -> dict[str, Any]:
-        writer = self._registry.proxy("storage_writer", StorageWriterProxy)
-        digest = token.digest()
-        record = wait(
-            writer.revoke(digest.raw, reason, int(self._clock())),
-            self._settings.writer_timeout_secs,
-            "storage writer",
-            "storage",
-        )
-        if record is None:
-            raise TokenNotFound("no token with this value was issued")
-        log.warning("token %s… revoked by the operator", digest.log_prefix())
-        return self._record(token, record, self._reader())
-
-    def _record(self, token: ServiceToken, record: ClaimRecord, store: Store) -> dict[str, Any]:
-        snapshot = store.snapshot(record.payment_id)
-        view = evaluate(
-            snapshot.transfers, snapshot.wallet_height, self._settings.min_confirmations, claimed=True
-        )
-        return {
-            "token": token.hex(),
-            "status": "active" if record.status is TokenStatus.ACTIVE else "revoked",
-            "amount": view.counted_total,
-            "issued_at": rfc3339(record.claimed_at),
-            "revoked_at": rfc3339(record.revoked_at),
-            "revoke_reason": record.revoke_reason,
-        }
 
     def _revoke_reason(self, environ: Environ) -> str | None:
         if not has_body(environ):
@@ -199,55 +154,6 @@ class InternalApp:
         if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
             raise InvalidRequest(f"reason must be a string of at most {MAX_REASON_CHARS} characters")
         return reason
-
-    def flagged_transfers(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Transfers recorded but never counted (docs/PROTOCOL.md §3), for the admin panel."""
-        store = self._reader()
-        height = store.monitor_state().wallet_height or 0
-        return [
-            {
-                "txid": transfer.txid.hex(),
-                "payment_id": payment_id.hex(),
-                "amount": transfer.amount,
-                "height": transfer.height,
-                "confirmations": transfer.confirmations(height),
-                "locked": bool(transfer.flags & TransferFlag.LOCKED),
-                "double_spend_seen": bool(transfer.flags & TransferFlag.DOUBLE_SPEND),
-            }
-            for payment_id, transfer in store.flagged_transfers(limit)
-        ]
-
-    def status(self) -> dict[str, Any]:
-        store = self._reader()
-        state = store.monitor_state()
-        counts = store.counts(self._settings.min_confirmations, self._settings.min_payment_amount)
-        registry = self._registry
-        wallet = registry.wallet
-        return {
-            "version": __version__,
-            "actors": {
-                name: {"state": health.state, "restarts": health.restarts}
-                for name, health in sorted(registry.health.items())
-            },
-            "wallet": {
-                "height": wallet.height if wallet.height is not None else state.wallet_height,
-                "primary_address": state.wallet_address,
-                "last_poll_at": rfc3339(wallet.last_poll_at or state.last_poll_at),
-                "last_error": wallet.last_error,
-                "stale": wallet.stale(),
-                # The last applied poll: this process's, else the one stored by an earlier run.
-                "last_success_at": rfc3339(wallet.last_success_at or state.last_poll_at),
-            },
-            "scan_cursor": state.scan_cursor,
-            "payments": {
-                "pending": counts.payments_pending,
-                "redeemable": counts.payments_redeemable,
-                "claimed": counts.payments_claimed,
-            },
-            "tokens": {"active": counts.tokens_active, "revoked": counts.tokens_revoked},
-            "abuse_level": registry.abuse_level,
-            "node": NodeView(node_id(), registry.node_role).as_json(),
-        }
 
 
 def _access_log(method: str, path: str, status: int | None) -> None:

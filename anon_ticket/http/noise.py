@@ -7,16 +7,14 @@ per listener, so no client can grow the log faster than that, whatever it sends.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 
-log = logging.getLogger("anon_ticket.http")
+from anon_ticket.http.incidents import SUMMARY_INTERVAL_SECS, CountsByInterval, OncePerInterval, describe
 
-SUMMARY_INTERVAL_SECS = 60.0
+log = logging.getLogger("anon_ticket.http")
 
 Counter = Callable[[str, int], None]
 
@@ -33,16 +31,11 @@ class Noise:
     ) -> None:
         self._listener = listener
         self._count = count
-        self._interval = interval
-        self._clock = clock
-        self._pending: collections.Counter[str] = collections.Counter()
-        self._last = clock()
-        self._lock = threading.Lock()
-        self._defect_logged = float("-inf")
+        self._pending = CountsByInterval(interval, clock, first_at_once=False)
+        self._defects = OncePerInterval(interval, clock)
 
     def record(self, kind: str, n: int = 1) -> None:
-        with self._lock:
-            self._pending[kind] += n
+        self._pending.add(kind, n)
         if self._count is not None:
             # Counting must never break serving (e.g. while the metrics actor restarts).
             with contextlib.suppress(Exception):
@@ -50,24 +43,21 @@ class Noise:
 
     def summarise(self) -> None:
         """Log one line with what was counted since the last line, if the interval has passed."""
-        now = self._clock()
-        if now - self._last < self._interval:
-            return
-        with self._lock:
-            pending, self._pending = self._pending, collections.Counter()
-            self._last = now
+        pending = self._pending.take_if_due()
         if pending:
-            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(pending.items()))
-            log.warning("%s listener, client faults in the last minute: %s", self._listener, kinds)
+            log.warning(
+                "%s listener, client faults in the last minute: %s", self._listener, describe(pending)
+            )
 
     def defect(self, message: str, exc: BaseException) -> None:
         """An application defect: counted always, logged with its traceback at most once a minute."""
         self.record("app_error")
-        now = self._clock()
-        with self._lock:
-            if now - self._defect_logged < self._interval:
-                return
-            self._defect_logged = now
-        log.error(
-            "%s listener: %s (more this minute are only counted)", self._listener, message, exc_info=exc
-        )
+        held = self._defects.admit("defect")
+        if held is not None:
+            log.error(
+                "%s listener: %s (%d more held back in the last minute)",
+                self._listener,
+                message,
+                held,
+                exc_info=exc,
+            )

@@ -7,10 +7,11 @@ logged per request: a log line per request would be a record of who asked when).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from actors.abuse_metrics import Event
-from actors.registry import Registry
+from actors.locator import ActorLocator
+from actors.published import PublishedState
 from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId
 from anon_ticket.errors import InvalidRequest, Unavailable
 from anon_ticket.http.buyer_page import BuyerPage
@@ -24,8 +25,7 @@ from anon_ticket.http.wsgi import (
     require_json,
     respond,
 )
-from anon_ticket.redeem import Redeemer
-from anon_ticket.storage.base import Store
+from anon_ticket.service.redeem import Redeemer
 
 MAX_BODY_BYTES = 1024
 
@@ -35,17 +35,17 @@ class PublicApp:
 
     def __init__(
         self,
-        registry: Registry,
+        actors: ActorLocator,
+        published: PublishedState,
         redeemer: Redeemer,
-        reader: Callable[[], Store],
         min_payment_amount: int,
         min_confirmations: int,
         buyer_page: BuyerPage | None = None,
     ) -> None:
         """`buyer_page` serves `/` and `/static/` (docs/PROTOCOL.md §10); None (BUYER_PAGE=off): 404."""
-        self._registry = registry
+        self._actors = actors
+        self._published = published
         self._redeemer = redeemer
-        self._reader = reader
         self._min_payment_amount = min_payment_amount
         self._min_confirmations = min_confirmations
         self.router = Router("public", count=self._count)
@@ -59,15 +59,13 @@ class PublicApp:
         return self.router(environ, start_response)
 
     def _count(self, event: str) -> None:
-        self._registry.tell("abuse_metrics", Event(event))
+        self._actors.tell("abuse_metrics", Event(event))
 
     def _info(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
-        address = self._registry.primary_address
+        # Published by the wallet poller alone (the stored address at its start, then the wallet's).
+        address = self._published.primary_address
         if address is None:
-            address = self._reader().monitor_state().wallet_address
-            if address is None:
-                raise Unavailable("the wallet's address is not known yet", component="wallet")
-            self._registry.primary_address = address
+            raise Unavailable("the wallet's address is not known yet", component="wallet")
         return respond(
             start_response,
             200,

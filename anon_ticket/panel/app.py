@@ -21,7 +21,7 @@ from pathlib import Path
 import cherrypy
 import jinja2
 
-from actors.registry import Registry
+from actors.locator import ActorLocator
 from anon_ticket.config import BindAddress
 from anon_ticket.errors import AnonTicketError
 from anon_ticket.http.internal import InternalApp
@@ -30,6 +30,8 @@ from anon_ticket.panel.hosts import HostPolicy
 from anon_ticket.panel.pages import Pages, PanelSettings
 from anon_ticket.panel.sessions import PanelSession
 from anon_ticket.panel.throttle import LoginThrottle
+from anon_ticket.service.status import StatusService
+from anon_ticket.service.tokens import TokenService
 from anon_ticket.storage.base import Store
 from anon_ticket.timefmt import rfc3339
 
@@ -78,7 +80,9 @@ def age(seconds: int | None) -> str:
 
 def build_panel(
     internal: InternalApp,
-    registry: Registry,
+    tokens: TokenService,
+    status: StatusService,
+    actors: ActorLocator,
     reader: Callable[[], Store],
     settings: PanelSettings,
     address: BindAddress | Path,
@@ -88,7 +92,7 @@ def build_panel(
     """The `/admin/` Application for the internal listener bound at `address`."""
     env = templates()
     stylesheet = (importlib.resources.files("anon_ticket.panel") / "static" / "panel.css").read_text("utf-8")
-    pages = Pages(internal, registry, reader, settings, env, LoginThrottle(), stylesheet, clock)
+    pages = Pages(internal, tokens, status, actors, reader, settings, env, LoginThrottle(), stylesheet, clock)
 
     def error_page(status: str, message: str, traceback: str, version: str) -> str:
         """CherryPy's error pages (404, 405, 400 …) as the panel's own small page, never a traceback."""

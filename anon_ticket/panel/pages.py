@@ -1,9 +1,9 @@
 """The panel's pages: exposed handler classes, dispatched by CherryPy, rendered by Jinja2 templates.
 
-Each handler reads what it shows through the same paths as the internal API (`InternalApp` for status,
-token records and revocation, so the panel never disagrees with the API and revokes durably) and the
-read-only store for the figures. Method rules and the sign-in requirement sit on each handler as
-CherryPy config (`_cp_config`), so no URL can reach a handler without them.
+Each handler reads what it shows through the same services as the internal API (`StatusService`,
+`TokenService` for records and revocation, so the panel never disagrees with the API and revokes
+durably) and the read-only store for the figures. Method rules and the sign-in requirement sit on
+each handler as CherryPy config (`_cp_config`), so no URL can reach a handler without them.
 """
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ import cherrypy
 import jinja2
 
 from actors.abuse_metrics import AbuseMetricsProxy, MinuteSample
-from actors.registry import Registry, wait
+from actors.locator import ActorLocator, wait
 from anon_ticket.domain import ServiceToken
 from anon_ticket.errors import AnonTicketError, InvalidRequest, InvalidToken, Unauthorized
 from anon_ticket.http.internal import MAX_REASON_CHARS, InternalApp
 from anon_ticket.panel import charts, figures, tools
 from anon_ticket.panel.throttle import LoginThrottle
+from anon_ticket.service.status import StatusService
+from anon_ticket.service.tokens import TokenService
 from anon_ticket.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,9 @@ class Pages:
     def __init__(
         self,
         internal: InternalApp,
-        registry: Registry,
+        tokens: TokenService,
+        status: StatusService,
+        actors: ActorLocator,
         reader: Callable[[], Store],
         settings: PanelSettings,
         templates: jinja2.Environment,
@@ -69,7 +73,9 @@ class Pages:
     ) -> None:
         self._stylesheet = stylesheet
         self._internal = internal
-        self._registry = registry
+        self._tokens = tokens
+        self._status = status
+        self._actors = actors
         self._reader = reader
         self._settings = settings
         self._templates = templates
@@ -99,11 +105,11 @@ class Pages:
     def index(self) -> str:
         if tools.session_data() is None:
             return self.login_page()
-        # The status as the API answers it; the templates read it by name (a mapping or a typed value).
+        # The same typed `Status` the internal API turns into its JSON.
         history = self._abuse_history()
         return self.render(
             "dashboard.html",
-            status=self._internal.status(),
+            status=self._status.status(),
             abuse_chart=_abuse_chart(history, int(self._clock())) if history is not None else None,
         )
 
@@ -147,7 +153,7 @@ class Pages:
         if cherrypy.serving.request.method != "POST":
             return self.render("token.html", record=None, notice=None)
         try:
-            record = self._internal.token_record(_parse_token(token))
+            record = self._tokens.record(_parse_token(token))
         except AnonTicketError as error:
             return self._token_error(error)
         return self.render("token.html", record=record, notice=None)
@@ -162,7 +168,7 @@ class Pages:
                 raise InvalidRequest(f"The reason must be at most {MAX_REASON_CHARS} characters.")
             if confirm != "yes":
                 raise InvalidRequest("Tick the confirmation box to revoke the token.")
-            record = self._internal.revoke(parsed, text or None)
+            record = self._tokens.revoke(parsed, text or None)
         except AnonTicketError as error:
             return self._token_error(error)
         return self.render("token.html", record=record, notice=("ok", "The token is revoked."))
@@ -184,7 +190,7 @@ class Pages:
         return self.render(
             "figures.html",
             days=days,
-            status=self._internal.status(),
+            status=self._status.status(),
             claims_chart=charts.bar_chart(
                 "Claims per day",
                 [charts.Point(_day(d), d.claims, f"{d.claims} claims") for d in days],
@@ -246,7 +252,7 @@ class Pages:
 
     def _abuse_history(self) -> tuple[MinuteSample, ...] | None:
         try:
-            proxy = self._registry.proxy("abuse_metrics", AbuseMetricsProxy)
+            proxy = self._actors.proxy("abuse_metrics", AbuseMetricsProxy)
             return wait(proxy.history(), self._settings.actor_timeout_secs, "abuse metrics")
         except AnonTicketError:
             return None

@@ -23,7 +23,13 @@ from anon_ticket.errors import StorageError
 from anon_ticket.storage import migrations
 from anon_ticket.storage.base import Store
 from anon_ticket.storage.leadership import Leadership, PostgresLeadership, SoleLeader
-from anon_ticket.storage.lock import PG_DAEMON_LOCK_CLASS, DaemonLock, FileDaemonLock, PostgresDaemonLock
+from anon_ticket.storage.lock import (
+    PG_DAEMON_LOCK_CLASS,
+    DaemonLock,
+    FileDaemonLock,
+    PostgresDaemonLock,
+    PostgresOfflineLock,
+)
 from anon_ticket.storage.pid_feed import PaymentIdFeed
 from anon_ticket.storage.sqlite import SqliteStore, connect
 
@@ -144,26 +150,6 @@ class Database:
         self.check_folder()
         return FileDaemonLock(self._lock_path())
 
-    def offline_lock(self) -> DaemonLock:
-        """The lock an offline writer (`rescan` with no daemon) holds while it writes.
-
-        Exclusive on the daemon's key on both backends: it fails while any daemon runs (on PostgreSQL,
-        while any node of the service holds its shared lock), and keeps daemons from starting until
-        it is released.
-        """
-        if self._dsn is not None:
-            from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
-
-            dsn = self._dsn
-            return PostgresDaemonLock(
-                lambda: postgres.connect(dsn, read_only=True),
-                shared=False,
-                refusal="an anon_ticket daemon is running on this PostgreSQL database (advisory lock "
-                f"{PG_DAEMON_LOCK_CLASS} on this schema); stop every node first",
-            )
-        self.check_folder()
-        return FileDaemonLock(self._lock_path())
-
     def poller_leadership(self) -> Leadership:
         """Who polls the wallet (§11): an advisory lock on PostgreSQL; SQLite always leads."""
         if self._dsn is not None:
@@ -189,6 +175,21 @@ class Database:
 
     def _lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")
+
+    def offline_lock(self) -> DaemonLock:
+        """The daemon lock, for a command that writes only while no daemon runs (not yet taken).
+
+        `acquire()` raises `DatabaseLocked` while a daemon holds the database. SQLite: the same
+        `flock` as the daemon's. PostgreSQL: the daemon's advisory key, taken exclusively, so it
+        fails while any daemon holds it (shared or exclusive). Held until `release()`.
+        """
+        if self._dsn is not None:
+            from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
+
+            dsn = self._dsn
+            return PostgresOfflineLock(lambda: postgres.connect(dsn, read_only=True))
+        self.check_folder()
+        return FileDaemonLock(self._lock_path())
 
     def open_writer(self) -> Store:
         return self._open(read_only=False)

@@ -177,3 +177,39 @@ class PostgresDaemonLock:
         if conn is not None:
             # Closing the session releases its advisory locks: no unlock round trip needed.
             conn.close()
+
+
+class PostgresOfflineLock:
+    """The daemon lock's key taken exclusively, for a command that writes while no daemon runs.
+
+    `pg_try_advisory_lock` (exclusive) fails while any daemon holds the key, in whichever mode
+    daemons take it, so an offline command never writes beside a running node. No watchdog: the
+    command is short, and if its session dies the write it was making fails with it.
+    """
+
+    def __init__(self, open_connection: Callable[[], Connection]) -> None:
+        self._open = open_connection
+        self._conn: Connection | None = None
+
+    def acquire(self) -> None:
+        import psycopg  # noqa: PLC0415 (the optional extra is imported only on this backend)
+
+        if self._conn is not None:
+            return
+        conn = self._open()
+        try:
+            row = conn.execute(
+                f"SELECT pg_try_advisory_lock(%s, {_PG_KEY})", (PG_DAEMON_LOCK_CLASS,)
+            ).fetchone()
+        except psycopg.Error as exc:
+            conn.close()
+            raise StorageError(f"cannot take the daemon lock: {exc}") from exc
+        if row is None or not row[0]:
+            conn.close()
+            raise DatabaseLocked("a running anon_ticket daemon holds this PostgreSQL database")
+        self._conn = conn
+
+    def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()  # ends the session, and with it the advisory lock

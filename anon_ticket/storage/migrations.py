@@ -76,13 +76,8 @@ def current_version_sqlite(conn: Any) -> int:
 def migrate_sqlite(conn: Any, migrations: list[Migration] | None = None) -> int:
     """Bring an SQLite database (autocommit connection) to the newest schema; return its version."""
     migrations = available("sqlite") if migrations is None else migrations
-    newest = migrations[-1].version if migrations else 0
     version = current_version_sqlite(conn)
-    if version > newest:
-        raise _too_new(version, newest)
-    for migration in migrations:
-        if migration.version <= version:
-            continue
+    for migration in _pending(migrations, version):
         # executescript runs each statement in autocommit mode unless we wrap it ourselves.
         script = (
             "BEGIN IMMEDIATE;\n" + migration.sql() + f"\nINSERT INTO schema_migrations (version, applied_at) "
@@ -98,11 +93,16 @@ def migrate_sqlite(conn: Any, migrations: list[Migration] | None = None) -> int:
     return version
 
 
-def _too_new(version: int, newest: int) -> SchemaTooNew:
-    return SchemaTooNew(
-        f"the database is at schema version {version}, but this anon_ticket knows only up to "
-        f"{newest}: run the newer anon_ticket, or restore a backup"
-    )
+def _pending(migrations: list[Migration], version: int) -> list[Migration]:
+    """The migrations a database at `version` still needs, in order; refuses a newer database
+    (whatever a newer anon_ticket stored, this one cannot know how to read it)."""
+    newest = migrations[-1].version if migrations else 0
+    if version > newest:
+        raise SchemaTooNew(
+            f"the database is at schema version {version}, but this anon_ticket knows only up to "
+            f"{newest}: run the newer anon_ticket, or restore a backup"
+        )
+    return [migration for migration in migrations if migration.version > version]
 
 
 def current_version_postgres(conn: psycopg.Connection[TupleRow]) -> int:
@@ -135,7 +135,6 @@ def migrate_postgres(conn: psycopg.Connection[TupleRow], migrations: list[Migrat
     import psycopg  # noqa: PLC0415 (the optional extra is imported only on this backend)
 
     migrations = available("postgresql") if migrations is None else migrations
-    newest = migrations[-1].version if migrations else 0
     lock = "SELECT pg_advisory_{}(%s, hashtext(coalesce(current_schema(), '')))"
     try:
         conn.execute(lock.format("lock"), (PG_MIGRATION_LOCK_CLASS,))
@@ -143,11 +142,7 @@ def migrate_postgres(conn: psycopg.Connection[TupleRow], migrations: list[Migrat
         raise StorageError(f"cannot lock the schema for migration: {exc}") from exc
     try:
         version = current_version_postgres(conn)
-        if version > newest:
-            raise _too_new(version, newest)
-        for migration in migrations:
-            if migration.version <= version:
-                continue
+        for migration in _pending(migrations, version):
             try:
                 with conn.transaction():
                     conn.execute(

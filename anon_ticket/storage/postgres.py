@@ -31,13 +31,13 @@ import psycopg
 from psycopg import conninfo
 from psycopg.rows import TupleRow
 
-from anon_ticket.domain import PaymentId, TxId
-from anon_ticket.errors import CursorMoved, StorageError
+from anon_ticket.domain import PaymentId
+from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
 from anon_ticket.payments import (
     TokenStatus,
     Transfer,
-    evaluate,
 )
+from anon_ticket.rescan import RescanRequest, refusal
 from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
@@ -60,9 +60,18 @@ from anon_ticket.storage.rows import (
     DOUBLE_SPEND,
     GONE,
     HIDDEN_MASK,
+    JOINED_CLAIM_COLUMNS,
+    NEW_CLAIM_COLUMNS,
     claim_from_row,
+    claim_view,
     day_totals_from_rows,
-    judged_status,
+    never_counted_from_rows,
+    new_claim,
+    pending_spans_from_rows,
+    rejudge,
+    replayed_claim,
+    snapshot_from_rows,
+    underpaid_from_rows,
     wallet_mismatch,
 )
 
@@ -88,12 +97,10 @@ _SERVER_LIVENESS_SQL = (
 # Known-payment-id streaming: rows fetched per round trip from the server-side cursor.
 STREAM_CHUNK = 10_000
 
-_JOINED_CLAIM_COLUMNS = ", ".join("c." + name.strip() for name in CLAIM_COLUMNS.split(","))
-
 # Claim, transfers and wallet height of one payment in one statement, so in one snapshot: one row
 # per transfer (claim columns repeated), or one row with NULL transfer columns when there is none.
 _PAYMENT_SQL = f"""
-    SELECT m.wallet_height, {_JOINED_CLAIM_COLUMNS}, t.txid, t.amount, t.height, t.flags
+    SELECT m.wallet_height, {JOINED_CLAIM_COLUMNS}, t.txid, t.amount, t.height, t.flags
     FROM monitor_state AS m
     LEFT JOIN claims AS c ON c.payment_id = %(p)s
     LEFT JOIN transfers AS t ON t.payment_id = %(p)s
@@ -257,10 +264,7 @@ class PostgresStore:
         rows = self._all(_PAYMENT_SQL, {"p": payment_id})
         if not rows:
             raise StorageError("monitor_state has no row: the schema was not created by anon_ticket")
-        first = rows[0]
-        claim = claim_from_row(first[1:9]) if first[1] is not None else None
-        transfers = [Transfer(*row[9:13]) for row in rows if row[9] is not None]
-        return PaymentSnapshot(claim, transfers, int(first[0] or 0))
+        return snapshot_from_rows(rows)
 
     # -- PaymentStore ---------------------------------------------------------------------------
 
@@ -323,20 +327,16 @@ class PostgresStore:
         return day_totals_from_rows(self._all(_DAY_TOTALS_SQL, {"since": since, "until": until}))
 
     def pending_spans(self, since: int) -> list[PendingSpan]:
-        rows = self._all(_PENDING_SPANS_SQL, {"since": since})
-        return [PendingSpan(bytes(row[0]), int(row[1]), row[2]) for row in rows]
+        return pending_spans_from_rows(self._all(_PENDING_SPANS_SQL, {"since": since}))
 
     def underpaid_payments(
         self, min_confirmations: int, min_amount: int, limit: int
     ) -> Listing[UnderpaidPayment]:
-        rows = self._all(_UNDERPAID_SQL, {"conf": min_confirmations, "min": min_amount, "limit": limit})
-        items = [UnderpaidPayment(bytes(row[0]), int(row[1]), row[2], row[3], row[4]) for row in rows]
-        return Listing(items, int(rows[0][5]) if rows else 0, int(rows[0][6]) if rows else 0)
+        params = {"conf": min_confirmations, "min": min_amount, "limit": limit}
+        return underpaid_from_rows(self._all(_UNDERPAID_SQL, params))
 
     def never_counted(self, limit: int) -> Listing[NeverCounted]:
-        rows = self._all(_NEVER_COUNTED_SQL, {"limit": limit})
-        items = [NeverCounted(bytes(row[0]), Transfer(bytes(row[1]), *row[2:5]), row[5]) for row in rows]
-        return Listing(items, int(rows[0][6]) if rows else 0, int(rows[0][7]) if rows else 0)
+        return never_counted_from_rows(self._all(_NEVER_COUNTED_SQL, {"limit": limit}))
 
     # -- TokenStore -----------------------------------------------------------------------------
 
@@ -366,37 +366,26 @@ class PostgresStore:
             return [self._claim_one(conn, request) for request in requests]
 
     def _claim_one(self, conn: Connection, request: ClaimRequest) -> ClaimOutcome | None:
-        pid = request.pid
-        payment_id = pid.chain_payment_id().raw
+        payment_id = request.pid.chain_payment_id().raw
         seen = self._payment(payment_id)
+        view = claim_view(seen, request)
         existing = seen.claim
-        view = evaluate(
-            seen.transfers, seen.wallet_height, request.min_confirmations, claimed=existing is not None
-        )
         if existing is None:
-            if view.earliest_counted_txid is None or view.counted_total < request.min_amount:
+            claim = new_claim(view, request)
+            if claim is None:
                 return None
-            token = pid.service_token(TxId(view.earliest_counted_txid))
+            token, values = claim
             row = conn.execute(
-                "INSERT INTO claims (payment_id, claim_txid, token_digest, claimed_at, "
-                "min_amount, status) VALUES (%s, %s, %s, %s, %s, %s) "
+                f"INSERT INTO claims ({NEW_CLAIM_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
                 f"ON CONFLICT (payment_id) DO NOTHING RETURNING {CLAIM_COLUMNS}",
-                (
-                    payment_id,
-                    view.earliest_counted_txid,
-                    token.digest().raw,
-                    request.now,
-                    request.min_amount,
-                    int(TokenStatus.ACTIVE),
-                ),
+                values,
             ).fetchone()
             if row is not None:
                 return ClaimOutcome(claim_from_row(row), token, True, view.counted_total)
             # A racing claim committed first (its insert made ours wait): answer as a replay.
             existing = self.claim_for(payment_id)
             assert existing is not None, "ON CONFLICT found a claim that is not there"
-        token = pid.service_token(TxId(existing.claim_txid))
-        return ClaimOutcome(existing, token, False, view.counted_total)
+        return replayed_claim(existing, view, request)
 
     def revoke(self, token_digest: bytes, reason: str | None, now: int) -> ClaimRecord | None:
         """Revoke for the operator, committed (and flushed) before returning.
@@ -455,14 +444,31 @@ class PostgresStore:
             )
         return self.monitor_state()
 
-    def rescan_from(self, height: int) -> MonitorState:
-        """Move the cursor back on purpose; transfers above it are watched again."""
+    def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
+        """Move the cursor back on purpose; transfers above it are watched again.
+
+        The rules (anon_ticket/rescan.py) are checked on the row locked for this write.
+        """
         with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT scan_cursor, highest_height FROM monitor_state WHERE id = 1 FOR UPDATE"
+            ).fetchone()
+            assert row is not None
+            refused = refusal(RescanRequest(height, reset_highest), row[0], row[1])
+            if refused is not None:
+                raise RescanRefused(refused)
             conn.execute(
                 "UPDATE monitor_state SET scan_cursor = %(h)s, "
                 "scan_floor = least(coalesce(scan_floor, %(h)s), %(h)s) WHERE id = 1",
                 {"h": height},
             )
+            if reset_highest is not None:
+                # The last wallet height too: redeems count confirmations from it until the next poll.
+                conn.execute(
+                    "UPDATE monitor_state SET highest_height = %(w)s, "
+                    "wallet_height = least(coalesce(wallet_height, %(w)s), %(w)s) WHERE id = 1",
+                    {"w": reset_highest},
+                )
             conn.execute("UPDATE transfers SET settled = false WHERE settled AND height >= %s", (height,))
         return self.monitor_state()
 
@@ -552,24 +558,15 @@ class PostgresStore:
             (list(transfers),),
         ):
             transfers[row[0]].append(Transfer(*row[1:]))
-        revoked: list[bytes] = []
-        reinstated: list[bytes] = []
-        for record in claims:
-            status = judged_status(record, transfers[record.payment_id], batch)
-            if status is record.status:
-                continue
-            if status is TokenStatus.REORGED:
-                conn.execute(
-                    "UPDATE claims SET status = %s, revoked_at = %s, revoke_reason = NULL "
-                    "WHERE payment_id = %s",
-                    (int(status), batch.polled_at, record.payment_id),
-                )
-                revoked.append(record.payment_id)
-            else:
-                conn.execute(
-                    "UPDATE claims SET status = %s, revoked_at = NULL, revoke_reason = NULL "
-                    "WHERE payment_id = %s",
-                    (int(status), record.payment_id),
-                )
-                reinstated.append(record.payment_id)
+        revoked, reinstated = rejudge(((record, transfers[record.payment_id]) for record in claims), batch)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE claims SET status = %s, revoked_at = %s, revoke_reason = NULL WHERE payment_id = %s",
+                [(int(TokenStatus.REORGED), batch.polled_at, payment_id) for payment_id in revoked],
+            )
+            cur.executemany(
+                "UPDATE claims SET status = %s, revoked_at = NULL, revoke_reason = NULL "
+                "WHERE payment_id = %s",
+                [(int(TokenStatus.ACTIVE), payment_id) for payment_id in reinstated],
+            )
         return revoked, reinstated

@@ -1,26 +1,47 @@
-"""What both storage backends share: the claim columns, flag values in SQL, and the reorg judgement.
+"""What both storage backends share: the claim columns, flag values in SQL, turning rows into
+records, the claim decision and the reorg judgement.
 
-Kept apart from `base` (the protocols callers use) because only backends need it.
+Everything here is independent of the SQL dialect: a backend runs its own statements (placeholders,
+locks and booleans differ) and hands the rows here, so SQLite and PostgreSQL cannot drift apart in
+what a row means or in what a claim or a reorg decides. Kept apart from `base` (the protocols callers
+use) because only backends need it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 
+from anon_ticket.domain import ServiceToken, TxId
 from anon_ticket.errors import WalletMismatch
 from anon_ticket.payments import (
+    PaymentView,
     TokenStatus,
     Transfer,
     TransferFlag,
     evaluate,
     reorg_decision,
 )
-from anon_ticket.storage.base import ClaimRecord, DayTotals, TransferBatch
+from anon_ticket.storage.base import (
+    ClaimOutcome,
+    ClaimRecord,
+    ClaimRequest,
+    DayTotals,
+    Listing,
+    NeverCounted,
+    PaymentSnapshot,
+    PendingSpan,
+    TransferBatch,
+    UnderpaidPayment,
+)
+
+T = TypeVar("T")
 
 CLAIM_COLUMNS = (
     "payment_id, claim_txid, token_digest, claimed_at, min_amount, status, revoked_at, revoke_reason"
 )
+# The claim columns prefixed with the `c` alias, for the one-statement payment snapshot's join.
+JOINED_CLAIM_COLUMNS = ", ".join("c." + name.strip() for name in CLAIM_COLUMNS.split(","))
 HIDDEN_MASK = int(TransferFlag.LOCKED | TransferFlag.DOUBLE_SPEND | TransferFlag.GONE)
 COUNTED = int(TransferFlag.COUNTED)
 DOUBLE_SPEND = int(TransferFlag.DOUBLE_SPEND)
@@ -41,6 +62,42 @@ def claim_from_row(row: Sequence[Any]) -> ClaimRecord:
     )
 
 
+def snapshot_from_rows(rows: Sequence[Sequence[Any]]) -> PaymentSnapshot:
+    """A `PaymentSnapshot` from the snapshot join: `wallet_height, <claim columns>, txid, amount,
+    height, flags`, one row per transfer (claim columns repeated), or one row with NULL transfer
+    columns when the payment has none."""
+    first = rows[0]
+    claim = claim_from_row(first[1:9]) if first[1] is not None else None
+    transfers = [Transfer(bytes(row[9]), *row[10:13]) for row in rows if row[9] is not None]
+    return PaymentSnapshot(claim, transfers, int(first[0] or 0))
+
+
+def pending_spans_from_rows(rows: Iterable[Sequence[Any]]) -> list[PendingSpan]:
+    """`PendingSpan`s from `payment_id, first_seen_at, counted_at` rows."""
+    return [PendingSpan(bytes(row[0]), int(row[1]), row[2]) for row in rows]
+
+
+def underpaid_from_rows(rows: Sequence[Sequence[Any]]) -> Listing[UnderpaidPayment]:
+    """From `payment_id, total, n, last_height, first_seen`, then the two window totals.
+
+    `int()` because PostgreSQL's sum of a bigint is a numeric (a Decimal in Python)."""
+    items = [UnderpaidPayment(bytes(row[0]), int(row[1]), row[2], row[3], row[4]) for row in rows]
+    return _listing(items, rows, 5)
+
+
+def never_counted_from_rows(rows: Sequence[Sequence[Any]]) -> Listing[NeverCounted]:
+    """From `payment_id, txid, amount, height, flags, first_seen_at`, then the two window totals."""
+    items = [NeverCounted(bytes(row[0]), Transfer(bytes(row[1]), *row[2:5]), row[5]) for row in rows]
+    return _listing(items, rows, 6)
+
+
+def _listing(items: list[T], rows: Sequence[Sequence[Any]], totals_at: int) -> Listing[T]:
+    """The window-function totals (count, then amount) ride on every row; no row, no totals."""
+    if not rows:
+        return Listing(items, 0, 0)
+    return Listing(items, int(rows[0][totals_at]), int(rows[0][totals_at + 1]))
+
+
 def day_totals_from_rows(rows: Sequence[Sequence[Any]]) -> list[DayTotals]:
     """Merge `('claims'|'counted', day, count, amount)` rows into one `DayTotals` per day, oldest first."""
     days: dict[int, DayTotals] = {}
@@ -51,6 +108,56 @@ def day_totals_from_rows(rows: Sequence[Sequence[Any]]) -> list[DayTotals]:
         else:
             days[int(day)] = DayTotals(seen.day, seen.claims, int(amount), int(count))
     return [days[day] for day in sorted(days)]
+
+
+def claim_view(seen: PaymentSnapshot, request: ClaimRequest) -> PaymentView:
+    """The payment as the claim being decided sees it, read inside the write transaction."""
+    return evaluate(
+        seen.transfers, seen.wallet_height, request.min_confirmations, claimed=seen.claim is not None
+    )
+
+
+# The columns of a new claim's row, in the order of `new_claim`'s values.
+NEW_CLAIM_COLUMNS = "payment_id, claim_txid, token_digest, claimed_at, min_amount, status"
+
+
+def new_claim(view: PaymentView, request: ClaimRequest) -> tuple[ServiceToken, tuple[Any, ...]] | None:
+    """The token of a first claim and the values of its row (`NEW_CLAIM_COLUMNS`); None when the
+    payment is not redeemable."""
+    txid = view.earliest_counted_txid
+    if txid is None or view.counted_total < request.min_amount:
+        return None
+    token = request.pid.service_token(TxId(txid))
+    payment_id = request.pid.chain_payment_id().raw
+    values = (payment_id, txid, token.digest().raw, request.now, request.min_amount, int(TokenStatus.ACTIVE))
+    return token, values
+
+
+def replayed_claim(record: ClaimRecord, view: PaymentView, request: ClaimRequest) -> ClaimOutcome:
+    """A claim already made answers again with the same token (rebuilt from the PID, never stored)."""
+    token = request.pid.service_token(TxId(record.claim_txid))
+    return ClaimOutcome(record, token, False, view.counted_total)
+
+
+def rejudge(
+    claims: Iterable[tuple[ClaimRecord, list[Transfer]]], batch: TransferBatch
+) -> tuple[list[bytes], list[bytes]]:
+    """Judge each claim against its payment's transfers after `batch`: the payment ids whose claims a
+    reorg revokes, and those it reinstates (to active). The caller writes the changes.
+
+    An operator's revocation is final: such claims are passed over whatever their transfers say.
+    """
+    revoked: list[bytes] = []
+    reinstated: list[bytes] = []
+    for record, transfers in claims:
+        if record.status is TokenStatus.REVOKED:
+            continue
+        status = judged_status(record, transfers, batch)
+        if status is TokenStatus.REORGED and record.status is not status:
+            revoked.append(record.payment_id)
+        elif status is TokenStatus.ACTIVE and record.status is not status:
+            reinstated.append(record.payment_id)
+    return revoked, reinstated
 
 
 def judged_status(record: ClaimRecord, transfers: list[Transfer], batch: TransferBatch) -> TokenStatus:

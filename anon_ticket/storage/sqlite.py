@@ -16,13 +16,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from anon_ticket.domain import PaymentId, TxId
-from anon_ticket.errors import CursorMoved, StorageError
+from anon_ticket.domain import PaymentId
+from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
 from anon_ticket.payments import (
     TokenStatus,
     Transfer,
-    evaluate,
 )
+from anon_ticket.rescan import RescanRequest, refusal
 from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
@@ -44,9 +44,18 @@ from anon_ticket.storage.rows import (
     DOUBLE_SPEND,
     GONE,
     HIDDEN_MASK,
+    JOINED_CLAIM_COLUMNS,
+    NEW_CLAIM_COLUMNS,
     claim_from_row,
+    claim_view,
     day_totals_from_rows,
-    judged_status,
+    never_counted_from_rows,
+    new_claim,
+    pending_spans_from_rows,
+    rejudge,
+    replayed_claim,
+    snapshot_from_rows,
+    underpaid_from_rows,
     wallet_mismatch,
 )
 
@@ -95,7 +104,7 @@ _NEVER_COUNTED_SQL = f"""
 """
 
 _SNAPSHOT_SQL = f"""
-    SELECT m.wallet_height, {", ".join("c." + c.strip() for c in CLAIM_COLUMNS.split(","))},
+    SELECT m.wallet_height, {JOINED_CLAIM_COLUMNS},
            t.txid, t.amount, t.height, t.flags
     FROM monitor_state AS m
     LEFT JOIN claims AS c ON c.payment_id = ?1
@@ -207,11 +216,7 @@ class SqliteStore:
         One statement (so one implicit read transaction): this is the read behind every redeem that
         passes the PID screen, and one statement costs a fifth of BEGIN, three SELECTs and COMMIT.
         """
-        rows = self._all(_SNAPSHOT_SQL, (payment_id,))
-        first = rows[0]
-        claim = claim_from_row(first[1:9]) if first[1] is not None else None
-        transfers = [Transfer(*row[9:13]) for row in rows if row[9] is not None]
-        return PaymentSnapshot(claim, transfers, int(first[0] or 0))
+        return snapshot_from_rows(self._all(_SNAPSHOT_SQL, (payment_id,)))
 
     def known_payment_ids(self) -> Iterator[bytes]:
         try:
@@ -274,19 +279,15 @@ class SqliteStore:
         return day_totals_from_rows(self._all(_DAY_TOTALS_SQL, (since, until)))
 
     def pending_spans(self, since: int) -> list[PendingSpan]:
-        return [PendingSpan(bytes(row[0]), row[1], row[2]) for row in self._all(_PENDING_SPANS_SQL, (since,))]
+        return pending_spans_from_rows(self._all(_PENDING_SPANS_SQL, (since,)))
 
     def underpaid_payments(
         self, min_confirmations: int, min_amount: int, limit: int
     ) -> Listing[UnderpaidPayment]:
-        rows = self._all(_UNDERPAID_SQL, (min_confirmations, min_amount, limit))
-        items = [UnderpaidPayment(bytes(row[0]), row[1], row[2], row[3], row[4]) for row in rows]
-        return Listing(items, rows[0][5] if rows else 0, rows[0][6] if rows else 0)
+        return underpaid_from_rows(self._all(_UNDERPAID_SQL, (min_confirmations, min_amount, limit)))
 
     def never_counted(self, limit: int) -> Listing[NeverCounted]:
-        rows = self._all(_NEVER_COUNTED_SQL, (limit,))
-        items = [NeverCounted(bytes(row[0]), Transfer(*row[1:5]), row[5]) for row in rows]
-        return Listing(items, rows[0][6] if rows else 0, rows[0][7] if rows else 0)
+        return never_counted_from_rows(self._all(_NEVER_COUNTED_SQL, (limit,)))
 
     # -- TokenStore -----------------------------------------------------------------------------
 
@@ -321,30 +322,18 @@ class SqliteStore:
             return [self._claim_one(conn, request) for request in requests]
 
     def _claim_one(self, conn: Any, request: ClaimRequest) -> ClaimOutcome | None:
-        pid = request.pid
-        payment_id = pid.chain_payment_id().raw
-        seen = self.snapshot(payment_id)  # inside the write transaction: nothing can move under it
-        existing = seen.claim
-        view = evaluate(
-            seen.transfers, seen.wallet_height, request.min_confirmations, claimed=existing is not None
-        )
-        if existing is not None:
-            token = pid.service_token(TxId(existing.claim_txid))
-            return ClaimOutcome(existing, token, False, view.counted_total)
-        if view.earliest_counted_txid is None or view.counted_total < request.min_amount:
+        # Inside the write transaction: nothing can move under it.
+        seen = self.snapshot(request.pid.chain_payment_id().raw)
+        view = claim_view(seen, request)
+        if seen.claim is not None:
+            return replayed_claim(seen.claim, view, request)
+        claim = new_claim(view, request)
+        if claim is None:
             return None
-        token = pid.service_token(TxId(view.earliest_counted_txid))
+        token, values = claim
         row = conn.execute(
-            f"INSERT INTO claims (payment_id, claim_txid, token_digest, claimed_at, min_amount, "
-            f"status) VALUES (?, ?, ?, ?, ?, ?) RETURNING {CLAIM_COLUMNS}",
-            (
-                payment_id,
-                view.earliest_counted_txid,
-                token.digest().raw,
-                request.now,
-                request.min_amount,
-                int(TokenStatus.ACTIVE),
-            ),
+            f"INSERT INTO claims ({NEW_CLAIM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) RETURNING {CLAIM_COLUMNS}",
+            values,
         ).fetchone()
         return ClaimOutcome(claim_from_row(row), token, True, view.counted_total)
 
@@ -399,14 +388,30 @@ class SqliteStore:
             )
         return self.monitor_state()
 
-    def rescan_from(self, height: int) -> MonitorState:
-        """Move the cursor back on purpose; transfers above it are watched again."""
+    def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
+        """Move the cursor back on purpose; transfers above it are watched again.
+
+        The rules (anon_ticket/rescan.py) are checked inside the write's own transaction.
+        """
         with self._transaction() as conn:
+            cursor, highest = conn.execute(
+                "SELECT scan_cursor, highest_height FROM monitor_state WHERE id = 1"
+            ).fetchone()
+            refused = refusal(RescanRequest(height, reset_highest), cursor, highest)
+            if refused is not None:
+                raise RescanRefused(refused)
             conn.execute(
                 "UPDATE monitor_state SET scan_cursor = ?1, "
                 "scan_floor = min(coalesce(scan_floor, ?1), ?1) WHERE id = 1",
                 (height,),
             )
+            if reset_highest is not None:
+                # The last wallet height too: redeems count confirmations from it until the next poll.
+                conn.execute(
+                    "UPDATE monitor_state SET highest_height = ?1, "
+                    "wallet_height = min(coalesce(wallet_height, ?1), ?1) WHERE id = 1",
+                    (reset_highest,),
+                )
             conn.execute("UPDATE transfers SET settled = 0 WHERE settled = 1 AND height >= ?", (height,))
         return self.monitor_state()
 
@@ -467,27 +472,21 @@ class SqliteStore:
     def _judge_claims(
         self, conn: Any, payment_ids: set[bytes], batch: TransferBatch
     ) -> tuple[list[bytes], list[bytes]]:
-        revoked: list[bytes] = []
-        reinstated: list[bytes] = []
-        for payment_id in payment_ids:
-            record = self.claim_for(payment_id)
-            if record is None or record.status is TokenStatus.REVOKED:
-                continue
-            transfers = self.transfers_for(payment_id)
-            status = judged_status(record, transfers, batch)
-            if status is record.status:
-                continue
-            if status is TokenStatus.REORGED:
-                conn.execute(
-                    "UPDATE claims SET status = ?, revoked_at = ?, revoke_reason = NULL WHERE payment_id = ?",
-                    (int(status), batch.polled_at, payment_id),
-                )
-                revoked.append(payment_id)
-            else:
-                conn.execute(
-                    "UPDATE claims SET status = ?, revoked_at = NULL, revoke_reason = NULL "
-                    "WHERE payment_id = ?",
-                    (int(status), payment_id),
-                )
-                reinstated.append(payment_id)
+        records = (self.claim_for(payment_id) for payment_id in payment_ids)
+        revoked, reinstated = rejudge(
+            (
+                (record, self.transfers_for(record.payment_id))
+                for record in records
+                if record is not None and record.status is not TokenStatus.REVOKED
+            ),
+            batch,
+        )
+        conn.executemany(
+            "UPDATE claims SET status = ?, revoked_at = ?, revoke_reason = NULL WHERE payment_id = ?",
+            [(int(TokenStatus.REORGED), batch.polled_at, payment_id) for payment_id in revoked],
+        )
+        conn.executemany(
+            "UPDATE claims SET status = ?, revoked_at = NULL, revoke_reason = NULL WHERE payment_id = ?",
+            [(int(TokenStatus.ACTIVE), payment_id) for payment_id in reinstated],
+        )
         return revoked, reinstated

@@ -17,18 +17,7 @@ from anon_ticket.client.address import Network, PrimaryAddress, integrated_addre
 from anon_ticket.client.errors import InvalidAddress, UsageError
 from anon_ticket.domain import ChainPaymentId, PaymentId
 from anon_ticket.errors import AnonTicketError
-
-PRIMARY = "48cdQyLdVoHhbTBqbFsts2fRPCF4GcDWcgm8UDofy7rpe2uqzK28U8tKRX8LSiRYWf3rPJRePskpS2hZ5eGx6ErKDeBYBFV"
-_COMMON = "4JKJRnA874ohbTBqbFsts2fRPCF4GcDWcgm8UDofy7rpe2uqzK28U8tKRX8LSiRYWf3rPJRePskpS2hZ5eGx6ErKK"
-WALLET_ANSWERS = {
-    "1234567890abcdef": _COMMON + "kEMGiDbfgpTyBSLzT",
-    "0d6aab32d5ea2985": _COMMON + "k3pvZdTKoeG1oWxHx",
-    "f5e2e6eca5920540": _COMMON + "trnH6cFPkp8FRrrWP",
-}
-SUBADDRESS = "88nXQZ3ijccNjSoypJKsWp1xekDNQJWgRNTTpH83PsyFQkJsofJ566DJXx8FB2bT3qA1auTUchfxxjXNH57KiUg6SVPFonN"
-PAYER_PRIMARY = (
-    "43ETbqLEpYi72jLbmnaGKDjHawMu2Jb4tdyZdQ2i4uDpK5RY11HvyngLpgMPNoGQpgLLNv6wGyAkkSBQzXZAb9xYKxPBdZT"
-)
+from tests.support.addresses import PAYER_PRIMARY, PRIMARY, SUBADDRESS, WALLET_ANSWERS
 
 
 def _keccak(data: bytes) -> bytes:

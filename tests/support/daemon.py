@@ -24,7 +24,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +32,7 @@ from typing import Any, TypeVar
 import requests
 
 from anon_ticket.domain import PaymentId
+from tests.support import waiting
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECS = 30.0
@@ -84,15 +84,9 @@ def unused_udp_port() -> int:
 
 
 def poll_until(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
-    """Call `probe` until it returns something other than None; AssertionError after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """Call `probe` until it returns something other than None; AssertionError after `timeout` (a
+    test's expectation not met, where `waiting.wait_for` says TimeoutError)."""
+    return waiting.wait_for(what, probe, timeout, interval, error=AssertionError)
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -236,6 +230,20 @@ class DaemonProcess:
         return int(self.settings["MONITOR_MIN_CONFIRMATIONS"])
 
     # -- lifecycle -------------------------------------------------------------------------------
+
+    def command(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """`python -m anon_ticket ARGS` (an operator's command: migrate, rescan, backup …) with this
+        daemon's interpreter, environment and folder, to completion; its exit code is the caller's."""
+        return subprocess.run(
+            [self.python, "-m", "anon_ticket", *args],
+            cwd=self.workdir,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def start(self, *, wait: bool = True, timeout: float = READY_TIMEOUT_SECS) -> DaemonProcess:
         assert self.process is None or self.process.poll() is not None, "already running"

@@ -56,7 +56,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 try:  # the `monero` test dependency builds integrated addresses offline
     from monero.address import address as parse_address
@@ -112,6 +115,21 @@ class RpcError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class TxDetails(TypedDict, total=False):
+    """What `add_pool` and `add_confirmed` may say about a payment beyond its id and amount; what is
+    left out takes the default `FakeWallet._new_tx` states once for both."""
+
+    unlock_time: int  # 0
+    double_spend_seen: bool  # False
+    subaddr_major: int  # 0
+    subaddr_minor: int  # 0
+    fee: int  # DEFAULT_FEE
+    amounts: list[int] | None  # the outputs; None: [amount]
+    address: str | None  # None: the (sub)address of subaddr_major/subaddr_minor
+    timestamp: int | None  # None: now
+    note: str  # ""
 
 
 @dataclass
@@ -508,26 +526,16 @@ class FakeWallet:
         self._subaddresses[(major, minor)] = (address, "")
         return address
 
-    def _new_tx(
-        self,
-        txid: str | None,
-        payment_id: str,
-        amount: int,
-        amounts: list[int] | None,
-        fee: int,
-        unlock_time: int,
-        double_spend_seen: bool,
-        subaddr_major: int,
-        subaddr_minor: int,
-        address: str | None,
-        timestamp: int | None,
-        note: str,
-    ) -> _Tx:
+    def _new_tx(self, txid: str | None, payment_id: str, amount: int, details: TxDetails) -> _Tx:
         txid = txid if txid is not None else self.new_txid()
         if txid in self._txs:
             raise ValueError(f"txid {txid} is already known to the fake wallet")
+        fee = details.get("fee", DEFAULT_FEE)
+        unlock_time = details.get("unlock_time", 0)
         if amount < 0 or fee < 0 or unlock_time < 0:
             raise ValueError("amount, fee and unlock_time are non-negative")
+        major, minor = details.get("subaddr_major", 0), details.get("subaddr_minor", 0)
+        amounts, address, timestamp = details.get("amounts"), details.get("address"), details.get("timestamp")
         return _Tx(
             txid=txid,
             payment_id=payment_id,
@@ -535,51 +543,26 @@ class FakeWallet:
             amounts=list(amounts) if amounts is not None else [amount],
             fee=fee,
             unlock_time=unlock_time,
-            double_spend_seen=double_spend_seen,
-            major=subaddr_major,
-            minor=subaddr_minor,
-            address=address if address is not None else self._address_for(subaddr_major, subaddr_minor),
+            double_spend_seen=details.get("double_spend_seen", False),
+            major=major,
+            minor=minor,
+            address=address if address is not None else self._address_for(major, minor),
             timestamp=timestamp if timestamp is not None else _now(),
-            note=note,
+            note=details.get("note", ""),
             arrival=next(self._arrival),
         )
 
     def add_pool(
-        self,
-        txid: str | None = None,
-        *,
-        payment_id: str,
-        amount: int,
-        unlock_time: int = 0,
-        double_spend_seen: bool = False,
-        subaddr_major: int = 0,
-        subaddr_minor: int = 0,
-        fee: int = DEFAULT_FEE,
-        amounts: list[int] | None = None,
-        address: str | None = None,
-        timestamp: int | None = None,
-        note: str = "",
+        self, txid: str | None = None, *, payment_id: str, amount: int, **details: Unpack[TxDetails]
     ) -> str:
         """A transaction paying the wallet arrives in the pool. Returns its txid.
 
-        `amounts` lists the outputs (default `[amount]`); `address` defaults to the (sub)address of
-        `subaddr_major/subaddr_minor`. A subaddress payment really carries payment id "0000000000000000".
+        `details` (`TxDetails`): `amounts` lists the outputs (default `[amount]`); `address` defaults to
+        the (sub)address of `subaddr_major/subaddr_minor`. A subaddress payment really carries payment
+        id "0000000000000000".
         """
         with self._lock:
-            tx = self._new_tx(
-                txid,
-                payment_id,
-                amount,
-                amounts,
-                fee,
-                unlock_time,
-                double_spend_seen,
-                subaddr_major,
-                subaddr_minor,
-                address,
-                timestamp,
-                note,
-            )
+            tx = self._new_tx(txid, payment_id, amount, details)
             tx.daemon_pool = True
             self._txs[tx.txid] = tx
             return tx.txid
@@ -592,15 +575,7 @@ class FakeWallet:
         amount: int,
         confirmations: int = 1,
         height: int | None = None,
-        unlock_time: int = 0,
-        double_spend_seen: bool = False,
-        subaddr_major: int = 0,
-        subaddr_minor: int = 0,
-        fee: int = DEFAULT_FEE,
-        amounts: list[int] | None = None,
-        address: str | None = None,
-        timestamp: int | None = None,
-        note: str = "",
+        **details: Unpack[TxDetails],
     ) -> str:
         """A transaction already in block `height` (default: the block giving `confirmations`).
 
@@ -610,20 +585,7 @@ class FakeWallet:
             block = height if height is not None else self._height - confirmations
             if not 0 < block < self._height:
                 raise ValueError(f"block {block} is not below the wallet height {self._height}")
-            tx = self._new_tx(
-                txid,
-                payment_id,
-                amount,
-                amounts,
-                fee,
-                unlock_time,
-                double_spend_seen,
-                subaddr_major,
-                subaddr_minor,
-                address,
-                timestamp,
-                note,
-            )
+            tx = self._new_tx(txid, payment_id, amount, details)
             tx.height = block
             tx.mined_seq = next(self._mined)
             self._txs[tx.txid] = tx

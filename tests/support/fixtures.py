@@ -69,14 +69,12 @@ def tor_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorNetwork
     after the session.
     """
     missing = tor_missing_binaries()
-    if missing:
-        reason = (
-            f"the Tor network needs {', '.join(missing)} on PATH: install the Debian package `tor`"
-            " (scripts/test does it when run as root)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require(
+        "the Tor network",
+        not missing,
+        f"it needs {', '.join(missing)} on PATH: install the Debian package `tor`"
+        " (scripts/test does it when run as root)",
+    )
     services = [ServiceSpec("public"), ServiceSpec("circuits", enable=("HiddenServiceExportCircuitID",))]
     try:
         network = TorNetwork.start(tmp_path_factory.mktemp("tor"), services)

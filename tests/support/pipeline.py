@@ -16,7 +16,7 @@ from anon_ticket.config import Config
 from anon_ticket.daemon import Daemon
 from anon_ticket.domain import PaymentId
 from anon_ticket.errors import AnonTicketError
-from anon_ticket.redeem import RedeemAnswer
+from anon_ticket.service.redeem import RedeemAnswer
 from anon_ticket.storage.base import ClaimRecord, MonitorState
 from anon_ticket.storage.sqlite import SqliteStore
 
@@ -54,7 +54,7 @@ class Pipeline:
         return self.config.database_url.sqlite_path
 
     def poll(self) -> PollReport:
-        proxy = self.daemon.registry.proxy("wallet_poller", WalletPollerProxy)
+        proxy = self.daemon.actors.proxy("wallet_poller", WalletPollerProxy)
         report: PollReport = proxy.poll_now().get(timeout=30)
         return report
 
@@ -79,7 +79,7 @@ class Pipeline:
         )
 
     def revoke(self, token_digest: bytes, reason: str | None = None) -> ClaimRecord | None:
-        writer = self.daemon.registry.proxy("storage_writer", StorageWriterProxy)
+        writer = self.daemon.actors.proxy("storage_writer", StorageWriterProxy)
         record: ClaimRecord | None = writer.revoke(token_digest, reason, 1).get(timeout=10)
         return record
 

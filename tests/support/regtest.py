@@ -25,11 +25,9 @@ Facts that shape the setup (measured, see REGTEST.md):
 
 from __future__ import annotations
 
-import atexit
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,7 +36,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from tests.support import processes
+from tests.support import processes, waiting
 from tests.support.processes import STOP_GRACE
 
 MONEROD = "monerod"
@@ -99,18 +97,10 @@ def json_rpc(
 
 
 def _wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.1) -> T:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = check()
-            if value is not None:
-                return value
-        except (requests.RequestException, RpcCallError) as exc:
-            last_error = exc
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"{what} not reached within {timeout:g} s (last error: {last_error!r})")
-        time.sleep(interval)
+    """`waiting.wait_for`, with a node or wallet that does not answer yet counted as "not yet"."""
+    return waiting.wait_for(
+        what, check, timeout, interval, tolerate=(requests.RequestException, RpcCallError)
+    )
 
 
 @dataclass
@@ -123,14 +113,7 @@ class _Process:
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with self.output.open("ab") as out:  # the child keeps its own descriptor
-            self.popen = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C in the terminal reaches pytest only, which stops us
-            )
+        self.popen = processes.spawn(self.argv, self.output)
 
     @property
     def pid(self) -> int | None:
@@ -152,17 +135,12 @@ class _Process:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def signal(self) -> None:
-        """SIGTERM by pid (no wait)."""
-        processes.terminate(self.popen)
-
     def reap(self, grace: float = STOP_GRACE) -> None:
-        """Wait for the exit after `signal`; SIGKILL by pid after `grace` seconds."""
+        """Wait for the exit (after a signal sent elsewhere); SIGKILL by pid after `grace` seconds."""
         processes.reap(self.popen, grace)
 
     def stop(self, grace: float = STOP_GRACE) -> None:
-        self.signal()
-        self.reap(grace)
+        processes.stop_all([self.popen], grace)
 
 
 class WalletRpc:
@@ -254,7 +232,7 @@ class WalletRpc:
         return str(self.call("make_integrated_address", payment_id=payment_id_hex)["integrated_address"])
 
 
-class RegtestChain:
+class RegtestChain(processes.ProcessGroup):
     """monerod --regtest --offline plus merchant and payer wallet-rpc, all on loopback.
 
     Build it with `RegtestChain.start(workdir)`; always `stop()` it (the fixture does).
@@ -288,9 +266,8 @@ class RegtestChain:
         self.daemon = _Process(MONEROD, argv, workdir / "monerod.out")
         self.merchant = WalletRpc("merchant", workdir, merchant_port, self.daemon_port)
         self.payer = WalletRpc("payer", workdir, payer_port, self.daemon_port)
-        self._lock = threading.Lock()
-        self._stopped = False
         self.timings: dict[str, float] = {}
+        super().__init__("chain", workdir)  # from here on, stopped at exit
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -301,7 +278,6 @@ class RegtestChain:
         On any failure every process already started is stopped before the error propagates.
         """
         chain = cls(Path(workdir))
-        atexit.register(chain.stop)
         try:
             chain._boot(premine)
         except BaseException:
@@ -320,7 +296,7 @@ class RegtestChain:
         self.payer.wait_ready()
         self.timings["wallets_ready"] = time.monotonic() - t0
         # Only now: a wallet created while the daemon is unreachable would skip the regtest blocks.
-        _in_parallel([self.merchant.create, self.payer.create])
+        processes.in_parallel([self.merchant.create, self.payer.create])
         self.timings["wallets_created"] = time.monotonic() - t0
         self.mine(premine, to_address=self.payer.address)
         self.timings["premined"] = time.monotonic() - t0
@@ -344,25 +320,9 @@ class RegtestChain:
         children = (self.daemon, self.merchant.process, self.payer.process)
         return [p.pid for p in children if p.running() and p.pid is not None]
 
-    def stop(self) -> None:
-        """Stop every process this chain started, by pid: SIGTERM, then SIGKILL after a grace period.
-
-        Idempotent; also runs at interpreter exit.
-        """
-        with self._lock:
-            processes = [self.merchant.process, self.payer.process, self.daemon]
-            for process in processes:
-                process.signal()
-            for process in processes:
-                process.reap()
-            self._stopped = True
-        atexit.unregister(self.stop)
-
-    def remove_workdir(self) -> None:
-        """Delete the work directory (chain, wallets, logs). Only after `stop()`."""
-        if not self._stopped:
-            raise RuntimeError("stop the chain before removing its files")
-        shutil.rmtree(self.workdir, ignore_errors=True)
+    def children(self) -> list[subprocess.Popen[bytes] | None]:
+        """The processes `stop()` ends: the wallets first, then monerod."""
+        return [self.merchant.process.popen, self.payer.process.popen, self.daemon.popen]
 
     def restart_merchant_wallet(self) -> None:
         """Kill the merchant's wallet-rpc (by pid) and start it again on the same port.
@@ -461,22 +421,3 @@ class RegtestChain:
             return None
 
         return _wait_for(f"{txid} in {wallet.name}'s pool", listed, timeout, interval=0.2)
-
-
-def _in_parallel(calls: Sequence[Callable[[], object]]) -> None:
-    """Run the calls in threads; re-raise the first error after all have finished."""
-    errors: list[BaseException] = []
-
-    def run(call: Callable[[], object]) -> None:
-        try:
-            call()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(call,), daemon=True) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]

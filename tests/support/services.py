@@ -8,6 +8,7 @@ would only hide that a whole part of the suite did not run.
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -24,3 +25,11 @@ def require(service: str, available: bool, how: str) -> None:
     if in_ci():
         pytest.fail(f"CI=true and {message}", pytrace=False)
     pytest.skip(message)
+
+
+def need(tool: str, how: str) -> str:
+    """The path of the program `tool` on PATH; if it is missing, skip or fail as `require` does."""
+    found = shutil.which(tool)
+    require(tool, found is not None, how)
+    assert found is not None
+    return found

@@ -35,7 +35,6 @@ every stream, so daemons may come and go behind the same onion address.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import os
@@ -54,9 +53,8 @@ from typing import TypeVar
 
 import requests
 
-from tests.support import processes
+from tests.support import processes, waiting
 from tests.support.daemon import free_ports
-from tests.support.processes import STOP_GRACE
 from tests.support.tor_control import TorControl, TorControlError, UploadEvents
 from tests.support.torrc_snippet import onion_service_lines, read_snippet
 
@@ -99,18 +97,15 @@ class TorExited(TorNetworkError):
 
 
 def _wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = check()
-            if value is not None:
-                return value
-        except (OSError, requests.RequestException, TorControlError) as exc:
-            last_error = exc
-        if time.monotonic() >= deadline:
-            raise TorNetworkError(f"{what}: not within {timeout:g} s (last error: {last_error!r})")
-        time.sleep(interval)
+    """`waiting.wait_for`, with a tor that does not answer yet counted as "not yet"."""
+    return waiting.wait_for(
+        what,
+        check,
+        timeout,
+        interval,
+        tolerate=(OSError, requests.RequestException, TorControlError),
+        error=TorNetworkError,
+    )
 
 
 # -- processes -------------------------------------------------------------------------------------------
@@ -143,14 +138,8 @@ class TorNode:
 
     def start(self) -> None:
         self.torrc.write_text("\n".join(self.torrc_lines) + "\n", encoding="utf-8")
-        with (self.datadir / "stdout.log").open("ab") as out:
-            self.popen = subprocess.Popen(
-                [_tor(), "-f", str(self.torrc), "--ignore-missing-torrc"],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C reaches pytest only, which stops us
-            )
+        argv = [_tor(), "-f", str(self.torrc), "--ignore-missing-torrc"]
+        self.popen = processes.spawn(argv, self.datadir / "stdout.log")
 
     def check_alive(self) -> None:
         if self.popen is not None and self.popen.poll() is not None:
@@ -181,14 +170,6 @@ class TorNode:
             return 0
         match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
         return int(match.group(1)) * 1024 if match else 0
-
-    def signal(self) -> None:
-        """SIGTERM by pid (tor exits at once on SIGTERM, even a relay)."""
-        processes.terminate(self.popen)
-
-    def reap(self, grace: float = STOP_GRACE) -> None:
-        """Wait for the exit after `signal`; SIGKILL by pid after `grace` seconds."""
-        processes.reap(self.popen, grace)
 
 
 def _read_stripped(path: Path) -> str | None:
@@ -318,7 +299,7 @@ class ServiceAccount:
         return cls(SERVICE_USER, entry.pw_uid, entry.pw_gid)
 
 
-class TorNetwork:
+class TorNetwork(processes.ProcessGroup):
     """3 directory authorities (also relays), 2 relays, 1 onion-service tor, 1 client: 7 processes.
 
     Build it with `TorNetwork.start(workdir, services)`; always `stop()` it (the fixture does).
@@ -334,8 +315,6 @@ class TorNetwork:
     def __init__(self, workdir: Path, services: Sequence[ServiceSpec]) -> None:
         self.workdir = workdir
         self.timings: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._stopped = False
         self.account = ServiceAccount.find()
         self.service_root = Path(tempfile.mkdtemp(prefix="anon-ticket-onion-"))
         self.service_root.chmod(0o711)
@@ -370,6 +349,7 @@ class TorNetwork:
             config = onion_service_lines(snippet, hs_dir, socket_path, enable=spec.enable)
             self.services[spec.name] = OnionService(spec.name, hs_dir, socket_path, config.virtual_port)
             self._service_lines.extend(config.lines)
+        super().__init__("network", workdir, self.service_root)  # from here on, stopped at exit
 
     def _node(self, name: str, parent: Path | None = None) -> TorNode:
         datadir = (parent or self.workdir) / name
@@ -392,7 +372,6 @@ class TorNetwork:
         On any failure every process already started is stopped before the error propagates.
         """
         network = cls(Path(workdir), services)
-        atexit.register(network.stop)
         try:
             network._boot(timeout)
         except BaseException:
@@ -436,62 +415,52 @@ class TorNetwork:
     def _make_authority_keys(self) -> list[tuple[str, str]]:
         """tor-gencert and --list-fingerprint for each authority, in parallel: (v3ident, fingerprint)."""
         results: dict[str, tuple[str, str]] = {}
-        errors: list[BaseException] = []
 
         def make(node: TorNode) -> None:
-            try:
-                keys = node.datadir / "keys"
-                keys.mkdir(mode=0o700, exist_ok=True)
-                _run(
-                    [
-                        _tor(TOR_GENCERT),
-                        "--create-identity-key",
-                        "-m",
-                        "12",
-                        "-a",
-                        f"127.0.0.1:{self._dir_ports[node.name]}",
-                        "-i",
-                        str(keys / "authority_identity_key"),
-                        "-s",
-                        str(keys / "authority_signing_key"),
-                        "-c",
-                        str(keys / "authority_certificate"),
-                        "--passphrase-fd",
-                        "0",
-                    ],
-                    stdin=b"\n",
-                )
-                _run(
-                    [
-                        _tor(),
-                        "--list-fingerprint",
-                        "--ignore-missing-torrc",
-                        "-f",
-                        os.devnull,
-                        "--datadirectory",
-                        str(node.datadir),
-                        "--orport",
-                        "1",
-                        "--dirserver",
-                        "bootstrap 127.0.0.1:1 ffffffffffffffffffffffffffffffffffffffff",
-                    ],
-                )
-                certificate = (keys / "authority_certificate").read_text()
-                v3ident = re.search(r"^fingerprint ([0-9A-F]{40})$", certificate, re.MULTILINE)
-                fingerprint = (node.datadir / "fingerprint").read_text().split()
-                if v3ident is None or len(fingerprint) != 2:
-                    raise TorNetworkError(f"no identity for {node.name}")
-                results[node.name] = (v3ident.group(1), fingerprint[1])
-            except BaseException as exc:
-                errors.append(exc)
+            keys = node.datadir / "keys"
+            keys.mkdir(mode=0o700, exist_ok=True)
+            _run(
+                [
+                    _tor(TOR_GENCERT),
+                    "--create-identity-key",
+                    "-m",
+                    "12",
+                    "-a",
+                    f"127.0.0.1:{self._dir_ports[node.name]}",
+                    "-i",
+                    str(keys / "authority_identity_key"),
+                    "-s",
+                    str(keys / "authority_signing_key"),
+                    "-c",
+                    str(keys / "authority_certificate"),
+                    "--passphrase-fd",
+                    "0",
+                ],
+                stdin=b"\n",
+            )
+            _run(
+                [
+                    _tor(),
+                    "--list-fingerprint",
+                    "--ignore-missing-torrc",
+                    "-f",
+                    os.devnull,
+                    "--datadirectory",
+                    str(node.datadir),
+                    "--orport",
+                    "1",
+                    "--dirserver",
+                    "bootstrap 127.0.0.1:1 ffffffffffffffffffffffffffffffffffffffff",
+                ],
+            )
+            certificate = (keys / "authority_certificate").read_text()
+            v3ident = re.search(r"^fingerprint ([0-9A-F]{40})$", certificate, re.MULTILINE)
+            fingerprint = (node.datadir / "fingerprint").read_text().split()
+            if v3ident is None or len(fingerprint) != 2:
+                raise TorNetworkError(f"no identity for {node.name}")
+            results[node.name] = (v3ident.group(1), fingerprint[1])
 
-        threads = [threading.Thread(target=make, args=(node,)) for node in self.authorities]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise errors[0]
+        processes.in_parallel([functools.partial(make, node) for node in self.authorities])
         return [results[node.name] for node in self.authorities]
 
     def _write_torrcs(self, authorities: list[tuple[str, str]]) -> None:
@@ -613,25 +582,8 @@ class TorNetwork:
             f"{service.url} answering through Tor", answering, deadline - time.monotonic(), interval=1.0
         )
 
-    def stop(self) -> None:
-        """Stop every tor this network started, by pid: SIGTERM, then SIGKILL after a grace period.
-
-        Idempotent; also runs at interpreter exit.
-        """
-        with self._lock:
-            for node in self.nodes:
-                node.signal()
-            for node in self.nodes:
-                node.reap()
-            self._stopped = True
-        atexit.unregister(self.stop)
-
-    def remove_workdir(self) -> None:
-        """Delete the work directory (keys, data, logs). Only after `stop()`."""
-        if not self._stopped:
-            raise RuntimeError("stop the network before removing its files")
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        shutil.rmtree(self.service_root, ignore_errors=True)
+    def children(self) -> list[subprocess.Popen[bytes] | None]:
+        return [node.popen for node in self.nodes]
 
     # -- using it ----------------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
-"""Where request threads find the current actors and what they publish.
+"""Where request threads and actors find the *current* actors, and how each one is doing.
 
-A restarted actor is a new actor with a new ref, so nobody keeps a proxy: handlers ask the registry
-each time. Actors also publish read-only structures here (the PID screen, the abuse level) so that a
-request thread can read them without a message round trip.
+A restarted actor is a new actor with a new ref, so nobody keeps a proxy: callers ask the locator
+each time. The supervisor is its only writer (`set_ref`, `health`). What actors publish for
+lock-free reads lives apart, in `actors.published`; the fatal-error signal in `actors.fatal`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from typing import Any, TypeVar, cast
 import pykka
 
 from anon_ticket.errors import Unavailable
-from anon_ticket.pid_screen import PidScreen
-from anon_ticket.wallet_health import WalletHealth
 
 P = TypeVar("P")
 
@@ -26,20 +24,14 @@ class ActorHealth:
     restarts: int = 0
 
 
-class Registry:
+class ActorLocator:
+    """The current ref of each named actor, a cached proxy per ref, and each actor's health."""
+
     def __init__(self) -> None:
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
         self._proxies: dict[str, Any] = {}
         self.health: dict[str, ActorHealth] = {}
         self._lock = threading.Lock()
-        # Published by actors; plain attribute reads from request threads.
-        self.pid_screen: PidScreen | None = None
-        self.abuse_level = "normal"
-        self.wallet = WalletHealth()  # written by the wallet poller only
-        self.primary_address: str | None = None
-        self.node_role = "standby"  # written by the wallet poller only: "leader" or "standby" (§11)
-        self.fatal_error: str | None = None
-        self._fatal = threading.Event()
 
     def set_ref(self, name: str, ref: pykka.ActorRef[Any] | None) -> None:
         with self._lock:
@@ -82,15 +74,6 @@ class Registry:
             return False
         return True
 
-    def fatal(self, message: str) -> None:
-        """An actor found something no restart can fix (e.g. the wrong wallet): stop the daemon."""
-        if self.fatal_error is None:
-            self.fatal_error = message
-        self._fatal.set()
-
-    def wait_fatal(self, timeout: float) -> bool:
-        return self._fatal.wait(timeout)
-
     def all_running(self) -> bool:
         """Every actor recorded as running and really alive (a crash shows before the next watch round)."""
         if not self.health:
@@ -100,6 +83,14 @@ class Registry:
             if health.state != "running" or ref is None or not ref.is_alive():
                 return False
         return True
+
+    def down(self) -> list[str]:
+        """The names of the actors not running now, sorted (for /healthz)."""
+        return sorted(
+            name
+            for name, health in list(self.health.items())
+            if health.state != "running" or (ref := self._refs.get(name)) is None or not ref.is_alive()
+        )
 
 
 T = TypeVar("T")

@@ -14,7 +14,8 @@ from typing import Any
 
 import pykka
 
-from actors.registry import Registry, wait
+from actors.locator import ActorLocator, wait
+from actors.published import PublishedState
 from actors.storage_writer import request_claim
 from anon_ticket.abuse import PerKeyLimiter, TokenBucket
 from anon_ticket.domain import PaymentId, TxId
@@ -56,12 +57,14 @@ class Redeemer:
 
     def __init__(
         self,
-        registry: Registry,
+        actors: ActorLocator,
+        published: PublishedState,
         reader: Callable[[], Store],
         settings: RedeemSettings,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._registry = registry
+        self._actors = actors
+        self._published = published
         self._reader = reader
         self._settings = settings
         self._clock = clock
@@ -71,7 +74,7 @@ class Redeemer:
         self._per_circuit = PerKeyLimiter(settings.circuit_per_minute, 60.0, settings.tracked_pids)
 
     def redeem(self, pid: PaymentId, circuit: int | None = None) -> RedeemAnswer:
-        screen = self._registry.pid_screen
+        screen = self._published.pid_screen
         if screen is None:
             raise Unavailable("the PID screen is being rebuilt", STARTING_RETRY_AFTER)
         payment_id = pid.chain_payment_id().raw
@@ -103,7 +106,7 @@ class Redeemer:
         raise InsufficientPayment(view.counted_total, self._settings.min_payment_amount)
 
     def _claim(self, pid: PaymentId, view: PaymentView) -> RedeemAnswer:
-        ref = self._registry.ref("storage_writer")
+        ref = self._actors.ref("storage_writer")
         request = ClaimRequest(
             pid, int(self._clock()), self._settings.min_payment_amount, self._settings.min_confirmations
         )

@@ -1,0 +1,83 @@
+"""The operator's token use cases (docs/PROTOCOL.md §5): look a token up, revoke it.
+
+A look-up reads the calling thread's own store; a revocation is a write, so it goes to the storage
+writer and is answered only once committed. Both answer the record as §5 shows it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from actors.locator import ActorLocator, wait
+from actors.storage_writer import StorageWriterProxy
+from anon_ticket.domain import ServiceToken
+from anon_ticket.errors import TokenNotFound
+from anon_ticket.payments import TokenStatus, evaluate
+from anon_ticket.storage.base import ClaimRecord, Store
+from anon_ticket.timefmt import rfc3339
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSettings:
+    """What the operator's use cases (tokens, status) need from the configuration."""
+
+    min_payment_amount: int
+    min_confirmations: int
+    actor_timeout_secs: float
+
+
+class TokenService:
+    """Callable from any request thread; holds no per-request state."""
+
+    def __init__(
+        self,
+        actors: ActorLocator,
+        reader: Callable[[], Store],
+        settings: OperatorSettings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._actors = actors
+        self._reader = reader
+        self._settings = settings
+        self._clock = clock
+
+    def record(self, token: ServiceToken) -> dict[str, Any]:
+        store = self._reader()
+        record = store.claim_by_digest(token.digest().raw)
+        if record is None:
+            raise TokenNotFound("no token with this value was issued")
+        return self._as_json(token, record, store)
+
+    def revoke(self, token: ServiceToken, reason: str | None) -> dict[str, Any]:
+        writer = self._actors.proxy("storage_writer", StorageWriterProxy)
+        digest = token.digest()
+        record = wait(
+            writer.revoke(digest.raw, reason, int(self._clock())),
+            self._settings.actor_timeout_secs,
+            "storage writer",
+            "storage",
+        )
+        if record is None:
+            raise TokenNotFound("no token with this value was issued")
+        log.warning("token %s… revoked by the operator", digest.log_prefix())
+        return self._as_json(token, record, self._reader())
+
+    def _as_json(self, token: ServiceToken, record: ClaimRecord, store: Store) -> dict[str, Any]:
+        snapshot = store.snapshot(record.payment_id)
+        view = evaluate(
+            snapshot.transfers, snapshot.wallet_height, self._settings.min_confirmations, claimed=True
+        )
+        return {
+            "token": token.hex(),
+            "status": "active" if record.status is TokenStatus.ACTIVE else "revoked",
+            "amount": view.counted_total,
+            "issued_at": rfc3339(record.claimed_at),
+            "revoked_at": rfc3339(record.revoked_at),
+            "revoke_reason": record.revoke_reason,
+        }
