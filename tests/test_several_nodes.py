@@ -171,6 +171,7 @@ def _wait_in_storage(cluster: Cluster, pid: PaymentId, timeout: float = 30.0) ->
 
 def test_exactly_one_node_polls_the_wallet(cluster: Cluster) -> None:
     leader = cluster.leader()
+    poll_until(lambda: cluster.wallet_height_applied() or None, 30, "the leader's first applied poll")
     statuses = cluster.statuses()
     ids = []
     for index, (node, status) in enumerate(zip(cluster.nodes, statuses, strict=True)):
@@ -179,15 +180,16 @@ def test_exactly_one_node_polls_the_wallet(cluster: Cluster) -> None:
         host, _, pid = status["node"]["id"].rpartition(":")
         assert host == socket.gethostname() and int(pid) == node.pid
         ids.append(status["node"]["id"])
-        # A standby serves buyers and tells the service's story: the leader's last applied poll.
-        assert status["wallet"]["primary_address"] == cluster.wallet.address
-        assert status["wallet"]["stale"] is False and status["wallet"]["height"] is not None
-        # The address the leader stored is served from the standby's next tick on.
-        poll_until(
-            lambda node=node: node.public("GET", "/api/v1/info").status_code == 200 or None,
-            10 * POLL_SECS,
-            "the standby's /api/v1/info",
-        )
+
+        # Every node, standbys too, tells the service's story (the leader's last applied poll, read
+        # from the database at the standby's next tick) and serves buyers the stored address.
+        def tells(node: DaemonProcess = node) -> bool | None:
+            wallet = node.status()["wallet"]
+            told = wallet["primary_address"] == cluster.wallet.address and wallet["height"] is not None
+            served = node.public("GET", "/api/v1/info").status_code == 200
+            return True if told and served and wallet["stale"] is False else None
+
+        poll_until(tells, 10 * POLL_SECS, f"node {index}'s wallet view")
     assert len(set(ids)) == NODES
     # Over a few poll intervals, only the leader's URL asks the wallet for transfers.
     before = dict(cluster.wallet.calls_by_query)
