@@ -71,9 +71,9 @@ class FileDaemonLock:
 class PostgresDaemonLock:
     """`pg_try_advisory_lock[_shared]` on a connection of its own, watched while it is held.
 
-    `shared=True` is the daemons' mode: any number of them hold it together, and an exclusive holder
-    (an offline writer) keeps them all out. `shared=False` is the offline writers' mode: it fails
-    while any daemon, or another offline writer, holds the key.
+    `shared=True` is the daemons' mode (`Database.daemon_lock`): any number of them hold it together,
+    and an exclusive holder (an offline writer's `PostgresOfflineLock`) keeps them all out.
+    `shared=False` holds the key alone: it fails while anyone else holds it.
 
     The lock lives as long as its session. If that session ends under us (server restart,
     `pg_terminate_backend`, a network cut), a watchdog thread reconnects and takes the lock again; if
