@@ -47,6 +47,9 @@ SUSPICIOUS = frozenset(
 class AbuseSettings:
     elevated_per_sec: float = 20.0
     under_attack_per_sec: float = 200.0
+    # Put before every gauge's name: `node.<NODE_NAME>.` on PostgreSQL, where several nodes may send
+    # to one statsd (docs/PROTOCOL.md §11); counters add up across nodes and keep their names.
+    gauge_prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,17 +181,19 @@ class AbuseMetrics(pykka.ThreadingActor):
         with self._client.pipeline() as pipe:
             for name, count in pending.items():
                 pipe.incr(name, count)
-            pipe.gauge("abuse_level", {"normal": 0, "elevated": 1, "under_attack": 2}[level])
+            node = self._settings.gauge_prefix
+            pipe.gauge(f"{node}abuse_level", {"normal": 0, "elevated": 1, "under_attack": 2}[level])
             # What is already known, so a dashboard needs no second source.
             wallet = self._published.wallet
             if wallet.height is not None:
-                pipe.gauge("wallet.height", wallet.height)
+                pipe.gauge(f"{node}wallet.height", wallet.height)
             # docs/PROTOCOL.md §9: 0 when polls are stale, and while the last poll failed or faulted.
-            pipe.gauge("wallet.up", 1 if wallet.up() else 0)
-            pipe.gauge("wallet.stale", 1 if wallet.stale() else 0)
+            pipe.gauge(f"{node}wallet.up", 1 if wallet.up() else 0)
+            pipe.gauge(f"{node}wallet.stale", 1 if wallet.stale() else 0)
+            pipe.gauge(f"{node}poller.leader", 1 if self._published.node_role == "leader" else 0)
             for name, health in list(self._actors.health.items()):
-                pipe.gauge(f"actors.{name}.restarts", health.restarts)
-                pipe.gauge(f"actors.{name}.running", 1 if health.state == "running" else 0)
+                pipe.gauge(f"{node}actors.{name}.restarts", health.restarts)
+                pipe.gauge(f"{node}actors.{name}.running", 1 if health.state == "running" else 0)
 
 
 class AbuseMetricsProxy(ActorMemberMixin, pykka.ActorProxy[AbuseMetrics]):

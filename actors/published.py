@@ -23,3 +23,5 @@ class PublishedState:
         self.wallet = WalletHealth()
         # The wallet poller, once it has bound the database to the wallet it serves.
         self.primary_address: str | None = None
+        # The wallet poller: "leader" while this node polls the wallet, else "standby" (§11).
+        self.node_role = "standby"

@@ -8,6 +8,13 @@ a restored or resyncing wallet far below the heights already seen) is polled at 
 applies nothing, is logged once and once more when it ends, and counted (`wallet.fault`). Anything
 else is a bug: it crashes the actor and the supervisor restarts it with its state rebuilt from storage.
 
+With several nodes on PostgreSQL (docs/PROTOCOL.md §11) only the leader polls: before every tick the
+poller asks its `Leadership` (kept, or just won: poll; otherwise stand by, and try again next
+interval). A standby publishes the leader's last applied poll, read from storage, as its wallet
+health, so every node tells the same story about the service. The role is published in
+`PublishedState.node_role` and each change is logged once. Stopping the poller releases the
+leadership at once. On SQLite the poller always leads.
+
 What the poller learns is published in `PublishedState.wallet` (a `WalletHealth`) for the status endpoint,
 /healthz and statsd. Every wallet call has a whole-call deadline, and the daemon aborts the one in
 flight when it stops (`WalletRpc.abort`), so a hung wallet never holds this actor's stop.
@@ -40,7 +47,9 @@ from anon_ticket.errors import (
     WalletUnreachable,
 )
 from anon_ticket.ingest import height_fault, parse_transfers, scan_window
+from anon_ticket.node import LEADER, STANDBY
 from anon_ticket.storage.base import Store
+from anon_ticket.storage.leadership import Leadership, SoleLeader
 from anon_ticket.wallet_rpc import NO_WALLET_OPEN, WalletRpc, cut
 
 log = logging.getLogger(__name__)
@@ -87,9 +96,14 @@ class WalletPoller(pykka.ThreadingActor):
         open_reader: Callable[[], Store],
         clock: Callable[[], float] = time.time,
         autostart: bool = True,
+        open_leadership: Callable[[], Leadership] = SoleLeader,
     ) -> None:
         super().__init__()
         self._settings = settings
+        self._open_leadership = open_leadership
+        self._leadership: Leadership | None = None
+        self._role: str | None = None
+        self._announced = False  # the first tick's role is logged once, even when it is no change
         self._actors = actors
         self._published = published
         self._fatal = fatal
@@ -110,6 +124,11 @@ class WalletPoller(pykka.ThreadingActor):
         self._wallet = self._open_wallet()
         self._reader = self._open_reader()
         self._publish_stored_address()
+        self._leadership = self._open_leadership()
+        if isinstance(self._leadership, SoleLeader):
+            self._set_role(LEADER, quiet=True)
+        elif self._role is None:
+            self._set_role(STANDBY, quiet=True)  # until the first tick has tried
         self._ticker = Ticker(self.actor_ref, _Tick())
         if self._autostart:
             self._ticker.schedule(0)
@@ -117,6 +136,10 @@ class WalletPoller(pykka.ThreadingActor):
     def on_stop(self) -> None:
         if self._ticker is not None:
             self._ticker.stop()
+        if self._leadership is not None:
+            # A graceful stop hands over at once: a standby's next try wins.
+            self._leadership.release()
+            self._leadership = None
         if self._wallet is not None:
             self._wallet.close()
         if self._reader is not None:
@@ -127,8 +150,12 @@ class WalletPoller(pykka.ThreadingActor):
 
     def on_receive(self, message: object) -> object:
         if isinstance(message, _Tick):
-            report = self.poll_now()
             assert self._ticker is not None
+            if not self._lead():
+                self._stand_by()
+                self._ticker.schedule(self._settings.poll_interval_secs)
+                return None
+            report = self.poll_now()
             normal = report.ok or report.fault or report.rescanned
             self._ticker.schedule(self._settings.poll_interval_secs if normal else self._backoff)
             return None
@@ -136,6 +163,44 @@ class WalletPoller(pykka.ThreadingActor):
 
     def ping(self) -> bool:
         return True
+
+    def _lead(self) -> bool:
+        """Ask the leadership before each poll; log and publish a change of role."""
+        assert self._leadership is not None
+        leading = self._leadership.lead()
+        if not leading and not self._announced and self._role == STANDBY:
+            log.info("another node polls the wallet; this node stands by (standby)")
+        self._announced = True
+        self._set_role(LEADER if leading else STANDBY)
+        return leading
+
+    def _set_role(self, role: str, *, quiet: bool = False) -> None:
+        if role == self._role:
+            return
+        previous, self._role = self._role, role
+        self._published.node_role = role
+        if quiet:
+            return
+        if role == LEADER:
+            # Another node may have polled meanwhile, or served another wallet: identify it again.
+            self._bound = False
+            log.info("this node now polls the wallet (leader)")
+        elif previous == LEADER:
+            log.warning("this node lost the poller's leadership and stands by (standby)")
+
+    def _stand_by(self) -> None:
+        """Show the leader's last applied poll, from storage, as this node's wallet health."""
+        assert self._reader is not None
+        try:
+            state = self._reader.monitor_state()
+        except StorageError as exc:
+            self._published.wallet.failed(
+                cut(f"cannot read the leader's last poll: {exc}"), int(self._clock())
+            )
+            return
+        if state.wallet_address is not None:
+            self._published.primary_address = state.wallet_address
+        self._published.wallet.mirrored(state.wallet_height, state.last_poll_at, self._clock())
 
     def poll_now(self) -> PollReport:
         """One poll, with every expected failure turned into a report (runs in the actor's thread)."""

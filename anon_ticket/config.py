@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+import socket
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -124,6 +126,8 @@ class Config:
     abuse_elevated_per_sec: float
     abuse_under_attack_per_sec: float
     buyer_page: bool
+    node_name: str
+    pid_screen_rebuild_secs: float
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
@@ -180,6 +184,8 @@ class Config:
             abuse_elevated_per_sec=env.get("ABUSE_ELEVATED_PER_SEC", _positive_float, 20.0),
             abuse_under_attack_per_sec=env.get("ABUSE_UNDER_ATTACK_PER_SEC", _positive_float, 200.0),
             buyer_page=env.get("BUYER_PAGE", _on_off, True),
+            node_name=env.get("NODE_NAME", _node_name, default_node_name()),
+            pid_screen_rebuild_secs=env.get("PID_SCREEN_REBUILD_SECS", _positive_float, 300.0),
         )
         if env.problems:
             raise ConfigError(env.problems)
@@ -220,6 +226,23 @@ class _Reader:
         except ValueError as exc:
             self.problems.append(f"{name}: {exc}")
             return default
+
+
+_NODE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
+
+
+def default_node_name() -> str:
+    """This host's short name, made fit for a statsd metric name (`NODE_NAME`'s default)."""
+    short = socket.gethostname().split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_-]", "_", short)[:63] or "node"
+
+
+def _node_name(raw: str) -> str:
+    if not _NODE_NAME.match(raw):
+        raise ValueError(
+            f"must be 1 to 63 letters, digits, '_' or '-' (it becomes part of metric names), got {raw!r}"
+        )
+    return raw
 
 
 def _positive_int(raw: str) -> int:

@@ -157,7 +157,13 @@ class Daemon:
             ),
             ActorSpec(
                 "pid_cache",
-                lambda: PidCache.start(published, database.open_reader, config.pid_screen_capacity),
+                lambda: PidCache.start(
+                    published,
+                    database.open_reader,
+                    config.pid_screen_capacity,
+                    database.payment_id_feed,
+                    config.pid_screen_rebuild_secs,
+                ),
             ),
             ActorSpec(
                 "abuse_metrics",
@@ -165,7 +171,12 @@ class Daemon:
                     actors,
                     published,
                     self._statsd,
-                    AbuseSettings(config.abuse_elevated_per_sec, config.abuse_under_attack_per_sec),
+                    AbuseSettings(
+                        config.abuse_elevated_per_sec,
+                        config.abuse_under_attack_per_sec,
+                        # Several nodes may share one statsd: their gauges must not overwrite each other.
+                        gauge_prefix=f"node.{config.node_name}." if database.backend == "postgresql" else "",
+                    ),
                 ),
             ),
             ActorSpec(
@@ -177,6 +188,7 @@ class Daemon:
                     self.fatal,
                     self._open_wallet,
                     database.open_reader,
+                    open_leadership=database.poller_leadership,
                 ),
                 interrupt=self._abort_wallet,
             ),

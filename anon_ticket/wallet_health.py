@@ -40,6 +40,18 @@ class WalletHealth:
         self.last_error = self.fault = None
         self._last_success = self.clock()
 
+    def mirrored(self, height: int | None, last_applied_at: int | None, now: float) -> None:
+        """A standby node (docs/PROTOCOL.md §11): the leader's last applied poll, read from storage.
+
+        Staleness then means the same on every node: no poll applied by *any* node for `stale_secs`.
+        `now` is the wall clock (`last_applied_at` is unix seconds).
+        """
+        self.height = height
+        self.last_poll_at = self.last_success_at = last_applied_at
+        self.last_error = self.fault = None
+        if last_applied_at is not None:
+            self._last_success = self.clock() - max(0.0, now - last_applied_at)
+
     def failed(self, error: str, at: int) -> None:
         self.last_poll_at = at
         self.last_error = error

@@ -120,3 +120,21 @@ def test_passwords_in_urls_never_print() -> None:
         with pytest.raises(ConfigError) as caught:
             Config.from_environ({"MONERO_RPC_URL": url})
         assert "s3cret" not in str(caught.value)
+
+
+def test_node_name_defaults_to_the_short_host_name_and_must_fit_a_metric_name() -> None:
+    import socket  # noqa: PLC0415
+
+    config = Config.from_environ({})
+    expected = socket.gethostname().split(".")[0]
+    assert config.node_name == "".join(
+        c if c.isascii() and (c.isalnum() or c in "_-") else "_" for c in expected
+    )
+    assert config.pid_screen_rebuild_secs == 300
+    assert Config.from_environ({"NODE_NAME": "eu-1"}).node_name == "eu-1"
+    with pytest.raises(ConfigError) as caught:
+        Config.from_environ({"NODE_NAME": "a.b", "PID_SCREEN_REBUILD_SECS": "0"})
+    assert {problem.split(":")[0] for problem in caught.value.problems} == {
+        "NODE_NAME",
+        "PID_SCREEN_REBUILD_SECS",
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import os
 import shutil
+import socket
 import stat
 import tempfile
 import time
@@ -281,8 +282,11 @@ def test_status_has_exactly_the_contract_fields(daemon: DaemonProcess, wallet: F
         "payments",
         "tokens",
         "abuse_level",
+        "node",
     }
     assert status["version"] == __version__
+    # One node on SQLite, which always polls (docs/PROTOCOL.md §11).
+    assert status["node"] == {"id": f"{socket.gethostname()}:{daemon.pid}", "role": "leader"}
     assert set(status["actors"]) == {"storage_writer", "pid_cache", "abuse_metrics", "wallet_poller"}
     for actor in status["actors"].values():
         assert set(actor) == {"state", "restarts"}

@@ -14,6 +14,7 @@ from anon_ticket.panel.sessions import PanelSession
 from anon_ticket.panel.throttle import LoginThrottle
 from anon_ticket.service.status import (
     ActorStatus,
+    NodeStatus,
     PaymentCounts,
     Status,
     TokenCounts,
@@ -164,3 +165,30 @@ def test_the_dashboard_renders_the_typed_status() -> None:
     stale = page.render(status=dataclasses.replace(status, wallet=stale_wallet), **values)
     assert '<td class="bad">yes — no successful poll lately</td>' in stale
     assert '<th>Last successful poll</th><td class="">2026-12-02 18:00:00 UTC</td>' in stale
+
+
+def test_the_dashboard_names_the_node_and_its_role() -> None:
+    """docs/PROTOCOL.md §11: which node answered, and whether it polls the wallet."""
+    from anon_ticket.panel.app import templates  # noqa: PLC0415
+
+    wallet = WalletStatus(None, None, None, None, stale=False, last_success_at=None)
+    status = Status(
+        version="0",
+        actors=(),
+        wallet=wallet,
+        scan_cursor=None,
+        payments=PaymentCounts(pending=0, redeemable=0, claimed=0),
+        tokens=TokenCounts(active=0, revoked=0),
+        abuse_level="normal",
+    )
+    page = templates().get_template("dashboard.html")
+    values = {"signed_in": True, "csrf": "c", "section": "dashboard", "max_reason": 256, "abuse_chart": None}
+    assert "<th>Node</th>" not in page.render(status=status, **values)
+    for role, said in (
+        ("leader", "this node polls the wallet"),
+        ("standby", "another node polls the wallet"),
+    ):
+        node = NodeStatus("shop-a:4711", role)
+        plain = page.render(status=dataclasses.replace(status, node=node), **values)
+        assert '<th>Node</th><td class="mono">shop-a:4711</td>' in plain
+        assert f'<th>Role</th><td class="node-role {role}">{role} — {said}</td>' in plain

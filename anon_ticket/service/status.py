@@ -16,6 +16,7 @@ from typing import Any
 from actors.locator import ActorLocator
 from actors.published import PublishedState
 from anon_ticket import __version__
+from anon_ticket.node import node_id
 from anon_ticket.service.tokens import OperatorSettings
 from anon_ticket.storage.base import Store
 from anon_ticket.timefmt import rfc3339
@@ -69,7 +70,7 @@ class Status:
     payments: PaymentCounts
     tokens: TokenCounts
     abuse_level: str
-    node: NodeStatus | None = None  # not shown until a node has a role to report
+    node: NodeStatus | None = None  # always set by StatusService; None only in hand-made values
 
 
 def status_json(status: Status) -> dict[str, Any]:
@@ -151,4 +152,5 @@ class StatusService:
             ),
             tokens=TokenCounts(active=counts.tokens_active, revoked=counts.tokens_revoked),
             abuse_level=self._published.abuse_level,
+            node=NodeStatus(node_id(), self._published.node_role),
         )

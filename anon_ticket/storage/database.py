@@ -5,9 +5,10 @@
 
 Request threads never share a connection; each gets its own read-only one on first use. Only the
 storage writer actor opens a writable connection (`open_writer`), which is what serializes writes.
-On PostgreSQL that makes one connection per request thread plus the writer, the poller, the PID
-screen's start-up read and the daemon lock: with the default 16 + 4 threads, about 25 of the server's
-`max_connections` (100 by default). A reader whose connection broke reconnects on its next call.
+On PostgreSQL that makes one connection per request thread plus the writer, the poller's reader and
+its leadership, the PID screen's listener and rebuild reads, and the daemon lock: with the default
+32 + 4 threads, about 43 of the server's `max_connections` (100 by default) per node. A reader
+whose connection broke reconnects on its next call.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from anon_ticket.config import DatabaseUrl
 from anon_ticket.errors import StorageError
 from anon_ticket.storage import migrations
 from anon_ticket.storage.base import Store
-from anon_ticket.storage.lock import DaemonLock, FileDaemonLock, PostgresDaemonLock, PostgresOfflineLock
+from anon_ticket.storage.leadership import Leadership, PostgresLeadership, SoleLeader
+from anon_ticket.storage.lock import (
+    PG_DAEMON_LOCK_CLASS,
+    DaemonLock,
+    FileDaemonLock,
+    PostgresDaemonLock,
+    PostgresOfflineLock,
+)
+from anon_ticket.storage.pid_feed import PaymentIdFeed
 from anon_ticket.storage.sqlite import SqliteStore, connect
 
 LostLock = Callable[[str], None]
@@ -120,18 +129,52 @@ class Database:
             conn.close()
 
     def daemon_lock(self, on_lost: LostLock | None = None) -> DaemonLock:
-        """The lock that keeps a second daemon off this database (not yet taken: `acquire()` it).
+        """The daemon's lock on this database (not yet taken: `acquire()` it).
 
-        SQLite: a file beside the database. PostgreSQL: an advisory lock on a connection of its own;
-        `on_lost` is called if that session died and another daemon took the lock meanwhile.
+        SQLite: an exclusive `flock` on a file beside the database, so one daemon (one node).
+        PostgreSQL: a *shared* advisory lock on a connection of its own, so several daemons serve one
+        database (docs/PROTOCOL.md §11) while an offline writer is kept out; `on_lost` is called if
+        that session died and an offline writer took the lock meanwhile.
         """
         if self._dsn is not None:
             from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
 
             dsn = self._dsn
-            return PostgresDaemonLock(lambda: postgres.connect(dsn, read_only=True), on_lost)
+            return PostgresDaemonLock(
+                lambda: postgres.connect(dsn, read_only=True),
+                on_lost,
+                shared=True,
+                refusal="an offline anon_ticket command (rescan) holds this PostgreSQL database "
+                f"(advisory lock {PG_DAEMON_LOCK_CLASS} on this schema); wait for it to finish",
+            )
         self.check_folder()
-        return FileDaemonLock(self.path.with_name(self.path.name + ".lock"))
+        return FileDaemonLock(self._lock_path())
+
+    def poller_leadership(self) -> Leadership:
+        """Who polls the wallet (§11): an advisory lock on PostgreSQL; SQLite always leads."""
+        if self._dsn is not None:
+            from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
+
+            dsn = self._dsn
+            return PostgresLeadership(lambda: postgres.connect(dsn, read_only=True, watched=True))
+        return SoleLeader()
+
+    def payment_id_feed(
+        self, on_ids: Callable[[list[bytes]], None], on_listening: Callable[[int], None]
+    ) -> PaymentIdFeed | None:
+        """New payment ids committed by any node, pushed to this one (not started); None on SQLite,
+        where this daemon's own poller is the only source."""
+        if self._dsn is None:
+            return None
+        from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
+
+        dsn = self._dsn
+        return PaymentIdFeed(
+            lambda: postgres.connect(dsn, read_only=True, watched=True), on_ids, on_listening
+        )
+
+    def _lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
 
     def offline_lock(self) -> DaemonLock:
         """The daemon lock, for a command that writes only while no daemon runs (not yet taken).
@@ -146,7 +189,7 @@ class Database:
             dsn = self._dsn
             return PostgresOfflineLock(lambda: postgres.connect(dsn, read_only=True))
         self.check_folder()
-        return FileDaemonLock(self.path.with_name(self.path.name + ".lock"))
+        return FileDaemonLock(self._lock_path())
 
     def open_writer(self) -> Store:
         return self._open(read_only=False)

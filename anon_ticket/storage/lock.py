@@ -1,8 +1,12 @@
-"""The daemon lock: one daemon per database.
+"""The daemon lock: who may use a database at the same time.
 
-SQLite: an `flock` on a file beside the database, released by the kernel even after SIGKILL.
+SQLite: an `flock` on a file beside the database, released by the kernel even after SIGKILL; one
+daemon per database (SQLite has one writer, so one node).
 PostgreSQL: a session advisory lock held by a dedicated connection for the daemon's life, released by
-the server when that session ends (process death included). `Database.daemon_lock()` picks the kind.
+the server when that session ends (process death included). Daemons take it *shared*, so several
+nodes serve one database (docs/PROTOCOL.md §11); an offline writer (`rescan` with no daemon running)
+takes the same key *exclusive*, so it waits for no one and fails while any daemon runs.
+`Database.daemon_lock()` and `Database.offline_lock()` pick the kind.
 """
 
 from __future__ import annotations
@@ -65,11 +69,16 @@ class FileDaemonLock:
 
 
 class PostgresDaemonLock:
-    """`pg_try_advisory_lock` on a connection of its own, watched while the daemon runs.
+    """`pg_try_advisory_lock[_shared]` on a connection of its own, watched while it is held.
+
+    `shared=True` is the daemons' mode (`Database.daemon_lock`): any number of them hold it together,
+    and an exclusive holder (an offline writer's `PostgresOfflineLock`) keeps them all out.
+    `shared=False` holds the key alone: it fails while anyone else holds it.
 
     The lock lives as long as its session. If that session ends under us (server restart,
     `pg_terminate_backend`, a network cut), a watchdog thread reconnects and takes the lock again; if
-    another daemon took it in the meantime, `on_lost` is called (the daemon stops with an error).
+    an incompatible holder took it in the meantime, `on_lost` is called (the daemon stops with an
+    error).
     """
 
     def __init__(
@@ -77,10 +86,18 @@ class PostgresDaemonLock:
         open_connection: Callable[[], Connection],
         on_lost: Callable[[str], None] | None = None,
         check_interval_secs: float = 5.0,
+        *,
+        shared: bool = False,
+        refusal: str | None = None,
     ) -> None:
         self._open = open_connection
         self._on_lost = on_lost
         self._interval = check_interval_secs
+        self._shared = shared
+        self._refusal = refusal or (
+            "another anon_ticket daemon or an offline command holds this PostgreSQL database "
+            f"(advisory lock {PG_DAEMON_LOCK_CLASS} on this schema); stop it first"
+        )
         self._conn: Connection | None = None
         self._stop = threading.Event()
         self._mutex = threading.Lock()  # guards `_conn` between the watchdog and release()
@@ -95,20 +112,15 @@ class PostgresDaemonLock:
         import psycopg  # noqa: PLC0415 (the optional extra is imported only on this backend)
 
         conn = self._open()
+        function = "pg_try_advisory_lock_shared" if self._shared else "pg_try_advisory_lock"
         try:
-            row = conn.execute(
-                f"SELECT pg_try_advisory_lock(%s, {_PG_KEY})",
-                (PG_DAEMON_LOCK_CLASS,),
-            ).fetchone()
+            row = conn.execute(f"SELECT {function}(%s, {_PG_KEY})", (PG_DAEMON_LOCK_CLASS,)).fetchone()
         except psycopg.Error as exc:
             conn.close()
             raise StorageError(f"cannot take the daemon lock: {exc}") from exc
         if row is None or not row[0]:
             conn.close()
-            raise DatabaseLocked(
-                "another anon_ticket daemon holds this PostgreSQL database (advisory lock "
-                f"{PG_DAEMON_LOCK_CLASS} on this schema); stop it before starting a second one"
-            )
+            raise DatabaseLocked(self._refusal)
         return conn
 
     def acquire(self) -> None:
@@ -138,7 +150,7 @@ class PostgresDaemonLock:
             try:
                 fresh = self._take()
             except DatabaseLocked as exc:
-                log.critical("the daemon lock was lost and another daemon holds it now")
+                log.critical("the daemon lock was lost and an incompatible holder has it now")
                 if self._on_lost is not None:
                     self._on_lost(str(exc))
                 return

@@ -12,7 +12,8 @@ serializes writers with `BEGIN IMMEDIATE`, this store takes row locks:
 - two racing claims insert with `ON CONFLICT DO NOTHING`: the loser waits for the winner's commit and
   returns the winner's claim, exactly as a replay would;
 - a revocation and a batch lock the claim rows they change, so an operator revocation is never
-  overwritten by a reorg decision.
+  overwritten by a reorg decision;
+- a batch `pg_notify`s its payment ids to the other nodes (docs/PROTOCOL.md §11; delivered on commit).
 
 Durability: a writer connection never commits with `synchronous_commit=off` (if the server is set
 that way, the session turns it back on): a claim's token and an operator revocation are answered only
@@ -52,6 +53,7 @@ from anon_ticket.storage.base import (
     TransferBatch,
     UnderpaidPayment,
 )
+from anon_ticket.storage.pid_feed import CHANNEL_SQL, notification_payloads
 from anon_ticket.storage.rows import (
     CLAIM_COLUMNS,
     COUNTED,
@@ -77,6 +79,21 @@ Connection = psycopg.Connection[TupleRow]
 
 # Added to the operator's URL only when it does not set them itself.
 CONNECT_DEFAULTS = {"connect_timeout": "10", "application_name": "anon_ticket"}
+# For the sessions whose death must be noticed soon (the poller's leadership, the payment id feed):
+# a peer that vanished without closing (a cut network, a dead machine) is found within about 10 s,
+# by libpq on our side and by the server on its side, where the leader's advisory lock lives
+# (docs/PROTOCOL.md §11: another node takes over within 3 poll intervals + 10 s).
+LIVENESS_DEFAULTS = {
+    "keepalives": "1",
+    "keepalives_idle": "4",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
+_SERVER_LIVENESS_SQL = (
+    "SELECT set_config('tcp_keepalives_idle', '4', false), "
+    "set_config('tcp_keepalives_interval', '2', false), set_config('tcp_keepalives_count', '3', false)"
+)
 # Known-payment-id streaming: rows fetched per round trip from the server-side cursor.
 STREAM_CHUNK = 10_000
 
@@ -153,18 +170,22 @@ _NEVER_COUNTED_SQL = f"""
 """
 
 
-def connect(dsn: str, *, read_only: bool = False) -> Connection:
+def connect(dsn: str, *, read_only: bool = False, watched: bool = False) -> Connection:
     """Open an autocommit connection configured the way every part of the daemon relies on.
 
+    `watched`: a session whose loss must be noticed within seconds on both ends (LIVENESS_DEFAULTS).
     Errors never quote the URL (it may hold a password): libpq's message names host and port only.
     """
     try:
         given = conninfo.conninfo_to_dict(dsn)
-        extra = {key: value for key, value in CONNECT_DEFAULTS.items() if key not in given}
+        defaults = {**CONNECT_DEFAULTS, **(LIVENESS_DEFAULTS if watched else {})}
+        extra = {key: value for key, value in defaults.items() if key not in given}
         conn = psycopg.connect(conninfo.make_conninfo(dsn, **extra), autocommit=True)
     except psycopg.Error as exc:
         raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
     try:
+        if watched:
+            conn.execute(_SERVER_LIVENESS_SQL)  # no effect over a Unix socket, where none is needed
         if read_only:
             conn.execute("SET default_transaction_read_only = on")
         else:
@@ -455,7 +476,10 @@ class PostgresStore:
         """Apply one poll: transfers, disappearances, reorg revocations and the cursor, atomically.
 
         The cursor is read under the exclusive poll lock, so the compare-and-set holds against a
-        concurrent `rescan` (which waits, or made this batch wait and then refuses it).
+        concurrent `rescan` (which waits, or made this batch wait and then refuses it) and against a
+        second leader for a moment (§11): of two batches from the same cursor, the second is refused
+        once the first moved it, and if the cursor did not move (same wallet height) the second
+        re-applies the same upserts, which changes nothing.
         """
         with self._transaction() as conn:
             row = conn.execute("SELECT scan_cursor FROM monitor_state WHERE id = 1 FOR UPDATE").fetchone()
@@ -498,6 +522,9 @@ class PostgresStore:
                 "highest_height = greatest(coalesce(highest_height, %(h)s), %(h)s) WHERE id = 1",
                 {"c": batch.new_cursor, "h": batch.wallet_height, "t": batch.polled_at},
             )
+            # The other nodes' PID screens (docs/PROTOCOL.md §11): delivered only if this commits.
+            for payload in notification_payloads(pid for pid, _ in batch.upserts):
+                conn.execute(f"SELECT pg_notify({CHANNEL_SQL}, %s)", (payload,))
             touched = {pid for pid, _ in batch.upserts} | {pid for pid, _ in batch.gone}
             revoked, reinstated = self._judge_claims(conn, touched, batch)
         return BatchOutcome(

@@ -301,6 +301,8 @@ class FakeWallet:
         self.lazy_refresh = lazy_refresh
         self.calls: Counter[str] = Counter()
         self.call_log: list[tuple[str, dict[str, Any]]] = []
+        # Calls per (method, query string of the URL): clients told apart by `?node=…` in their URL.
+        self.calls_by_query: Counter[tuple[str, str]] = Counter()
         self.auto_refresh_period: int | None = None
 
         self._lock = threading.RLock()
@@ -485,6 +487,7 @@ class FakeWallet:
         with self._lock:
             self.calls.clear()
             self.call_log.clear()
+            self.calls_by_query.clear()
 
     def params_of(self, method: str) -> list[dict[str, Any]]:
         """The params of every call of `method` received so far, oldest first."""
@@ -1015,6 +1018,7 @@ class FakeWallet:
 
         with self._lock:
             self.calls[method] += 1
+            self.calls_by_query[(method, h.path.partition("?")[2])] += 1
             self.call_log.append((method, copy.deepcopy(params) if isinstance(params, dict) else {}))
             garbage = self._garbage
             delay = self._delays.get(method, self._delays.get("*", 0.0))
