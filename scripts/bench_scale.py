@@ -87,7 +87,8 @@ MIN_AMOUNT = 10_000_000_000
 INGEST_BATCH = 10_000
 CLAIM_BATCH = 1_000
 POLL_TRANSFERS = 1_000
-POLL_BLOCKS = 5  # blocks the wallet advances per poll
+POLL_BLOCKS = 5  # the new transfers of a poll are in this many blocks
+POLL_ADVANCE = RESCAN_DEPTH + POLL_BLOCKS + 5  # blocks the wallet advances per poll
 SCREEN_CAPACITY = 1_000_000  # the daemon's default PID_SCREEN_CAPACITY
 INTERNAL_TOKEN = "bench-scale-internal-token-0123456789"
 ADMIN_URL = os.environ.get("ANON_TICKET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -156,7 +157,12 @@ class Backend:
         raise NotImplementedError
 
     def settle(self, url: str) -> None:
-        """What the server would soon do by itself after a bulk load (nothing for SQLite)."""
+        """What would soon happen by itself after a bulk load, done now so it does not land mid-run.
+
+        The kernel writing back the load's dirty pages (and, on PostgreSQL, the checkpointer) would
+        otherwise compete with the claims' fsyncs during the measurement.
+        """
+        os.sync()
 
 
 class SqliteBackend(Backend):
@@ -215,6 +221,11 @@ class PostgresBackend(Backend):
     def settle(self, url: str) -> None:
         with self._psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM (ANALYZE)")
+            with contextlib.suppress(
+                self._psycopg.errors.InsufficientPrivilege
+            ):  # superuser or pg_checkpoint
+                conn.execute("CHECKPOINT")
+        super().settle(url)
 
     def drop(self, url: str) -> None:
         from psycopg import sql  # noqa: PLC0415
@@ -373,6 +384,21 @@ def first_answer(port: int, body: bytes) -> int | None:
         conn.close()
 
 
+def time_status(port: int) -> float:
+    """Seconds for one GET /api/v1/status (the operator's counts: a scan of every payment)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    try:
+        started = time.perf_counter()
+        conn.request("GET", "/api/v1/status", headers={"Authorization": f"Bearer {INTERNAL_TOKEN}"})
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"GET /api/v1/status answered {response.status}")
+        return time.perf_counter() - started
+    finally:
+        conn.close()
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -393,6 +419,7 @@ class Row:
     screen_kib: int = 0
     loads: dict[str, LoadResult] = field(default_factory=dict)
     poll_ms: float = 0.0
+    status_ms: float = 0.0
     unexpected: Counter[str] = field(default_factory=Counter)
 
 
@@ -474,59 +501,59 @@ def serve(
         loads = {
             "unknown": [redeem_body(rng.randbytes(32)) for _ in range(requests)],
             "replay": [redeem_body(payments.pids[rng.choice(claimed)]) for _ in range(requests)],
-            "claim": [redeem_body(payments.pids[i]) for i in unclaimed[: min(requests, len(unclaimed))]],
+            "claim": [redeem_body(payments.pids[i]) for i in unclaimed[: options.claims]],
         }
         run_load(port, loads["replay"][: options.threads * 10], options.threads)  # connections, caches
         for name, bodies in loads.items():
             result = run_load(port, bodies, options.threads)
             row.loads[name] = result
             row.unexpected.update({k: n for k, n in result.answers.items() if k != EXPECTED[name]})
+        internal = int(daemon.settings["INTERNAL_BIND_ADDRESS"].rpartition(":")[2])
+        row.status_ms = 1000 * statistics.median(time_status(internal) for _ in range(3))
         exit_code = daemon.stop()
         if exit_code != 0:
             row.unexpected[f"daemon exit {exit_code}"] += 1
 
 
 def time_polls(database: Database, polls: int, rng: random.Random, now: int) -> float:
-    """Median seconds x 1000 of `polls` polls of 1,000 new transfers each, through the writer actor."""
+    """Median milliseconds of `polls` polls of 1,000 new transfers each, through the writer actor.
+
+    Each poll the wallet is `POLL_ADVANCE` blocks higher and lists 1,000 new transfers in the first
+    blocks after the previous poll's height: the scan window then holds exactly those (the previous
+    ones are below it and get settled), so every poll does the same work at every database size.
+    """
     screen = PidScreen(SCREEN_CAPACITY)
-
-    def add_to_screen(payment_ids: Any) -> None:
-        for payment_id in payment_ids:
-            screen.add(payment_id)
-
     reader = database.open_reader()
     try:
         state = reader.monitor_state()
     finally:
         reader.close()
     assert state.scan_floor is not None and state.scan_cursor is not None and state.wallet_height is not None
-    floor, cursor, height = state.scan_floor, state.scan_cursor, state.wallet_height
-    wallet: list[ReportedTransfer] = []  # what the wallet lists, newest last
-    writer = StorageWriter.start(database.open_writer, add_to_screen).proxy()
+    floor, cursor = state.scan_floor, state.scan_cursor
+    writer = StorageWriter.start(database.open_writer, screen.add_many).proxy()
     timings = []
     try:
         for _ in range(polls):
-            new_height = height + POLL_BLOCKS
-            wallet.extend(
+            wallet_height = cursor + POLL_ADVANCE
+            reported = [
                 ReportedTransfer(
-                    rng.randbytes(8),
-                    Transfer(rng.randbytes(32), MIN_AMOUNT, height + 1 + i % POLL_BLOCKS, 0),
+                    rng.randbytes(8), Transfer(rng.randbytes(32), MIN_AMOUNT, cursor + 1 + i % POLL_BLOCKS, 0)
                 )
                 for i in range(POLL_TRANSFERS)
-            )
-            min_height = scan_window(floor, cursor, new_height, RESCAN_DEPTH)
-            reported = [item for item in wallet if item.transfer.height > min_height]
+            ]
+            min_height = scan_window(floor, cursor, wallet_height, RESCAN_DEPTH)
+            assert all(item.transfer.height > min_height for item in reported)
             started = time.perf_counter()
             writer.apply_poll(
                 reported,
-                wallet_height=new_height,
+                wallet_height=wallet_height,
                 min_height=min_height,
                 expected_cursor=cursor,
                 polled_at=now,
                 min_confirmations=MIN_CONFIRMATIONS,
             ).get(timeout=600)
             timings.append(time.perf_counter() - started)
-            cursor = height = new_height
+            cursor = wallet_height
     finally:
         writer.stop()
     return 1000 * statistics.median(timings)
@@ -542,7 +569,7 @@ def format_row(row: Row) -> str:
     odd = f"  UNEXPECTED {dict(row.unexpected)}" if row.unexpected else ""
     return (
         f"start {row.start_secs:.2f} s, RSS {row.rss_kib / 1024:.0f} MiB, screen {row.screen_kib} KiB, "
-        f"{loads}, poll {row.poll_ms:.0f} ms{odd}"
+        f"{loads}, poll {row.poll_ms:.0f} ms, status {row.status_ms:.0f} ms{odd}"
     )
 
 
@@ -553,15 +580,15 @@ def report(backend: str, rows: list[Row], smoke: bool) -> bool:
     print(
         "| payments | populate s | DB B/payment | start-up s | RSS MiB | screen KiB | "
         + " | ".join(f"{name} req/s | {name} p99 ms" for name in names)
-        + " | poll 1,000 ms |"
+        + " | poll 1,000 ms | status ms |"
     )
-    print("|---:" * (7 + 2 * len(names)) + "|")
+    print("|---:" * (8 + 2 * len(names)) + "|")
     for row in rows:
         loads = " | ".join(f"{row.loads[name].rate:,.0f} | {row.loads[name].p99_ms:.1f}" for name in names)
         print(
             f"| {row.size:,} | {row.populate_secs:.0f} | {row.db_bytes_per_payment:.0f} | "
             f"{row.start_secs:.2f} | {row.rss_kib / 1024:.0f} | {row.screen_kib:,} | {loads} | "
-            f"{row.poll_ms:.0f} |"
+            f"{row.poll_ms:.0f} | {row.status_ms:.0f} |"
         )
     ok = not any(row.unexpected for row in rows)
     for row in rows:
@@ -623,6 +650,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parser.parse_args(argv)
     if options.smoke:
         options.sizes, options.requests, options.threads, options.polls = list(SMOKE_SIZES), 100, 4, 2
+    # The same number of first claims at every size: at most the smallest size's unclaimed half.
+    options.claims = min(options.requests, options.sizes[0] - options.sizes[0] // 2)
     backends: list[Backend] = []
     if options.backend in ("sqlite", "both"):
         backends.append(SqliteBackend())
