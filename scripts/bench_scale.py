@@ -603,10 +603,12 @@ def report(backend: str, rows: list[Row], smoke: bool) -> bool:
     }
     ratios["poll"] = large.poll_ms / small.poll_ms
     print(f"ratios {label}: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
-    per_payment = (large.rss_kib - small.rss_kib) * 1024 / (large.size - small.size)
+    # + 0.0: a delta that rounds to nothing prints as 0.0, not -0.0
+    per_payment = round((large.rss_kib - small.rss_kib) * 1024 / (large.size - small.size), 1) + 0.0
     print(
-        f"memory: RSS {per_payment:.0f} B per payment beyond the first {small.size:,} "
-        f"(screen {large.screen_kib:,} KiB at {large.size:,}, sized by PID_SCREEN_CAPACITY)"
+        f"memory: RSS {per_payment:.1f} B per payment beyond the first {small.size:,}; the PID screen "
+        f"{large.screen_kib:,} KiB at {large.size:,} ({large.screen_kib * 1024 / large.size:.2f} B per "
+        "payment, allocated whole at start for PID_SCREEN_CAPACITY)"
     )
     missed = [k for k, v in ratios.items() if not k.endswith("p99") and v > TARGET_RATIO]
     if large.start_secs > TARGET_START_SECS:
