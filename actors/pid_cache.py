@@ -65,8 +65,9 @@ def build_screen(open_store: Callable[[], Store], capacity: int) -> PidScreen:
     screen = PidScreen(capacity)
     store = open_store()
     try:
-        for payment_id in store.known_payment_ids():
-            screen.add(payment_id)
+        # Streamed, never held as a list: at a million payments the ids alone would be ~40 MB of
+        # Python objects, the screen 1.2 MB.
+        screen.add_many(store.known_payment_ids())
     finally:
         store.close()
     return screen
@@ -149,10 +150,10 @@ class PidCache(pykka.ThreadingActor):
 
     def add(self, payment_ids: Iterable[bytes]) -> None:
         assert self._screen is not None
-        for payment_id in payment_ids:
-            self._screen.add(payment_id)
-            if self._carried is not None:
-                self._carried.append(payment_id)
+        ids = list(payment_ids)
+        self._screen.add_many(ids)
+        if self._carried is not None:
+            self._carried.extend(ids)
         self._check_capacity()
 
     def _rebuild(self, why: str) -> None:
@@ -178,8 +179,7 @@ class PidCache(pykka.ThreadingActor):
     def _swap(self, built: _Built) -> None:
         carried, self._carried = self._carried or [], None
         if built.screen is not None:
-            for payment_id in carried:
-                built.screen.add(payment_id)
+            built.screen.add_many(carried)
             self._screen = built.screen
             self._published.pid_screen = built.screen
             self._built_generation = max(self._built_generation, built.generation)

@@ -13,6 +13,7 @@ import hashlib
 import math
 import secrets
 import threading
+from collections.abc import Iterable
 
 
 class PidScreen:
@@ -27,6 +28,7 @@ class PidScreen:
         self.capacity = capacity
         self._bits = bytearray((self.bit_count + 7) // 8)
         self._key = secrets.token_bytes(16)
+        self._hasher = hashlib.blake2b(digest_size=16, key=self._key)
         self._write_lock = threading.Lock()
         self.count = 0
 
@@ -39,26 +41,66 @@ class PidScreen:
         return self.count > self.capacity
 
     def _positions(self, payment_id: bytes) -> list[int]:
-        digest = hashlib.blake2b(payment_id, digest_size=16, key=self._key).digest()
-        first = int.from_bytes(digest[:8], "little")
-        step = int.from_bytes(digest[8:], "little") | 1
-        return [(first + i * step) % self.bit_count for i in range(self.hash_count)]
+        """The `hash_count` bit positions of one id: double hashing, `first + i * step` modulo the size.
+
+        `first` and `step` are reduced modulo the size before the loop: the same positions, but every
+        step is then a small-integer add instead of a 64-bit multiply and modulo (half the cost of
+        building the screen at start-up, where a million ids are added one after another).
+        """
+        # A copy of the keyed state costs less than keying anew; the original is never updated, so
+        # request threads may copy it at the same time.
+        hasher = self._hasher.copy()
+        hasher.update(payment_id)
+        digest = hasher.digest()
+        size = self.bit_count
+        position = int.from_bytes(digest[:8], "little") % size
+        step = (int.from_bytes(digest[8:], "little") | 1) % size
+        positions = []
+        for _ in range(self.hash_count):
+            positions.append(position)
+            position += step
+            if position >= size:
+                position -= size
+        return positions
 
     def add(self, payment_id: bytes) -> None:
+        self.add_many((payment_id,))
+
+    def add_many(self, payment_ids: Iterable[bytes]) -> None:
+        """Add every id under one hold of the write lock.
+
+        The start-up rebuild adds every known id here, so `_positions` is inlined (the same
+        arithmetic; tests/test_pid_screen.py checks that both set the same bits): a call and a list
+        per id were a third of the rebuild's time.
+        """
+        bits = self._bits
+        size = self.bit_count
+        rounds = range(self.hash_count)
+        keyed = self._hasher
+        added = 0
         with self._write_lock:
-            fresh = False
-            for position in self._positions(payment_id):
-                byte, bit = divmod(position, 8)
-                if not self._bits[byte] >> bit & 1:
-                    fresh = True
-                    self._bits[byte] |= 1 << bit
-            if fresh:
-                self.count += 1
+            for payment_id in payment_ids:
+                hasher = keyed.copy()
+                hasher.update(payment_id)
+                digest = hasher.digest()
+                position = int.from_bytes(digest[:8], "little") % size
+                step = (int.from_bytes(digest[8:], "little") | 1) % size
+                fresh = False
+                for _ in rounds:
+                    byte, mask = position >> 3, 1 << (position & 7)
+                    if not bits[byte] & mask:
+                        fresh = True
+                        bits[byte] |= mask
+                    position += step
+                    if position >= size:
+                        position -= size
+                added += fresh
+            self.count += added
 
     def might_contain(self, payment_id: bytes) -> bool:
         bits = self._bits
         for position in self._positions(payment_id):
-            byte, bit = divmod(position, 8)
-            if not bits[byte] >> bit & 1:
+            byte = bits[position >> 3]
+            if not byte & 1 << (position & 7):
                 return False
         return True
