@@ -109,6 +109,7 @@ class Daemon:
         self._supervisor: Supervisor | None = None
         self.systemd = systemd.Notifier.from_environ()
         self._wallet_rpc: WalletRpc | None = None
+        self._stop_requested = threading.Event()
         self.published.wallet.stale_secs = config.monitor_stale_secs
 
     # -- the parts ------------------------------------------------------------------------------
@@ -310,7 +311,40 @@ class Daemon:
         """Stop the whole daemon with a non-zero exit code (from any thread)."""
         self.exit_code = EXIT_FAILURE
         log.critical("stopping: %s", reason)
-        threading.Thread(target=self.bus.exit, name="daemon-exit", daemon=True).start()
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        """Ask the daemon to stop: safe from any thread and from a signal handler, at any moment.
+
+        It only sets an event. The `daemon-exit` thread, started once `bus.start()` has returned,
+        is the one caller of `bus.exit()`: CherryPy ends a bus exited while it is still STARTING
+        with os._exit(70), which skips the clean stop (listeners, actors, database, lock). A
+        SIGTERM that arrives while the daemon starts (even while the listeners already answer and
+        READY=1 is on its way) is carried out as soon as the start is complete. Nothing here may
+        block or take a lock the interrupted main thread could hold.
+        """
+        self._stop_requested.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested.is_set()
+
+    def handle_signals(self) -> None:
+        """SIGTERM/SIGINT ask for a stop from now on, SIGHUP is ignored (main thread only).
+
+        Installed before `prepare()`, so that a stop asked for during the start is honoured after
+        it instead of killing the process halfway.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be installed there (in-process tests run elsewhere)
+        signals = plugins.SignalHandler(self.bus)
+        signals.handlers = {
+            "SIGTERM": self.request_stop,
+            "SIGINT": self.request_stop,
+            # CherryPy's default re-executes the process on SIGHUP; a money daemon must not.
+            "SIGHUP": lambda: log.info("SIGHUP ignored; use systemctl restart to restart"),
+        }
+        signals.subscribe()
 
     def start_actors(self) -> None:
         """Start the actors in dependency order under a new supervisor (not yet watching)."""
@@ -383,21 +417,21 @@ class Daemon:
         for listener in self.listeners:
             ListenerPlugin(bus, listener).subscribe()
         systemd.NotifyPlugin(bus, self.systemd, self._ready_status).subscribe()
-        signals = plugins.SignalHandler(bus)
-        signals.handlers = {
-            "SIGTERM": bus.exit,
-            "SIGINT": bus.exit,
-            # CherryPy's default re-executes the process on SIGHUP; a money daemon must not.
-            "SIGHUP": lambda: log.info("SIGHUP ignored; use systemctl restart to restart"),
-        }
-        if threading.current_thread() is threading.main_thread():
-            signals.subscribe()
         bus.start()
-        # Only once the bus has started: exiting a bus that is still STARTING makes CherryPy call
-        # os._exit(70), skipping the clean stop. A fatal error raised earlier is still seen.
+        # Only now (see request_stop): a stop asked for while the bus was starting is taken here.
+        exiter = threading.Thread(target=self._exit_when_asked, name="daemon-exit", daemon=True)
+        exiter.start()
         threading.Thread(target=self._watch_fatal, name="fatal-watch", daemon=True).start()
         bus.block(interval=0.2)
+        exiter.join()  # the bus is EXITING: let the exit finish before the database closes
         return self.exit_code
+
+    def _exit_when_asked(self) -> None:
+        """The one caller of `bus.exit()`, once a stop is asked for (or the bus exits otherwise)."""
+        while not self._stop_requested.wait(0.2):
+            if self.bus.state in (wspbus.states.STOPPING, wspbus.states.EXITING):
+                return
+        self.bus.exit()
 
     def _ready_status(self) -> str:
         return "serving on " + ", ".join(f"{x.name} {x.describe()}" for x in self.listeners)
@@ -417,6 +451,7 @@ class Daemon:
 
 def run(config: Config) -> int:
     daemon = Daemon(config)
+    daemon.handle_signals()
     try:
         daemon.prepare()
     except AnonTicketError as exc:

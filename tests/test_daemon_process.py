@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -161,6 +163,34 @@ def test_sigterm_lets_an_in_flight_request_finish_and_exits_0(
         assert token.encode() in received
         assert daemon.wait_exit() == 0
         assert "stopped with exit code 0" in daemon.log_text()
+
+
+def test_sigterm_during_the_start_waits_for_it_and_stops_cleanly_with_0(
+    tmp_path: Path, wallet: FakeWallet
+) -> None:
+    """SIGTERM while the start is held in its migration step, long before anything serves.
+
+    Another connection holds an exclusive lock on the new, empty database, so the migration waits
+    for it (busy timeout). The daemon used to die of the signal there (exit -15, no clean stop); it
+    now finishes starting once the lock is free and then stops the ordinary way: exit 0.
+    """
+    daemon = DaemonProcess(tmp_path, wallet_url=wallet.url)
+    blocker = sqlite3.connect(tmp_path / "anon_ticket.db", isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")
+        daemon.start(wait=False)
+        try:
+            poll_until(lambda: "starting with" in daemon.log_text() or None, 60, "the start to begin")
+            daemon.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                daemon.process.wait(1)  # type: ignore[union-attr]  # it used to die right here
+            blocker.execute("ROLLBACK")
+            assert daemon.wait_exit() == 0, daemon.log_tail()
+        finally:
+            daemon.kill()
+    finally:
+        blocker.close()
+    assert "stopped with exit code 0" in daemon.log_text()
 
 
 def test_sighup_does_not_restart_the_process(tmp_path: Path, wallet: FakeWallet) -> None:

@@ -358,6 +358,23 @@ def test_pipelined_requests_are_answered_in_order(daemon: DaemonProcess) -> None
     assert answers[:2] == [404, 404] and answers[2] in (200, 503)
 
 
+def test_pipelined_answers_that_arrive_together_are_each_read(daemon: DaemonProcess) -> None:
+    """The answers wait in the socket until all three are there, as on a loaded machine.
+
+    Reading them one by one must then give three answers, not one answer and a wait for answers
+    already received until the daemon closes the idle connection ("closed before an answer").
+    """
+    with connect(address(daemon.public_url), 10) as sock:
+        sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+
+        def all_three_arrived() -> bool | None:
+            return sock.recv(65536, socket.MSG_PEEK).count(b"HTTP/1.1 404 ") == 3 or None
+
+        poll_until(all_three_arrived, 20, "three pipelined answers")
+        answers = [read_answer(sock)[0] for _ in range(3)]
+    assert answers == [404, 404, 404]
+
+
 def test_expect_100_continue_is_honoured(daemon: DaemonProcess) -> None:
     body = json.dumps({"pid": "ab" * 32}).encode()
     with connect(address(daemon.public_url), 10) as sock:

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cherrypy.process import wspbus
 
 from actors.locator import ActorLocator
 from actors.supervisor import ActorSpec, Supervisor
@@ -526,7 +525,7 @@ def test_the_supervisor_gives_up_after_its_budget_and_the_daemon_exits_1(
         assert daemon.exit_code == 0
         crash(actors, "abuse_metrics", "failing_tell")
         until(lambda: daemon.exit_code == 1, RECOVERY_SECS, "the supervisor to give up")
-        until(lambda: daemon.bus.state is wspbus.states.EXITING, 5, "the bus to exit")
+        until(lambda: daemon.stop_requested, 5, "the daemon to be told to stop")
         ref = actors.ref("abuse_metrics")
         assert ref is not None and not ref.is_alive(), "restarted beyond the budget"
         assert actors.health["abuse_metrics"].restarts == 3

@@ -6,8 +6,10 @@ WATCHDOG_USEC asks for it), STOPPING=1 on SIGTERM, and the same over an abstract
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -100,6 +102,44 @@ def test_an_abstract_notify_socket_and_no_watchdog_unless_asked(tmp_path: Path, 
             assert daemon.stop() == 0
         messages = notify.receive("STOPPING=1")
         assert not any("WATCHDOG=1" in m for m in messages)
+    finally:
+        notify.close()
+
+
+def test_sigterm_while_the_daemon_is_still_starting_stops_it_cleanly_with_0(
+    tmp_path: Path, short_dir: Path, wallet: FakeWallet
+) -> None:
+    """SIGTERM after the listeners answer but before the bus has finished starting.
+
+    The notify socket's queue is full, so READY=1 (the last start step) blocks until this test reads:
+    the daemon is held between "serving" and "started", the window in which a stop request used to
+    make CherryPy end the process with os._exit(70) and skip the clean stop. It must stop as asked:
+    READY=1, then STOPPING=1, exit code 0, the listeners' sockets gone.
+    """
+    notify = NotifySocket(str(short_dir / "notify"))
+    internal_socket = short_dir / "internal.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as filler:
+        filler.connect(notify.address)
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                filler.send(b"FILLER=1")
+    try:
+        daemon = DaemonProcess(
+            tmp_path,
+            wallet_url=wallet.url,
+            env={"NOTIFY_SOCKET": notify.address, "INTERNAL_UNIX_SOCKET": str(internal_socket)},
+        )
+        daemon.start()  # /healthz answers: both listeners serve, READY=1 is waiting for room
+        try:
+            daemon.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+            messages = notify.receive("STOPPING=1")
+            assert daemon.wait_exit() == 0, daemon.log_tail()
+        finally:
+            daemon.kill()
+        told = [m.splitlines()[0] for m in messages if not m.startswith("FILLER=1")]
+        assert told == ["READY=1", "STOPPING=1"]
+        assert not internal_socket.exists()  # removed by the listener's clean stop
     finally:
         notify.close()
 

@@ -215,7 +215,8 @@ class HttpServer:
         """SIGTERM: no new connections, drop idle ones, finish requests in flight (bounded).
 
         In flight means in a worker, or partly arrived: a request whose bytes are coming in is
-        read to its end and answered (with `Connection: close`) if it completes in time.
+        read to its end and answered (with `Connection: close`) if it completes in time. So is
+        one that arrived pipelined behind a request a worker was running when the stop came.
         """
         with contextlib.suppress(KeyError):  # not registered while accepting is paused (EMFILE)
             self._selector.unregister(self._listening)
@@ -404,7 +405,10 @@ class HttpServer:
             self._watch(conn, WRITING, selectors.EVENT_WRITE)
             return
         conn.out = b""
-        if self._stopping.is_set():
+        if self._stopping.is_set() and (conn.close_after or not self._incomplete(conn)):
+            # Stopping: nothing more is read on an idle connection. One whose next request had
+            # already arrived behind this answer (pipelined) is served on: it gets its answer, with
+            # `Connection: close`, instead of a close that would look like a lost request.
             self._close(conn)
             return
         if conn.close_after:

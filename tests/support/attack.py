@@ -65,27 +65,39 @@ def connect(address: Address, timeout: float) -> socket.socket:
 
 
 def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP answer: (status, lower-cased headers, body by Content-Length)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed before an answer ({data[:40]!r})")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
+    """One HTTP answer: (status, lower-cased headers, body by Content-Length).
+
+    Reads exactly the bytes of this one answer and leaves the rest in the socket: answers to
+    pipelined requests often arrive in one segment, and whatever a greedy read took past this
+    answer would be lost to the next call, which would then wait for an answer already received.
+    """
+    head = b""
+    while True:
+        peeked = sock.recv(65536, socket.MSG_PEEK)
+        if not peeked:
+            raise ConnectionError(f"closed before an answer ({head[:40]!r})")
+        end = (head + peeked).find(b"\r\n\r\n")
+        head += _receive_exactly(sock, len(peeked) if end < 0 else end + 4 - len(head))
+        if end >= 0:
+            break
+    lines = head[:-4].decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ")[1])
     headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
+    body = _receive_exactly(sock, int(headers.get("content-length", "0")))
+    return status, headers, body
+
+
+def _receive_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
         if not chunk:
-            raise ConnectionError("closed in the middle of a body")
-        body += chunk
-    return status, headers, body[:length]
+            raise ConnectionError("closed in the middle of an answer")
+        data += chunk
+    return data
 
 
 def honest_redeem(
