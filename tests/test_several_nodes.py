@@ -27,6 +27,7 @@ import pytest
 from anon_ticket.domain import PaymentId
 from tests.support.daemon import DaemonProcess, free_ports, pay, poll_until, redeem_until
 from tests.support.fake_wallet import FakeWallet
+from tests.support.statsd_sink import StatsdSink
 from tests.test_storage_postgres import fresh_schema_url
 
 POLL_SECS = 1.0
@@ -36,37 +37,6 @@ CONFIRMATIONS = 2
 AMOUNT = 1_000_000
 TOKEN = "several-nodes-internal-token-0123"
 NODES = 3
-
-
-class StatsdSink:
-    """A real UDP socket that keeps the last value of every gauge it receives."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port: int = self.sock.getsockname()[1]
-        self.gauges: dict[str, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except OSError:
-                continue
-            for line in data.decode(errors="replace").splitlines():
-                name, _, rest = line.partition(":")
-                value, _, kind = rest.partition("|")
-                if kind == "g":
-                    self.gauges[name] = value
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
 
 
 @dataclass
@@ -207,7 +177,7 @@ def test_statsd_gauges_are_per_node(cluster: Cluster) -> None:
     leader = cluster.leader()
 
     def reported() -> dict[str, str] | None:
-        gauges = dict(cluster.statsd.gauges)
+        gauges = cluster.statsd.gauges()
         names = [f"anon_ticket.node.n{i}.poller.leader" for i in range(NODES)]
         return gauges if all(name in gauges for name in names) else None
 

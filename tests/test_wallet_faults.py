@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,49 +18,10 @@ import pytest
 from anon_ticket.domain import PaymentId
 from tests.support.daemon import DaemonProcess, claim_token, pay, poll_until, redeem_until
 from tests.support.fake_wallet import FakeWallet
+from tests.support.statsd_sink import StatsdSink
 
 # The contract's bound on a stop whatever the wallet does (docs/PROTOCOL.md §9).
 SIGTERM_BOUND_SECS = 10.0
-
-
-class StatsdSink:
-    """A statsd server on a real UDP socket: keeps every line it receives."""
-
-    def __init__(self) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.settimeout(0.2)
-        self.port = int(self._sock.getsockname()[1])
-        self._lines: list[str] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self._sock.recv(65536)
-            except TimeoutError:
-                continue
-            with self._lock:
-                self._lines.extend(data.decode("utf-8", "replace").splitlines())
-
-    def lines(self) -> list[str]:
-        with self._lock:
-            return list(self._lines)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._lines.clear()
-
-    def wait_for(self, line: str, timeout: float = 15.0) -> None:
-        poll_until(lambda: True if line in self.lines() else None, timeout, f"statsd line {line!r}")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sock.close()
 
 
 @pytest.fixture
