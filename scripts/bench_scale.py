@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import http.client
 import itertools
 import json
@@ -68,7 +67,7 @@ if str(REPO) not in sys.path:
 
 from actors.storage_writer import StorageWriter  # noqa: E402
 from anon_ticket.config import DatabaseUrl, Secret  # noqa: E402
-from anon_ticket.domain import PAYMENT_ID_DOMAIN, PaymentId  # noqa: E402
+from anon_ticket.domain import PaymentId  # noqa: E402
 from anon_ticket.ingest import ReportedTransfer, scan_window  # noqa: E402
 from anon_ticket.payments import Transfer  # noqa: E402
 from anon_ticket.pid_screen import PidScreen  # noqa: E402
@@ -76,14 +75,12 @@ from anon_ticket.storage.base import ClaimRequest, TransferBatch  # noqa: E402
 from anon_ticket.storage.database import Database  # noqa: E402
 from tests.support.daemon import DaemonProcess  # noqa: E402
 from tests.support.fake_wallet import MERCHANT_ADDRESS, FakeWallet  # noqa: E402
+from tests.support.synthetic_payments import MIN_AMOUNT, START_HEIGHT, Payments, generate  # noqa: E402
 
 SIZES = (10_000, 100_000, 1_000_000)
 SMOKE_SIZES = (300, 1_200)
-START_HEIGHT = 3_200_000
-BLOCKS_PER_YEAR = 262_800
 RESCAN_DEPTH = 30  # the daemon's default MONITOR_RESCAN_DEPTH
 MIN_CONFIRMATIONS = 10
-MIN_AMOUNT = 10_000_000_000
 INGEST_BATCH = 10_000
 CLAIM_BATCH = 1_000
 POLL_TRANSFERS = 1_000
@@ -100,42 +97,9 @@ SCREEN_LOG = re.compile(r"PID screen ready: (\d+) known payment ids, (\d+) KiB")
 # -- data -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class Payments:
-    """Column-wise: a million payments stay a few hundred MB of Python objects."""
-
-    pids: list[bytes]
-    payment_ids: list[bytes]
-    txids: list[bytes]
-    amounts: list[int]
-    heights: list[int]
-
-    def __len__(self) -> int:
-        return len(self.pids)
-
-    @property
-    def top(self) -> int:
-        """The wallet height at which every payment has its confirmations."""
-        return self.heights[-1] + MIN_CONFIRMATIONS
-
-
-def chunks(blob: bytes, size: int) -> list[bytes]:
-    return [blob[i : i + size] for i in range(0, len(blob), size)]
-
-
-def generate(count: int, rng: random.Random) -> Payments:
-    pids = chunks(rng.randbytes(32 * count), 32)
-    # PaymentId(pid).chain_payment_id().raw without the dataclass checks; equality is asserted below.
-    payment_ids = [hashlib.sha3_256(PAYMENT_ID_DOMAIN + pid).digest()[:8] for pid in pids]
-    for pid, payment_id in zip(pids[:100], payment_ids, strict=False):
-        assert PaymentId(pid).chain_payment_id().raw == payment_id
-    return Payments(
-        pids=pids,
-        payment_ids=payment_ids,
-        txids=chunks(rng.randbytes(32 * count), 32),
-        amounts=[rng.randint(MIN_AMOUNT, 100 * MIN_AMOUNT) for _ in range(count)],
-        heights=[START_HEIGHT + i * BLOCKS_PER_YEAR // max(count, 1) for i in range(count)],
-    )
+def top_height(payments: Payments) -> int:
+    """The wallet height at which every payment has its confirmations."""
+    return payments.heights[-1] + MIN_CONFIRMATIONS
 
 
 # -- databases ------------------------------------------------------------------------------------
@@ -483,7 +447,7 @@ def serve(
     }
     unknown = redeem_body(rng.randbytes(32))
     requests = options.requests
-    with FakeWallet(height=payments.top) as wallet, contextlib.ExitStack() as stack:
+    with FakeWallet(height=top_height(payments)) as wallet, contextlib.ExitStack() as stack:
         daemon = DaemonProcess(workdir / f"daemon-{row.size}", wallet_url=wallet.url, env=env)
         stack.callback(daemon.kill)  # after a stop, a no-op; after a failure, the end of it
         port = int(daemon.settings["API_BIND_ADDRESS"].rpartition(":")[2])

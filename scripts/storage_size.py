@@ -48,20 +48,18 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from anon_ticket.config import DatabaseUrl  # noqa: E402
-from anon_ticket.domain import PAYMENT_ID_DOMAIN, PaymentId  # noqa: E402
+from anon_ticket.domain import PaymentId  # noqa: E402
 from anon_ticket.payments import TokenStatus, Transfer  # noqa: E402
 from anon_ticket.storage.base import ClaimRequest, TransferBatch  # noqa: E402
 from anon_ticket.storage.database import Database  # noqa: E402
 from anon_ticket.storage.sqlite import SqliteStore, connect  # noqa: E402
+from tests.support.synthetic_payments import MIN_AMOUNT, START_HEIGHT, Payments, generate  # noqa: E402
 
 TARGET_UNCLAIMED = 100.0
 TARGET_CLAIMED = 200.0
 
-START_HEIGHT = 3_200_000
-BLOCKS_PER_YEAR = 262_800  # one block per two minutes
 RESCAN_DEPTH = 30
 MIN_CONFIRMATIONS = 10
-MIN_AMOUNT = 10_000_000_000
 WALLET_ADDRESS = "4" + "A" * 94  # only stored once; its value does not matter here
 
 NAIVE_SCHEMA = """
@@ -105,44 +103,6 @@ NAIVE_INSERT_CLAIM = (
 
 
 # -- data -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Payments:
-    """Column-wise, so a million payments stay a few hundred MB of Python objects at most."""
-
-    pids: list[bytes]
-    payment_ids: list[bytes]
-    txids: list[bytes]
-    amounts: list[int]
-    heights: list[int]
-
-    def __len__(self) -> int:
-        return len(self.pids)
-
-
-def chunks(blob: bytes, size: int) -> list[bytes]:
-    return [blob[i : i + size] for i in range(0, len(blob), size)]
-
-
-def payment_id_of(pid: bytes) -> bytes:
-    # PaymentId(pid).chain_payment_id().raw without the dataclass checks; equality is asserted below.
-    return hashlib.sha3_256(PAYMENT_ID_DOMAIN + pid).digest()[:8]
-
-
-def generate(count: int, seed: int) -> Payments:
-    rng = random.Random(seed)
-    pids = chunks(rng.randbytes(32 * count), 32)
-    payments = Payments(
-        pids=pids,
-        payment_ids=[payment_id_of(pid) for pid in pids],
-        txids=chunks(rng.randbytes(32 * count), 32),
-        amounts=[rng.randint(10**10, 10**12) for _ in range(count)],
-        heights=[START_HEIGHT + i * BLOCKS_PER_YEAR // max(count, 1) for i in range(count)],
-    )
-    for pid, payment_id in zip(pids[:100], payments.payment_ids, strict=False):
-        assert PaymentId(pid).chain_payment_id().raw == payment_id
-    return payments
 
 
 def claim_row(payments: Payments, i: int, now: int) -> tuple[bytes, bytes, bytes, int, int, int]:
@@ -522,7 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  SQLite {daemon_sqlite.sqlite_version} (the daemon's module); "
             f"dbstat from the standard module's {std_sqlite3.sqlite_version}"
         )
-        payments = generate(options.payments, options.seed)
+        payments = generate(options.payments, random.Random(options.seed))
         claimed_count = round(options.payments * options.claimed_fraction)
         order = random.Random(options.seed + 1).sample(range(options.payments), claimed_count)
         clock.lap("data generated")
