@@ -35,7 +35,6 @@ from anon_ticket.http.internal import InternalApp
 from anon_ticket.http.public import PublicApp
 from anon_ticket.http.server import Listener, ListenerPlugin
 from anon_ticket.panel.app import build_panel
-from anon_ticket.panel.pages import PanelSettings
 from anon_ticket.service.redeem import Redeemer, RedeemSettings
 from anon_ticket.service.scan import ScanService
 from anon_ticket.service.status import StatusService
@@ -224,11 +223,7 @@ class Daemon:
             status,
             self.actors,
             self.database.reader,
-            PanelSettings(
-                min_payment_amount=config.min_payment_amount,
-                min_confirmations=config.monitor_min_confirmations,
-                actor_timeout_secs=config.actor_timeout_secs,
-            ),
+            settings,
             config.internal_unix_socket or config.internal_bind_address,
         )
         internal.mount("/admin/", panel)

@@ -22,7 +22,6 @@ from anon_ticket.config import BindAddress, Secret
 from anon_ticket.errors import StorageError
 from anon_ticket.http.internal import InternalApp
 from anon_ticket.panel.app import UNAVAILABLE_MESSAGE, build_panel
-from anon_ticket.panel.pages import PanelSettings
 from anon_ticket.panel.sessions import PanelSession
 from anon_ticket.panel.tools import CONTENT_SECURITY_POLICY, COOKIE_NAME, SESSION_MAX_SECS
 from anon_ticket.service.scan import ScanService
@@ -99,8 +98,7 @@ def panel(fault: list[BaseException]) -> Any:
     tokens = TokenService(actors, reader, operator, clock=lambda: 1_800_000_000.0)
     status = StatusService(actors, PublishedState(), reader, operator)
     internal = InternalApp(actors, Secret(API_TOKEN), tokens, status, ScanService(actors, 1))
-    settings = PanelSettings(min_payment_amount=10, min_confirmations=2, actor_timeout_secs=1)
-    return build_panel(internal, tokens, status, actors, reader, settings, BindAddress("127.0.0.1", 8081))
+    return build_panel(internal, tokens, status, actors, reader, operator, BindAddress("127.0.0.1", 8081))
 
 
 def _signed_in_cookie(panel: Any) -> str:

@@ -27,11 +27,11 @@ from anon_ticket.errors import AnonTicketError
 from anon_ticket.http.internal import InternalApp
 from anon_ticket.panel import figures, tools
 from anon_ticket.panel.hosts import HostPolicy
-from anon_ticket.panel.pages import Pages, PanelSettings
+from anon_ticket.panel.pages import Pages
 from anon_ticket.panel.sessions import PanelSession
 from anon_ticket.panel.throttle import LoginThrottle
 from anon_ticket.service.status import StatusService
-from anon_ticket.service.tokens import TokenService
+from anon_ticket.service.tokens import OperatorSettings, TokenService
 from anon_ticket.storage.base import Store
 from anon_ticket.timefmt import rfc3339
 
@@ -84,7 +84,7 @@ def build_panel(
     status: StatusService,
     actors: ActorLocator,
     reader: Callable[[], Store],
-    settings: PanelSettings,
+    settings: OperatorSettings,
     address: BindAddress | Path,
     *,
     clock: Callable[[], float] = time.time,

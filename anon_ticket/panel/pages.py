@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import cherrypy
@@ -25,7 +24,7 @@ from anon_ticket.http.internal import MAX_REASON_CHARS, InternalApp
 from anon_ticket.panel import charts, figures, tools
 from anon_ticket.panel.throttle import LoginThrottle
 from anon_ticket.service.status import StatusService
-from anon_ticket.service.tokens import TokenService
+from anon_ticket.service.tokens import OperatorSettings, TokenService
 from anon_ticket.storage.base import Store
 
 log = logging.getLogger(__name__)
@@ -48,13 +47,6 @@ def config(**settings: object) -> Callable[[F], F]:
     return apply
 
 
-@dataclass(frozen=True, slots=True)
-class PanelSettings:
-    min_payment_amount: int
-    min_confirmations: int
-    actor_timeout_secs: float
-
-
 class Pages:
     """The root of `/admin/`. Every handler needs a signed-in session unless its config says otherwise."""
 
@@ -65,7 +57,7 @@ class Pages:
         status: StatusService,
         actors: ActorLocator,
         reader: Callable[[], Store],
-        settings: PanelSettings,
+        settings: OperatorSettings,
         templates: jinja2.Environment,
         throttle: LoginThrottle,
         stylesheet: str,

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class OperatorSettings:
-    """What the operator's use cases (tokens, status) need from the configuration."""
+    """What the operator's use cases (tokens, status) and the admin panel need from the configuration."""
 
     min_payment_amount: int
     min_confirmations: int
