@@ -61,6 +61,8 @@ WAITING, BUSY, WRITING, DRAINING, CLOSED = "waiting", "busy", "writing", "draini
 _RECV_BYTES = 65536
 _DRAIN_BYTES = 256 * 1024
 _ACCEPTS_PER_WAKE = 64
+# Waiting connections read once more before one of them is evicted at the cap (see `_evict_oldest`).
+_EVICTION_READS = 8
 _TICK_SECS = 0.1
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _PAUSE_SECS = 0.5
@@ -287,6 +289,25 @@ class HttpServer:
         self._on_readable(conn)
 
     def _evict_oldest(self, reason: str) -> bool:
+        """Close the connection waiting longest — but first read what it may have sent meanwhile.
+
+        A burst of accepts can age a connection that was accepted before its request arrived past
+        dozens of newer ones before the selector gets round to reading it; evicting it then would drop
+        a complete request unanswered. A candidate whose bytes complete (or start) a request leaves
+        the head of `_expiring` and the next one is considered, a few at most per eviction.
+        """
+        for _ in range(_EVICTION_READS):
+            oldest = next(iter(self._expiring), None)
+            if oldest is None:
+                return False
+            if oldest.state != WAITING:
+                break
+            still_open = self._open
+            self._on_readable(oldest)
+            if self._open < still_open:
+                return True  # it had gone away: its slot is free
+            if next(iter(self._expiring), None) is oldest:
+                break  # nothing new from it: it is the one to go
         for conn in self._expiring:
             self.noise.record("evicted_" + reason)
             self._close(conn)
