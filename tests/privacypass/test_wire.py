@@ -200,3 +200,9 @@ def test_www_authenticate_names_challenge_and_key() -> None:
     assert value == (
         f'PrivateToken challenge="{b64url_encode(challenge.encode())}", token-key="MAE=", max-age=60'
     )
+
+
+def test_the_worked_example_of_the_protocol_document() -> None:
+    """docs/PROTOCOL.md §12 gives this challenge's bytes."""
+    challenge = TokenChallenge("anon_ticket", b"", ())
+    assert challenge.encode().hex() == "0002000b616e6f6e5f7469636b6574000000"
