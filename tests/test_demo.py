@@ -1,4 +1,4 @@
-"""The demo end to end (docs/PROTOCOL.md §16): one command, a purchase in a real browser, Ctrl-C.
+"""The demo end to end (docs/PROTOCOL.md §7): one command, a purchase in a real browser, Ctrl-C.
 
 `python -m anon_ticket demo` runs as a newcomer runs it (a child process, its output read as they read
 it); the buyer's page it prints first is opened in headless Chromium, a PID is made and saved, the

@@ -33,10 +33,9 @@ def check(config: Config) -> list[Finding]:
         findings.append(
             _secret_file(
                 "Privacy Pass key",
-                config.privacy_pass_key_path(),
+                config.privacy_pass_key_path,
                 "the daemon generates it (mode 0600) at its first start",
-                "the key may have been read: make a new one (docs/OPERATIONS.md, Privacy Pass key "
-                "rotation) and keep it at mode 0600",
+                "others may have read the key: replace it with a new one, and keep it at mode 0600",
             )
         )
     return findings
