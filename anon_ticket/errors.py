@@ -122,6 +122,28 @@ class TokenNotFound(AnonTicketError):
     status = 404
 
 
+class AllowanceExhausted(AnonTicketError):
+    """A new blinded message for a service token whose Privacy Pass allowance is used up (§12)."""
+
+    code = "allowance_exhausted"
+    status = 402
+
+    def __init__(self, allowance: int, issued: int) -> None:
+        super().__init__("this service token's private token allowance is used up; paying more raises it")
+        self.allowance = allowance
+        self.issued = issued
+
+    def extra(self) -> dict[str, object]:
+        return {"allowance": self.allowance, "issued": self.issued}
+
+
+class TokenSpent(AnonTicketError):
+    """A private token offered for a spend has been spent before."""
+
+    code = "token_spent"
+    status = 409
+
+
 class RateLimited(AnonTicketError):
     """Abuse protection refused the request; retry after `retry_after` seconds."""
 
