@@ -3,10 +3,11 @@
 A module's layer is its folder under anon_ticket/ (the root modules are placed by name), from the
 bottom up:
 
-0. `core`, `privacypass`, and `errors`, `config`, the package itself: pure rules and values, plain
-   functions a test runs without threads, sockets or a database;
-1. `wallet`, `storage`, `process`: the outside world (monero-wallet-rpc, the database, the operating
-   system), each usable without the others;
+0. `core`, and `errors`, `config`, the package itself: pure rules and values, plain functions a test
+   runs without threads, sockets or a database;
+1. `wallet`, `storage`, `process`, `privacypass`: what touches the outside world (monero-wallet-rpc,
+   the database, the operating system; Privacy Pass is pure cryptography and wire formats, but its
+   issuer key is a file written with `process.durable`);
 2. `actors`: the pykka actors that own the daemon's state;
 3. `service`: the use cases, combining the store and the actors;
 4. `httpd`: our HTTP server, which runs any WSGI application and knows none of ours;
@@ -32,8 +33,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "anon_ticket"
 LAYERS: list[tuple[str, ...]] = [
-    ("core", "privacypass", "errors", "config", "__init__"),
-    ("wallet", "storage", "process"),
+    ("core", "errors", "config", "__init__"),
+    ("wallet", "storage", "process", "privacypass"),
     ("actors",),
     ("service",),
     ("httpd",),
