@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from tests.support.daemon import REPO_ROOT
 from tests.support.regtest import missing_binaries
 from tests.support.services import require

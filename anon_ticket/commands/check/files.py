@@ -12,7 +12,7 @@ from pathlib import Path
 
 from anon_ticket.commands.check.report import Finding, ok, problem
 from anon_ticket.config import Config
-from anon_ticket.internal_token import token_path
+from anon_ticket.process.internal_token import token_path
 
 
 def check(config: Config) -> list[Finding]:

@@ -24,7 +24,7 @@ import requests
 from anon_ticket.commands.check.report import Finding, ok, problem, skipped, warning
 from anon_ticket.config import Config
 from anon_ticket.errors import WalletRpcError, WalletUnreachable
-from anon_ticket.wallet_rpc import NO_WALLET_OPEN, WalletRpc
+from anon_ticket.wallet.rpc import NO_WALLET_OPEN, WalletRpc
 
 WATCH_ONLY = -29
 DENIED = -7
