@@ -128,6 +128,7 @@ class Config:
     buyer_page: bool
     node_name: str
     pid_screen_rebuild_secs: float
+    database_pool_size: int
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
@@ -186,6 +187,7 @@ class Config:
             buyer_page=env.get("BUYER_PAGE", _on_off, True),
             node_name=env.get("NODE_NAME", _node_name, default_node_name()),
             pid_screen_rebuild_secs=env.get("PID_SCREEN_REBUILD_SECS", _positive_float, 300.0),
+            database_pool_size=env.get("DATABASE_POOL_SIZE", _positive_int, 6),
         )
         if env.problems:
             raise ConfigError(env.problems)
