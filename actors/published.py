@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from anon_ticket.pid_screen import PidScreen
+from anon_ticket.core.pid_screen import PidScreen
+from anon_ticket.core.wallet_health import WalletHealth
 from anon_ticket.storage.pool import PoolFigures
-from anon_ticket.wallet_health import WalletHealth
 
 
 class PublishedState:

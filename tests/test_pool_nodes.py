@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from anon_ticket.storage.pool import DEFAULT_POOL_SIZE
 from tests.support.daemon import DaemonProcess, poll_until, redeem_until
 from tests.support.fake_wallet import FakeWallet
