@@ -61,9 +61,21 @@ def run(
     started = time.monotonic()
     try:
         _say(out, f"starting a private regtest chain and the shop in {folder} (about 20 s) …")
-        chain = RegtestChain.start(folder / "chain", view_only_merchant=True, die_with_parent=True)
-        shop = DemoShop(folder, chain, price=price, confirmations=confirmations)
-        shop.start()
+        shops: list[DemoShop] = []
+
+        def open_shop(started_chain: RegtestChain) -> None:
+            # Once the view-only wallet exists: the daemon starts while the chain mines its coins.
+            shops.append(DemoShop(folder, started_chain, price=price, confirmations=confirmations))
+            shops[0].spawn()
+
+        try:
+            chain = RegtestChain.start(
+                folder / "chain", view_only_merchant=True, die_with_parent=True, on_wallets=open_shop
+            )
+        finally:
+            shop = shops[0] if shops else None
+        assert shop is not None
+        shop.wait_selling()
         state.write(
             environ,
             state.DemoState(os.getpid(), str(folder), chain.payer.url, shop.public_url, block_secs),
