@@ -53,6 +53,14 @@ def run(
     missing = missing_binaries()
     if missing:
         raise DemoError(f"{', '.join(missing)} not found on PATH; {INSTALL_HINT}")
+    try:
+        running = state.read(environ)
+    except DemoError:
+        pass  # none runs: the usual case
+    else:
+        raise DemoError(
+            f"a demo already runs (pid {running.pid}, {running.public_url}/): use that one, or stop it first"
+        )
     stopping = threading.Event()
     previous = _on_stop_signals(stopping)
     folder = Path(tempfile.mkdtemp(prefix="anon_ticket-demo-"))  # mode 0700
@@ -80,7 +88,8 @@ def run(
             environ,
             state.DemoState(os.getpid(), str(folder), chain.payer.url, shop.public_url, block_secs),
         )
-        _welcome(out, shop, price, confirmations, block_secs, time.monotonic() - started)
+        took = time.monotonic() - started
+        _welcome(out, shop, price, confirmations, block_secs, took, chain.timings.get("ready", took))
         return _mine_until_stopped(chain, shop, block_secs, stopping, out)
     except _Stop:
         return 0
@@ -98,12 +107,19 @@ def run(
 
 
 def _welcome(
-    out: TextIO, shop: DemoShop, price: Decimal, confirmations: int, block_secs: float, took: float
+    out: TextIO,
+    shop: DemoShop,
+    price: Decimal,
+    confirmations: int,
+    block_secs: float,
+    took: float,
+    chain_took: float,
 ) -> None:
     _say(
         out,
         f"""
-The shop is open (started in {took:.0f} s). Everything runs on this machine; no coin here is real.
+The shop is open after {took:.0f} s (the chain took {chain_took:.0f} s). It all runs on this machine;
+no coin here is real.
 
   Buyer's page:  {shop.public_url}/
   Admin panel:   {shop.internal_url}/admin/
