@@ -8,6 +8,7 @@ own thread, and every method below runs in that thread.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import pykka
 from pykka import ActorDeadError
 from pykka.typing import ActorMemberMixin, proxy_method
 
+from anon_ticket.access_time import AccessPolicy
 from anon_ticket.domain import PaymentId
 from anon_ticket.errors import AnonTicketError
 from anon_ticket.ingest import ReportedTransfer, plan_changes
@@ -59,9 +61,12 @@ def request_claim(ref: pykka.ActorRef[Any], request: ClaimRequest) -> pykka.Futu
 
 
 class StorageWriter(pykka.ThreadingActor):
-    def __init__(self, open_store: Callable[[], Store]) -> None:
+    def __init__(self, open_store: Callable[[], Store], access: AccessPolicy | None = None) -> None:
+        """`access`: the paid-time policy (ACCESS_SECONDS_PER_PAYMENT), applied to every claim and
+        poll this writer makes, so no caller can forget it (docs/PROTOCOL.md §13)."""
         super().__init__()
         self._open_store = open_store
+        self._access = access
         self._store: Store | None = None
         self._claims: list[QueuedClaim] = []
         self._flush_queued = False
@@ -109,7 +114,9 @@ class StorageWriter(pykka.ThreadingActor):
         if not batch:
             return
         try:
-            outcomes = self._db().claim_many([queued.request for queued in batch])
+            outcomes = self._db().claim_many(
+                [dataclasses.replace(queued.request, access=self._access) for queued in batch]
+            )
         except AnonTicketError:
             # Expected trouble (disk full, database locked): every waiting caller answers 503,
             # and the writer lives on.
@@ -205,6 +212,7 @@ class StorageWriter(pykka.ThreadingActor):
                 new_cursor=max(wallet_height, expected_cursor or 0),
                 polled_at=polled_at,
                 min_confirmations=min_confirmations,
+                access=self._access,
             )
         )
         for payment_id in outcome.revoked:

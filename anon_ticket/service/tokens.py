@@ -30,6 +30,7 @@ class OperatorSettings:
     min_payment_amount: int
     min_confirmations: int
     actor_timeout_secs: float
+    access_policy: bool = False  # ACCESS_SECONDS_PER_PAYMENT is set: records show `access_until`
 
 
 class TokenService:
@@ -73,7 +74,7 @@ class TokenService:
         view = evaluate(
             snapshot.transfers, snapshot.wallet_height, self._settings.min_confirmations, claimed=True
         )
-        return {
+        answer: dict[str, Any] = {
             "token": token.hex(),
             "status": "active" if record.status is TokenStatus.ACTIVE else "revoked",
             "amount": view.counted_total,
@@ -81,3 +82,8 @@ class TokenService:
             "revoked_at": rfc3339(record.revoked_at),
             "revoke_reason": record.revoke_reason,
         }
+        if self._settings.access_policy:
+            # docs/PROTOCOL.md §13: the end of the paid time; null for a claim made before the policy
+            # (good until revoked). Without a policy the record is what it always was.
+            answer["access_until"] = rfc3339(record.access_until)
+        return answer
