@@ -23,7 +23,14 @@ from tests.support.access import Answer, bearer, claim_token, request, served, t
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline, pipeline_config
 
-REASONS = {"no_credential", "unknown_token", "token_revoked", "access_expired", "token_spent", "invalid_token"}
+REASONS = {
+    "no_credential",
+    "unknown_token",
+    "token_revoked",
+    "access_expired",
+    "token_spent",
+    "invalid_token",
+}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
@@ -36,7 +43,10 @@ def gateway(pipeline: Pipeline) -> Iterator[int]:
 def timed_pipeline(tmp_path: Path, wallet: FakeWallet, seconds: int) -> Pipeline:
     return Pipeline(
         pipeline_config(
-            tmp_path / "timed.db", wallet.url, MONITOR_START_HEIGHT="100", ACCESS_SECONDS_PER_PAYMENT=str(seconds)
+            tmp_path / "timed.db",
+            wallet.url,
+            MONITOR_START_HEIGHT="100",
+            ACCESS_SECONDS_PER_PAYMENT=str(seconds),
         )
     )
 
@@ -82,14 +92,18 @@ def test_an_active_token_passes_with_an_empty_body_and_no_end(
         assert answer.header("Set-Cookie") is None  # a bearer request opens no session
 
 
-def test_every_method_gets_the_same_three_statuses(wallet: FakeWallet, pipeline: Pipeline, gateway: int) -> None:
+def test_every_method_gets_the_same_three_statuses(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int
+) -> None:
     _, token = claim_token(wallet, pipeline)
     for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "PROPFIND"):
         assert auth(gateway, bearer(token), method).status == 200
         assert auth(gateway, None, method).status == 401
 
 
-def test_a_revocation_takes_effect_at_the_next_request(wallet: FakeWallet, pipeline: Pipeline, gateway: int) -> None:
+def test_a_revocation_takes_effect_at_the_next_request(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int
+) -> None:
     """No cache: the claim is read on every decision, so the revocation counts at once (< 1 s)."""
     _, token = claim_token(wallet, pipeline)
     assert auth(gateway, bearer(token)).status == 200
@@ -183,7 +197,9 @@ def test_a_claim_made_before_the_policy_stays_good_until_revoked(tmp_path: Path,
     finally:
         plain.close()
     timed = Pipeline(
-        pipeline_config(tmp_path / "p.db", wallet.url, MONITOR_START_HEIGHT="100", ACCESS_SECONDS_PER_PAYMENT="1")
+        pipeline_config(
+            tmp_path / "p.db", wallet.url, MONITOR_START_HEIGHT="100", ACCESS_SECONDS_PER_PAYMENT="1"
+        )
     )
     try:
         with served(timed.daemon.access_app()) as port:
@@ -271,7 +287,9 @@ def test_a_wrong_token_gets_the_page_again_with_the_reason(
         "",
     ],
 )
-def test_next_never_leaves_the_site(wallet: FakeWallet, pipeline: Pipeline, gateway: int, target: str) -> None:
+def test_next_never_leaves_the_site(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int, target: str
+) -> None:
     _, token = claim_token(wallet, pipeline)
     answer = sign_in(gateway, token=token, next=target)
     assert (answer.status, answer.header("Location")) == (303, "/")

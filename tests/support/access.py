@@ -74,7 +74,9 @@ def top_up(wallet: FakeWallet, pipeline: Pipeline, pid: PaymentId, amount: int =
 @contextlib.contextmanager
 def served(app: WsgiApp, name: str = "access", threads: int = 4) -> Iterator[int]:
     """`app` on our HTTP server on a loopback port; yields the port."""
-    listener = Listener(name, BindAddress("127.0.0.1", 0), app, threads=threads, fault_status=ACCESS_FAULT_STATUS)
+    listener = Listener(
+        name, BindAddress("127.0.0.1", 0), app, threads=threads, fault_status=ACCESS_FAULT_STATUS
+    )
     listener.bind()
     listener.serve_in_thread()
     try:
