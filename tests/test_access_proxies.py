@@ -138,7 +138,8 @@ def test_a_header_the_gateway_cannot_parse_is_never_a_500(proxy: Proxy) -> None:
     server answers 401; never the 500 that a 400 from the gateway would become in nginx."""
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
         sock.sendall(
-            b"GET /private/a.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \x01\x02\r\nConnection: close\r\n\r\n"
+            b"GET /private/a.txt HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: Bearer \x01\x02\r\nConnection: close\r\n\r\n"
         )
         head = sock.recv(200)
     status = int(head.split(b" ", 2)[1])
