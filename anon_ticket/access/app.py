@@ -35,6 +35,7 @@ from anon_ticket.http.incidents import OncePerInterval
 from anon_ticket.http.routing import Router
 from anon_ticket.http.wsgi import Environ, StartResponse, encode, read_body, respond_bytes, status_line
 from anon_ticket.panel.throttle import LoginThrottle
+from anon_ticket.privacypass.wire import Token
 from anon_ticket.storage.base import Store
 from anon_ticket.timefmt import rfc3339
 
@@ -47,9 +48,9 @@ MAX_FORM_FIELDS = 8
 RETRY_AFTER_SECS = 5
 BEARER_CHALLENGE = 'Bearer realm="anon_ticket"'
 
-# Spends a Privacy Pass token (base64url) once: None when spent now, else why not
-# (TOKEN_SPENT, INVALID_TOKEN, or UNAVAILABLE when the spend cannot be made durable now).
-SpendPrivateToken = Callable[[str], Reason | None]
+# Verifies a Privacy Pass token and spends it once (docs/PROTOCOL.md §12): None when spent now, else
+# why not (TOKEN_SPENT, INVALID_TOKEN, or UNAVAILABLE when the spend cannot be made durable now).
+SpendPrivateToken = Callable[[Token], Reason | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,7 @@ class AccessApp:
             if isinstance(credential, Bearer):
                 return Outcome(self._service_token(credential.token))
             if isinstance(credential, PrivateToken):
-                return self._private_token(credential.token_b64)
+                return self._private_token(credential.token)
             return Outcome(self._session(str(environ.get("HTTP_COOKIE", ""))))
         except Exception:
             self._failed("defect", exc_info=True)
@@ -130,15 +131,15 @@ class AccessApp:
             return Decision(Reason.UNAVAILABLE)
         return judge_record(record, self._settings.policy, self._clock())
 
-    def _private_token(self, token_b64: str | None) -> Outcome:
-        decision = self._spend_private(token_b64)
+    def _private_token(self, token: Token | None) -> Outcome:
+        decision = self._spend_private(token)
         return Outcome(decision, self.sessions.open() if decision.allowed else None)
 
-    def _spend_private(self, token_b64: str | None) -> Decision:
+    def _spend_private(self, token: Token | None) -> Decision:
         """Spend a Privacy Pass token once (§12): allowed the first time, `token_spent` after."""
-        if token_b64 is None or self._spend is None:
+        if token is None or self._spend is None:
             return Decision(Reason.INVALID_TOKEN)
-        refused = self._spend(token_b64)
+        refused = self._spend(token)
         if refused is Reason.UNAVAILABLE:
             self._failed("privacy pass: the spend cannot be recorded now")
         return ALLOWED if refused is None else Decision(refused)

@@ -9,20 +9,19 @@ of the three.
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 
 from anon_ticket.domain import ServiceToken
-from anon_ticket.errors import InvalidToken
+from anon_ticket.errors import InvalidToken, PrivateTokenMalformed
 from anon_ticket.payments import TokenStatus
+from anon_ticket.privacypass.wire import (
+    AUTH_SCHEME,
+    MAX_AUTHORIZATION_LENGTH,
+    Token,
+    b64url_decode,
+    parse_authorization,
+)
 from anon_ticket.storage.base import ClaimRecord
-
-# A type-2 Privacy Pass token is 2 + 32 + 32 + 32 + 256 = 354 bytes, 472 base64url characters; anything
-# much longer is not one, and is refused before it is decoded.
-MAX_PRIVATE_TOKEN_CHARS = 1024
-_BASE64URL = re.compile(r"^[A-Za-z0-9_-]+={0,2}$")
-# RFC 9110 §11.2 auth-param: name = token or quoted-string; we need only `token`.
-_AUTH_PARAM = re.compile(r'\s*([A-Za-z0-9!#$%&\'*+.^_`|~-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]*)\s*(?:,|$)')
 
 
 class Reason(enum.StrEnum):
@@ -90,9 +89,9 @@ class Bearer:
 
 @dataclass(frozen=True, slots=True, repr=False)
 class PrivateToken:
-    """`Authorization: PrivateToken token="…"` (RFC 9577 §2.2): the token, still base64url."""
+    """`Authorization: PrivateToken token="…"` (RFC 9577 §2.2); None when it holds no type-2 Token."""
 
-    token_b64: str | None  # None: the header does not hold a well-formed token parameter
+    token: Token | None
 
 
 Credential = Bearer | PrivateToken
@@ -105,42 +104,28 @@ def credential_of(authorization: str) -> Credential | None:
     """
     scheme, _, rest = authorization.strip().partition(" ")
     scheme = scheme.lower()
-    rest = rest.strip(" \t")
     if scheme == "bearer":
         try:
-            return Bearer(ServiceToken.parse(rest))
+            return Bearer(ServiceToken.parse(rest.strip(" \t")))
         except InvalidToken:
             return Bearer(None)
-    if scheme == "privatetoken":
-        return PrivateToken(_token_param(rest))
+    if scheme == AUTH_SCHEME.lower():
+        try:
+            return PrivateToken(parse_authorization(authorization))
+        except PrivateTokenMalformed:
+            return PrivateToken(None)
     return None
 
 
-def _token_param(params: str) -> str | None:
-    if len(params) > MAX_PRIVATE_TOKEN_CHARS + 64:
-        return None
-    position = 0
-    while position < len(params):
-        found = _AUTH_PARAM.match(params, position)
-        if found is None or found.end() == position:
-            return None
-        name, value = found.group(1).lower(), found.group(2)
-        if value.startswith('"'):
-            value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        if name == "token":
-            return value if _is_base64url(value) else None
-        position = found.end()
-    return None
-
-
-def _is_base64url(value: str) -> bool:
-    return 0 < len(value) <= MAX_PRIVATE_TOKEN_CHARS and _BASE64URL.match(value) is not None
-
-
-def private_token_value(text: str) -> str | None:
-    """A Privacy Pass token pasted into the sign-in form: base64url, surrounding spaces ignored."""
+def private_token_value(text: str) -> Token | None:
+    """A Privacy Pass token pasted into the sign-in form (base64url, surrounding spaces ignored)."""
     value = text.strip()
-    return value if _is_base64url(value) else None
+    if not value or len(value) > MAX_AUTHORIZATION_LENGTH:
+        return None
+    try:
+        return Token.decode(b64url_decode(value))
+    except PrivateTokenMalformed:
+        return None
 
 
 def judge_record(record: ClaimRecord | None, policy: bool, now: float) -> Decision:
