@@ -38,15 +38,20 @@ def render(snippet: Path, gateway: str, site_port: int, root: Path) -> str:
 
 
 def web_root() -> Path:
-    """A folder www-data can read, with /private/a.txt and /index.html."""
+    """A folder www-data can read, with /private/a.txt, the same file as /a.txt, and /index.html."""
     folder = Path(tempfile.mkdtemp(prefix="anon_ticket_proxy_", dir="/tmp"))
     os.chmod(folder, 0o755)
     (folder / "www" / "private").mkdir(parents=True)
     (folder / "www" / "private" / "a.txt").write_bytes(SECRET)
     (folder / "www" / "index.html").write_bytes(PUBLIC)
+    (folder / "www" / "a.txt").write_bytes(SECRET)  # the same file, unprotected: the benchmark's baseline
     for path in (folder / "www", folder / "www" / "private"):
         os.chmod(path, 0o755)
-    for path in (folder / "www" / "private" / "a.txt", folder / "www" / "index.html"):
+    for path in (
+        folder / "www" / "private" / "a.txt",
+        folder / "www" / "index.html",
+        folder / "www" / "a.txt",
+    ):
         os.chmod(path, 0o644)
     return folder
 
