@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from anon_ticket.access_time import AccessPolicy
+from anon_ticket.core.access_time import AccessPolicy
 from anon_ticket.errors import ConfigError
 
 T = TypeVar("T")

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from anon_ticket.access.app import AccessApp, AccessSettings
-from anon_ticket.domain import ServiceToken
+from anon_ticket.core.domain import ServiceToken
+from anon_ticket.core.timefmt import rfc3339
 from anon_ticket.storage.sqlite import SqliteStore
-from anon_ticket.timefmt import rfc3339
 from tests.support.access import Answer, bearer, claim_token, request, served, top_up
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline, pipeline_config

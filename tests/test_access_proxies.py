@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from anon_ticket.domain import ServiceToken
+from anon_ticket.core.domain import ServiceToken
 from tests.support.access import Answer, bearer, claim_token, request, served, top_up
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline, pipeline_config

@@ -29,15 +29,15 @@ from anon_ticket.access.decision import (
 )
 from anon_ticket.access.redirect import HOME, safe_next
 from anon_ticket.access.sessions import Sessions, cookie_header, cookie_value
-from anon_ticket.domain import ServiceToken
+from anon_ticket.api.routing import Router
+from anon_ticket.api.wsgi import Environ, StartResponse, encode, read_body, respond_bytes, status_line
+from anon_ticket.core.domain import ServiceToken
+from anon_ticket.core.timefmt import rfc3339
 from anon_ticket.errors import AnonTicketError, InvalidRequest, InvalidToken, UnsupportedMediaType
-from anon_ticket.http.incidents import OncePerInterval
-from anon_ticket.http.routing import Router
-from anon_ticket.http.wsgi import Environ, StartResponse, encode, read_body, respond_bytes, status_line
+from anon_ticket.httpd.incidents import OncePerInterval
 from anon_ticket.panel.throttle import LoginThrottle
 from anon_ticket.privacypass.wire import Token
 from anon_ticket.storage.base import Store
-from anon_ticket.timefmt import rfc3339
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from anon_ticket.domain import ServiceToken
+from anon_ticket.core.domain import ServiceToken
+from anon_ticket.core.payments import TokenStatus
 from anon_ticket.errors import InvalidToken, PrivateTokenMalformed
-from anon_ticket.payments import TokenStatus
 from anon_ticket.privacypass.wire import (
     AUTH_SCHEME,
     MAX_AUTHORIZATION_LENGTH,

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from anon_ticket.api.wsgi import WsgiApp
 from anon_ticket.config import BindAddress
+from anon_ticket.core.domain import PaymentId
 from anon_ticket.daemon import ACCESS_FAULT_STATUS
-from anon_ticket.domain import PaymentId
-from anon_ticket.http.server import Listener
-from anon_ticket.http.wsgi import WsgiApp
+from anon_ticket.httpd.listener import Listener
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline
 
