@@ -134,6 +134,7 @@ class Config:
     buyer_page: bool
     node_name: str
     pid_screen_rebuild_secs: float
+    database_pool_size: int
     # The access gateway (docs/PROTOCOL.md §13): off unless one of the two addresses is set.
     access_gateway_bind_address: BindAddress | None = None
     access_gateway_unix_socket: Path | None = None
@@ -202,6 +203,7 @@ class Config:
             buyer_page=env.get("BUYER_PAGE", _on_off, True),
             node_name=env.get("NODE_NAME", _node_name, default_node_name()),
             pid_screen_rebuild_secs=env.get("PID_SCREEN_REBUILD_SECS", _positive_float, 300.0),
+            database_pool_size=env.get("DATABASE_POOL_SIZE", _positive_int, 6),
             access_gateway_bind_address=env.get("ACCESS_GATEWAY_BIND_ADDRESS", _bind_address, None),
             access_gateway_unix_socket=env.get("ACCESS_GATEWAY_UNIX_SOCKET", Path, None),
             access_session_secs=env.get("ACCESS_SESSION_SECS", _positive_int, 3600),
