@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from anon_ticket.config import DatabaseUrl
-from anon_ticket.domain import PaymentId, TxId
+from anon_ticket.core.domain import PaymentId, TxId
+from anon_ticket.core.payments import TokenStatus, Transfer, TransferFlag
 from anon_ticket.errors import CursorMoved, DatabaseLocked, RescanRefused, StorageError, WalletMismatch
-from anon_ticket.payments import TokenStatus, Transfer, TransferFlag
 from anon_ticket.storage.base import ClaimOutcome, Store, TransferBatch
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.sqlite import connect as sqlite_connect
@@ -29,7 +29,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
         database = Database(DatabaseUrl("sqlite", tmp_path / "anon_ticket.db", None))
     else:
-        from tests.test_storage_postgres import database_for, fresh_schema_url  # noqa: PLC0415
+        from tests.support.postgres import database_for, fresh_schema_url  # noqa: PLC0415
 
         database = database_for(fresh_schema_url(request.config))
     database.migrate()

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from actors.abuse_metrics import Event
-from actors.locator import ActorLocator
-from actors.published import PublishedState
-from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId
-from anon_ticket.errors import InvalidRequest, Unavailable
-from anon_ticket.http.buyer_page import BuyerPage
-from anon_ticket.http.gateway import CIRCUIT_KEY
-from anon_ticket.http.routing import OUTCOME, Router
-from anon_ticket.http.wsgi import (
+from anon_ticket.actors.abuse_metrics import Event
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.api.buyer_page import BuyerPage
+from anon_ticket.api.routing import OUTCOME, Router
+from anon_ticket.api.wsgi import (
     Environ,
     StartResponse,
     parse_object,
@@ -25,6 +22,9 @@ from anon_ticket.http.wsgi import (
     require_json,
     respond,
 )
+from anon_ticket.core.domain import PAYMENT_ID_SCHEME, PaymentId
+from anon_ticket.errors import InvalidRequest, Unavailable
+from anon_ticket.httpd.wsgi_bridge import CIRCUIT_KEY
 from anon_ticket.service.redeem import Redeemer
 
 MAX_BODY_BYTES = 1024
