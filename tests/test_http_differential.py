@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anon_ticket.http.framing import FramingError, RequestReader
+from anon_ticket.httpd.framing import FramingError, RequestReader
 from tests.support.hostile_http import corpus
 
 Framed = tuple[bytes, bytes, bytes]  # method, target, body

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from anon_ticket.config import BindAddress
-from anon_ticket.http import engine
-from anon_ticket.http.framing import MAX_LINE_BYTES
-from anon_ticket.http.server import Listener
+from anon_ticket.httpd import engine
+from anon_ticket.httpd.framing import MAX_LINE_BYTES
+from anon_ticket.httpd.listener import Listener
 from tests.support.attack import connect, read_answer
 
 READ_SECS = 10.0
