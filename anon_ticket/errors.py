@@ -322,3 +322,34 @@ class InsufficientPayment(AnonTicketError):
 
 class BuyerPageError(AnonTicketError):
     """The packaged buyer's page cannot be loaded (a file missing from the install): found at start."""
+
+
+class PrivateTokenMalformed(AnonTicketError):
+    """Privacy Pass wire bytes (TokenRequest, TokenChallenge, Token, base64url, header) of the wrong shape."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class PrivateTokenInvalid(AnonTicketError):
+    """A Privacy Pass token offered for a spend does not decode, or fails our key, challenge or signature."""
+
+    code = "invalid_token"
+    status = 400
+
+
+class PrivateTokenKeyError(AnonTicketError):
+    """The issuer key file cannot be used (unreadable, readable by others, not an RSA-2048 key); names the
+    path, never the key."""
+
+    code = "config_error"
+
+
+class PrivateTokenSigningFailed(AnonTicketError):
+    """Our blind signature failed its check with the public key (a fault in the computation): never sent."""
+
+
+class PrivateTokenIssuerAnswer(AnonTicketError):
+    """The issuer's answer does not finalise into a token that verifies with its published key."""
+
+    code = "invalid_issuer_answer"
