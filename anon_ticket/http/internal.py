@@ -125,7 +125,7 @@ class InternalApp:
         require_json(environ)
         token = parse_object(read_body(environ, MAX_BODY_BYTES)).get("token")
         if not isinstance(token, str):
-            raise InvalidRequest("the body must be {\"token\": \"<base64url Token>\"}")
+            raise InvalidRequest('the body must be {"token": "<base64url Token>"}')
         result = self._private_tokens.spend(token)
         if result is SpendResult.ALREADY_SPENT:
             raise TokenSpent("this token has been spent before")

@@ -46,7 +46,7 @@ class TokenService:
         clock: Callable[[], float] = time.time,
         private_tokens: PrivateTokens | None = None,
     ) -> None:
-        """`private_tokens`: the Privacy Pass issuer, whose counts the record shows (None: PRIVACY_PASS=off)."""
+        """`private_tokens`: the Privacy Pass issuer whose counts the record shows (None: it is off)."""
         self._actors = actors
         self._reader = reader
         self._settings = settings
