@@ -18,6 +18,7 @@ import pykka
 from pykka import ActorDeadError
 from pykka.typing import ActorMemberMixin, proxy_method
 
+from actors.refusal import refusals_as_values
 from anon_ticket.domain import PaymentId
 from anon_ticket.errors import AnonTicketError
 from anon_ticket.ingest import ReportedTransfer, plan_changes
@@ -192,23 +193,29 @@ class StorageWriter(pykka.ThreadingActor):
     def ping(self) -> bool:
         return True
 
+    @refusals_as_values
     def claim(self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int) -> ClaimOutcome | None:
         return self._db().claim(pid, now, min_amount, min_confirmations)
 
+    @refusals_as_values
     def revoke(self, token_digest: bytes, reason: str | None, now: int) -> ClaimRecord | None:
         return self._db().revoke(token_digest, reason, now)
 
+    @refusals_as_values
     def bind_wallet(self, address: str) -> None:
         self._db().bind_wallet(address)
 
+    @refusals_as_values
     def start_scan(self, height: int) -> MonitorState:
         return self._db().start_scan(height)
 
+    @refusals_as_values
     def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
         """The operator's rescan through the daemon (`POST /api/v1/rescan`): the one writer makes it.
 
         A poll already under way finds the cursor moved and is dropped (`CursorMoved`); the next
-        one starts from `height`. `RescanRefused` goes back to the caller and the writer lives on.
+        one starts from `height`. `RescanRefused` goes back to the caller as a value (no traceback
+        in the log: actors/refusal.py) and the writer lives on.
         """
         before = self._db().monitor_state()
         state = self._db().rescan_from(height, reset_highest)
@@ -226,6 +233,7 @@ class StorageWriter(pykka.ThreadingActor):
             )
         return state
 
+    @refusals_as_values
     def apply_poll(
         self,
         reported: list[ReportedTransfer],
