@@ -18,9 +18,9 @@ import pykka
 import statsd
 from pykka.typing import ActorMemberMixin, proxy_method
 
-from actors.locator import ActorLocator
-from actors.published import PublishedState
-from actors.ticker import Ticker
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.actors.ticker import Ticker
 
 FLUSH_INTERVAL_SECS = 1.0
 LEVEL_WINDOW_SECS = 10

@@ -7,8 +7,8 @@ PID screen costs ~2 µs to test this way against ~25 µs for an `ask` to its act
 
 from __future__ import annotations
 
-from anon_ticket.pid_screen import PidScreen
-from anon_ticket.wallet_health import WalletHealth
+from anon_ticket.core.pid_screen import PidScreen
+from anon_ticket.core.wallet_health import WalletHealth
 
 
 class PublishedState:

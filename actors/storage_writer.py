@@ -18,11 +18,10 @@ import pykka
 from pykka import ActorDeadError
 from pykka.typing import ActorMemberMixin, proxy_method
 
-from actors.refusal import refusals_as_values
-from anon_ticket.domain import PaymentId
+from anon_ticket.actors.refusal import refusals_as_values
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.core.payments import Transfer, TransferFlag
 from anon_ticket.errors import AnonTicketError
-from anon_ticket.ingest import ReportedTransfer, plan_changes
-from anon_ticket.payments import Transfer, TransferFlag
 from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
@@ -35,6 +34,7 @@ from anon_ticket.storage.base import (
     Store,
     TransferBatch,
 )
+from anon_ticket.wallet.ingest import ReportedTransfer, plan_changes
 
 log = logging.getLogger(__name__)
 

@@ -18,25 +18,26 @@ from pathlib import Path
 import statsd
 from cherrypy.process import plugins, wspbus
 
-from actors.abuse_metrics import AbuseMetrics, AbuseSettings, Event
-from actors.fatal import FatalSignal
-from actors.locator import ActorLocator
-from actors.pid_cache import PidCache
-from actors.published import PublishedState
-from actors.storage_writer import StorageWriter
-from actors.supervisor import ActorSpec, StartupError, Supervisor
-from actors.wallet_poller import PollerSettings, WalletPoller
-from anon_ticket import __version__, internal_token, systemd
+from anon_ticket import __version__
+from anon_ticket.actors.abuse_metrics import AbuseMetrics, AbuseSettings, Event
+from anon_ticket.actors.fatal import FatalSignal
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.pid_cache import PidCache
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.actors.storage_writer import StorageWriter
+from anon_ticket.actors.supervisor import ActorSpec, StartupError, Supervisor
+from anon_ticket.actors.wallet_poller import PollerSettings, WalletPoller
+from anon_ticket.api.buyer_page import BuyerPage
+from anon_ticket.api.internal import InternalApp
+from anon_ticket.api.public import PublicApp
 from anon_ticket.config import BindAddress, Config
 from anon_ticket.errors import AnonTicketError
-from anon_ticket.http.bind_errors import bind_failure
-from anon_ticket.http.buyer_page import BuyerPage
-from anon_ticket.http.internal import InternalApp
-from anon_ticket.http.public import PublicApp
-from anon_ticket.http.server import Listener, ListenerPlugin
+from anon_ticket.httpd.bind_errors import bind_failure
+from anon_ticket.httpd.listener import Listener, ListenerPlugin
 from anon_ticket.panel.app import build_panel
 from anon_ticket.privacypass.keys import IssuerKey
 from anon_ticket.privacypass.wire import TokenChallenge
+from anon_ticket.process import internal_token, systemd
 from anon_ticket.service.private_tokens import PrivateTokens, PrivateTokenSettings
 from anon_ticket.service.redeem import Redeemer, RedeemSettings
 from anon_ticket.service.scan import ScanService
@@ -44,7 +45,7 @@ from anon_ticket.service.status import StatusService
 from anon_ticket.service.tokens import OperatorSettings, TokenService
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.lock import DaemonLock
-from anon_ticket.wallet_rpc import WalletRpc
+from anon_ticket.wallet.rpc import WalletRpc
 
 log = logging.getLogger(__name__)
 

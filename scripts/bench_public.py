@@ -569,7 +569,7 @@ class Load:
 
 def seed_wallet(wallet: Any, count: int) -> list[str]:
     """`count` paid PIDs, confirmed deep below the rescan window (ingested once, then settled)."""
-    from anon_ticket.domain import PaymentId  # noqa: PLC0415
+    from anon_ticket.core.domain import PaymentId  # noqa: PLC0415
 
     pids = []
     span = WALLET_HEIGHT - 100 - START_HEIGHT
@@ -599,8 +599,8 @@ def screen_bench(options: argparse.Namespace) -> dict[str, float]:
     """Reading the published screen in the request thread vs asking the PidCache actor."""
     import pykka  # noqa: PLC0415
 
-    from actors.pid_cache import PidCache  # noqa: PLC0415
-    from actors.published import PublishedState  # noqa: PLC0415
+    from anon_ticket.actors.pid_cache import PidCache  # noqa: PLC0415
+    from anon_ticket.actors.published import PublishedState  # noqa: PLC0415
 
     class Askable(PidCache):
         """The rejected design: request threads ask the actor instead of reading the screen."""

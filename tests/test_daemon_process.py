@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from tests.support.daemon import REPO_ROOT, DaemonProcess, claim_token, poll_until, unix_request
 from tests.support.fake_wallet import FakeWallet
 from tests.support.services import require

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from anon_ticket.domain import PaymentId, TxId
+from anon_ticket.core.domain import PaymentId, TxId
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anon_ticket.domain import ChainPaymentId, PaymentId, ServiceToken, TxId
+from anon_ticket.core.domain import ChainPaymentId, PaymentId, ServiceToken, TxId
 from anon_ticket.errors import InvalidHex, InvalidPid, InvalidToken
 
 PID_ONE = PaymentId(bytes(31) + b"\x01")

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors.abuse_metrics import AbuseMetricsProxy
+from anon_ticket.actors.abuse_metrics import AbuseMetricsProxy
 from anon_ticket.config import BindAddress
-from anon_ticket.domain import PaymentId
-from anon_ticket.http.server import Listener
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.httpd.listener import Listener
 from tests.support.daemon import poll_until
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline

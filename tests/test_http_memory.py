@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from anon_ticket.http.engine import connection_memory_bound
+from anon_ticket.httpd.engine import connection_memory_bound
 from tests.support.attack import connect
 from tests.support.daemon import DaemonProcess
 from tests.support.fake_wallet import FakeWallet

@@ -19,7 +19,11 @@ from cheroot.errors import MaxSizeExceeded
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anon_ticket.domain import ServiceToken
+from anon_ticket.api import strict_json
+from anon_ticket.api.internal import loggable
+from anon_ticket.api.routing import OUTCOME, ROUTING_ARGS, Router
+from anon_ticket.api.wsgi import error_body, parse_object, read_body, respond
+from anon_ticket.core.domain import ServiceToken
 from anon_ticket.errors import (
     InvalidRequest,
     PayloadTooLarge,
@@ -28,11 +32,7 @@ from anon_ticket.errors import (
     StorageError,
     Unavailable,
 )
-from anon_ticket.http import strict_json
-from anon_ticket.http.incidents import ClientErrorSummary, OncePerInterval
-from anon_ticket.http.internal import loggable
-from anon_ticket.http.routing import OUTCOME, ROUTING_ARGS, Router
-from anon_ticket.http.wsgi import error_body, parse_object, read_body, respond
+from anon_ticket.httpd.incidents import ClientErrorSummary, OncePerInterval
 
 # -- strict JSON -----------------------------------------------------------------------------------
 
@@ -274,7 +274,7 @@ def test_defects_answer_a_generic_503_and_log_one_traceback_a_minute(
 
     router.add("/broken", "broken", GET=broken)
     router.add("/misused", "misused", GET=misused)
-    with caplog.at_level(logging.ERROR, logger="anon_ticket.http.routing"):
+    with caplog.at_level(logging.ERROR, logger="anon_ticket.api.routing"):
         answers = [Call(router, "GET", "/broken") for _ in range(50)] + [Call(router, "GET", "/misused")]
     for answer in answers:
         assert answer.code == 503

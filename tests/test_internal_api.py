@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from anon_ticket import __version__
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from tests.support.daemon import (
     DaemonProcess,
     claim_token,

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from actors.pid_cache import PidCache, _Listening
-from actors.published import PublishedState
+from anon_ticket.actors.pid_cache import PidCache, _Listening
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.core.payments import Transfer
 from anon_ticket.errors import CursorMoved, DatabaseLocked
-from anon_ticket.payments import Transfer
 from anon_ticket.storage.base import TransferBatch
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.leadership import PostgresLeadership, SoleLeader

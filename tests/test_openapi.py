@@ -21,8 +21,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from anon_ticket import __version__
-from anon_ticket.domain import PaymentId
-from anon_ticket.http import openapi
+from anon_ticket.api import openapi
+from anon_ticket.core.domain import PaymentId
 from anon_ticket.privacypass import client
 from anon_ticket.privacypass.wire import TokenChallenge, b64url_decode, b64url_encode
 from tests.support.daemon import DaemonProcess, claim_token, pay, redeem_until

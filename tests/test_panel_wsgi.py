@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from actors.locator import ActorLocator
-from actors.published import PublishedState
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.api.internal import InternalApp
 from anon_ticket.config import BindAddress, Secret
 from anon_ticket.errors import StorageError
-from anon_ticket.http.internal import InternalApp
 from anon_ticket.panel.app import UNAVAILABLE_MESSAGE, build_panel
 from anon_ticket.panel.sessions import PanelSession
 from anon_ticket.panel.tools import CONTENT_SECURITY_POLICY, COOKIE_NAME, SESSION_MAX_SECS

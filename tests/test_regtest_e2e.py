@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 import pytest
 
 from anon_ticket.client.address import integrated_address
-from anon_ticket.domain import ChainPaymentId, PaymentId
-from anon_ticket.payments import TransferFlag
+from anon_ticket.core.domain import ChainPaymentId, PaymentId
+from anon_ticket.core.payments import TransferFlag
 from tests.support import waiting
 from tests.support.buyer import expected_token, run_client, start_client
 from tests.support.daemon import DaemonProcess

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from anon_ticket.config import DatabaseUrl, Secret
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from anon_ticket.storage.database import Database
 from tests.support.daemon import (
     REPO_ROOT,

@@ -29,9 +29,9 @@ import pytest
 from psycopg import sql
 
 from anon_ticket.config import DatabaseUrl, Secret
-from anon_ticket.domain import PaymentId, ServiceToken
+from anon_ticket.core.domain import PaymentId, ServiceToken
+from anon_ticket.core.payments import Transfer
 from anon_ticket.errors import DatabaseLocked, SchemaTooNew, StorageError
-from anon_ticket.payments import Transfer
 from anon_ticket.storage import migrations
 from anon_ticket.storage.base import TransferBatch
 from anon_ticket.storage.database import Database

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from anon_ticket.config import DatabaseUrl
-from anon_ticket.domain import PaymentId, TxId
+from anon_ticket.core.domain import PaymentId, TxId
+from anon_ticket.core.payments import TokenStatus, Transfer, TransferFlag
 from anon_ticket.errors import CursorMoved, DatabaseLocked, RescanRefused, StorageError, WalletMismatch
-from anon_ticket.payments import TokenStatus, Transfer, TransferFlag
 from anon_ticket.storage.base import ClaimOutcome, Store, TransferBatch
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.sqlite import connect as sqlite_connect

@@ -17,7 +17,7 @@ from Cryptodome.Hash import keccak
 
 from anon_ticket.client import base58
 from anon_ticket.client.errors import InvalidAddress
-from anon_ticket.domain import ChainPaymentId
+from anon_ticket.core.domain import ChainPaymentId
 
 KEY_BYTES = 32
 CHECKSUM_BYTES = 4

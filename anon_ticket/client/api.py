@@ -24,7 +24,7 @@ from anon_ticket.client.answers import (
 from anon_ticket.client.errors import RedemptionRefused, SchemeMismatch
 from anon_ticket.client.text import clean
 from anon_ticket.client.waiting import DEFAULT_POLL_INTERVAL, ProgressCallback, poll_until
-from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId
+from anon_ticket.core.domain import PAYMENT_ID_SCHEME, PaymentId
 
 DEFAULT_REQUEST_TIMEOUT = 60.0  # Tor circuits to an onion service can take tens of seconds
 INFO_PATH = "/api/v1/info"

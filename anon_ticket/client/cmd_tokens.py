@@ -25,7 +25,7 @@ from anon_ticket.client.errors import ClientError, ExitCode, ServerError, UsageE
 from anon_ticket.client.pidfile import readable_by_others
 from anon_ticket.client.tokenfile import append_token, take_first
 from anon_ticket.client.waiting import poll_until
-from anon_ticket.domain import ServiceToken
+from anon_ticket.core.domain import ServiceToken
 from anon_ticket.errors import InvalidToken, PrivateTokenIssuerAnswer, PrivateTokenMalformed
 from anon_ticket.privacypass import client as privacypass
 from anon_ticket.privacypass.wire import TokenChallenge, TokenRequest, b64url_decode, b64url_encode

@@ -17,8 +17,8 @@ import stat
 from pathlib import Path
 from typing import IO
 
-from anon_ticket import durable
 from anon_ticket.client.errors import UsageError
+from anon_ticket.process import durable
 
 TOKEN_FILE_MODE = 0o600
 MAX_TOKEN_FILE_BYTES = 64 * 1024 * 1024  # about 130,000 tokens: anything larger is the wrong file

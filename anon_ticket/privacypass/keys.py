@@ -21,10 +21,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from anon_ticket.durable import sync_directory
 from anon_ticket.errors import PrivateTokenKeyError
 from anon_ticket.privacypass.blindrsa import PrivateCrt
 from anon_ticket.privacypass.spki import KEY_BITS, key_id, rsassa_pss_spki
+from anon_ticket.process.durable import sync_directory
 
 PUBLIC_EXPONENT = 65537
 FILE_MODE = 0o600

@@ -23,11 +23,12 @@ from typing import Any
 
 import pykka
 
-from actors.abuse_metrics import Event
-from actors.locator import ActorLocator, wait
-from actors.storage_writer import request_issue, request_spend
-from anon_ticket.abuse import PerKeyLimiter
-from anon_ticket.domain import ServiceToken
+from anon_ticket.actors.abuse_metrics import Event
+from anon_ticket.actors.locator import ActorLocator, wait
+from anon_ticket.actors.storage_writer import request_issue, request_spend
+from anon_ticket.core.abuse import PerKeyLimiter
+from anon_ticket.core.domain import ServiceToken
+from anon_ticket.core.payments import TokenStatus, evaluate
 from anon_ticket.errors import (
     AllowanceExhausted,
     InvalidToken,
@@ -37,7 +38,6 @@ from anon_ticket.errors import (
     Unauthorized,
     Unavailable,
 )
-from anon_ticket.payments import TokenStatus, evaluate
 from anon_ticket.privacypass import issuer, origin
 from anon_ticket.privacypass.keys import IssuerKey
 from anon_ticket.privacypass.wire import (

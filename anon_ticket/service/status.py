@@ -13,13 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from actors.locator import ActorLocator
-from actors.published import PublishedState
 from anon_ticket import __version__
-from anon_ticket.node import node_id
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.core.timefmt import rfc3339
+from anon_ticket.process.node import node_id
 from anon_ticket.service.tokens import OperatorSettings
 from anon_ticket.storage.base import Store
-from anon_ticket.timefmt import rfc3339
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from actors.locator import ActorLocator, wait
-from actors.storage_writer import StorageWriterProxy
-from anon_ticket.domain import ServiceToken
+from anon_ticket.actors.locator import ActorLocator, wait
+from anon_ticket.actors.storage_writer import StorageWriterProxy
+from anon_ticket.core.domain import ServiceToken
+from anon_ticket.core.payments import TokenStatus, evaluate
+from anon_ticket.core.timefmt import rfc3339
 from anon_ticket.errors import TokenNotFound
-from anon_ticket.payments import TokenStatus, evaluate
 from anon_ticket.storage.base import ClaimRecord, Store
-from anon_ticket.timefmt import rfc3339
 
 if TYPE_CHECKING:  # only for the annotation: private_tokens imports the Privacy Pass package
     from anon_ticket.service.private_tokens import PrivateTokens

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, Protocol, TypeVar
 
-from anon_ticket.domain import PaymentId, ServiceToken
-from anon_ticket.payments import TokenStatus, Transfer
+from anon_ticket.core.domain import PaymentId, ServiceToken
+from anon_ticket.core.payments import TokenStatus, Transfer
 
 OPERATOR_REASON_DEFAULT = "revoked"
 SECONDS_PER_DAY = 86_400
@@ -261,7 +261,7 @@ class MonitorStateStore(Protocol):
 
     def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
         """Move the cursor (and floor) back to `height`, and with `reset_highest` lower the highest
-        height seen; `RescanRefused` when anon_ticket/rescan.py's rules forbid it."""
+        height seen; `RescanRefused` when anon_ticket/core/rescan.py's rules forbid it."""
         ...
 
     def apply_batch(self, batch: TransferBatch) -> BatchOutcome: ...

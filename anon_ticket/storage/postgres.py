@@ -32,13 +32,13 @@ import psycopg
 from psycopg import conninfo
 from psycopg.rows import TupleRow
 
-from anon_ticket.domain import PaymentId
-from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
-from anon_ticket.payments import (
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.core.payments import (
     TokenStatus,
     Transfer,
 )
-from anon_ticket.rescan import RescanRequest, refusal
+from anon_ticket.core.rescan import RescanRequest, refusal
+from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
 from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
@@ -558,7 +558,7 @@ class PostgresStore:
     def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
         """Move the cursor back on purpose; transfers above it are watched again.
 
-        The rules (anon_ticket/rescan.py) are checked on the row locked for this write.
+        The rules (anon_ticket/core/rescan.py) are checked on the row locked for this write.
         """
         with self._transaction() as conn:
             row = conn.execute(

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from anon_ticket.domain import ServiceToken, TxId
-from anon_ticket.errors import WalletMismatch
-from anon_ticket.payments import (
+from anon_ticket.core.domain import ServiceToken, TxId
+from anon_ticket.core.payments import (
     PaymentView,
     TokenStatus,
     Transfer,
@@ -22,6 +21,7 @@ from anon_ticket.payments import (
     evaluate,
     reorg_decision,
 )
+from anon_ticket.errors import WalletMismatch
 from anon_ticket.storage.base import (
     ClaimOutcome,
     ClaimRecord,

@@ -16,13 +16,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from anon_ticket.domain import PaymentId
-from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
-from anon_ticket.payments import (
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.core.payments import (
     TokenStatus,
     Transfer,
 )
-from anon_ticket.rescan import RescanRequest, refusal
+from anon_ticket.core.rescan import RescanRequest, refusal
+from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
 from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
@@ -477,7 +477,7 @@ class SqliteStore:
     def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
         """Move the cursor back on purpose; transfers above it are watched again.
 
-        The rules (anon_ticket/rescan.py) are checked inside the write's own transaction.
+        The rules (anon_ticket/core/rescan.py) are checked inside the write's own transaction.
         """
         with self._transaction() as conn:
             cursor, highest = conn.execute(

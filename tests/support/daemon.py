@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from tests.support import waiting
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from anon_ticket.domain import PaymentId
-from anon_ticket.payments import Transfer
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.core.payments import Transfer
 from anon_ticket.storage.base import BatchOutcome, Store, TransferBatch
 
 MIN = 1000

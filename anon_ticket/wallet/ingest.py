@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from anon_ticket.domain import CHAIN_PAYMENT_ID_BYTES
+from anon_ticket.core.domain import CHAIN_PAYMENT_ID_BYTES
+from anon_ticket.core.payments import POOL_HEIGHT, Transfer, TransferFlag
 from anon_ticket.errors import WalletUnreachable
-from anon_ticket.payments import POOL_HEIGHT, Transfer, TransferFlag
 
 _ZERO_PAYMENT_ID = "0" * (2 * CHAIN_PAYMENT_ID_BYTES)
 _HEX = frozenset("0123456789abcdef")

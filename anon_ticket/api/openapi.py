@@ -14,7 +14,7 @@ import importlib.resources
 import json
 from typing import Any
 
-from anon_ticket.http.wsgi import Environ, StartResponse, respond_bytes
+from anon_ticket.api.wsgi import Environ, StartResponse, respond_bytes
 
 PATH = "/api/v1/openapi.json"
 RESOURCE = "openapi.json"
@@ -27,7 +27,7 @@ def document_bytes() -> bytes:
     Read through importlib.resources so it resolves both from a source checkout (`pip install -e .`)
     and from an installed wheel (where setup.cfg must list it as package data).
     """
-    raw = importlib.resources.files("anon_ticket.http").joinpath(RESOURCE).read_bytes()
+    raw = importlib.resources.files("anon_ticket.api").joinpath(RESOURCE).read_bytes()
     parsed = json.loads(raw.decode("utf-8"))
     if not isinstance(parsed, dict) or not str(parsed.get("openapi", "")).startswith("3.1"):
         raise ValueError(f"{RESOURCE} is not an OpenAPI 3.1 document")

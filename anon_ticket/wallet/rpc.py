@@ -1,7 +1,7 @@
 """A small, strict client of monero-wallet-rpc's JSON-RPC.
 
 Every call has a deadline on the whole exchange and a cap on the size of the answer (see
-`wallet_http`, docs/PROTOCOL.md §9): a wallet that is refreshing, hung, dripping bytes or flooding
+`transport`, docs/PROTOCOL.md §9): a wallet that is refreshing, hung, dripping bytes or flooding
 cannot hold the poller. Failures come out as two kinds: `WalletUnreachable` (no answer in time, HTTP
 errors, an answer too big, anything that is not JSON-RPC) and `WalletRpcError` (the wallet answered
 with an error, e.g. -13 when no wallet is open). Messages are cut to `MAX_ERROR_CHARS`: they are
@@ -15,7 +15,7 @@ from typing import Any
 
 from anon_ticket.config import DEFAULT_MAX_RESPONSE_BYTES
 from anon_ticket.errors import WalletRpcError, WalletUnreachable
-from anon_ticket.wallet_http import WalletHttp
+from anon_ticket.wallet.transport import WalletHttp
 
 NO_WALLET_OPEN = -13
 MAX_ERROR_CHARS = 500

@@ -13,9 +13,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from anon_ticket import __version__, envfile, hardening, internal_client, logs, rescan
+from anon_ticket import __version__
+from anon_ticket.commands import envfile, internal_client
 from anon_ticket.config import Config
+from anon_ticket.core import rescan
 from anon_ticket.errors import AnonTicketError, ConfigError, DatabaseLocked, RescanRefused
+from anon_ticket.process import hardening, logs
 from anon_ticket.storage.database import Database
 
 EXIT_USAGE = 2
@@ -109,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
 
         return client_main(args[1:])
     if args and args[0] == "token":
-        from anon_ticket.admin_cli import main as token_main
+        from anon_ticket.commands.tokens import main as token_main
 
         return token_main(args[1:])
     options = _parser().parse_args(args)

@@ -37,6 +37,6 @@ def configure(level: str, fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # CherryPy's bus logs through these; keep its chatter at warnings. The HTTP servers log nothing
-    # per request or per client fault (anon_ticket/http/noise.py), so they need no such filter.
+    # per request or per client fault (anon_ticket/httpd/client_faults.py), so they need no such filter.
     for name in ("cherrypy.error", "cherrypy.access"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -21,9 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from anon_ticket.errors import AnonTicketError, MethodNotAllowed, NotFound, Unavailable
-from anon_ticket.http.incidents import ClientErrorSummary, OncePerInterval
-from anon_ticket.http.wsgi import (
+from anon_ticket.api.wsgi import (
     Environ,
     StartResponse,
     WsgiApp,
@@ -31,6 +29,8 @@ from anon_ticket.http.wsgi import (
     check_framing,
     respond_error,
 )
+from anon_ticket.errors import AnonTicketError, MethodNotAllowed, NotFound, Unavailable
+from anon_ticket.httpd.incidents import ClientErrorSummary, OncePerInterval
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from anon_ticket.http.framing import Request
+from anon_ticket.httpd.framing import Request
 
 SERVER_NAME = "anon_ticket"  # the Server header: no version, no host name
 CIRCUIT_KEY = "anon_ticket.circuit"  # the tor circuit id (int) when PROXY_PROTOCOL=tor, else absent

@@ -40,8 +40,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from anon_ticket.http import proxy_protocol
-from anon_ticket.http.framing import (
+from anon_ticket.httpd import proxy_protocol
+from anon_ticket.httpd.client_faults import Noise
+from anon_ticket.httpd.framing import (
     HARD_BODY_LIMIT,
     MAX_HEAD_BYTES,
     MAX_LINE_BYTES,
@@ -49,7 +50,7 @@ from anon_ticket.http.framing import (
     Request,
     RequestReader,
 )
-from anon_ticket.http.gateway import (
+from anon_ticket.httpd.wsgi_bridge import (
     AppFailed,
     LogStream,
     Peer,
@@ -60,9 +61,8 @@ from anon_ticket.http.gateway import (
     error_answer,
     serialize,
 )
-from anon_ticket.http.noise import Noise
 
-log = logging.getLogger("anon_ticket.http")
+log = logging.getLogger("anon_ticket.httpd")
 
 WAITING, BUSY, WRITING, DRAINING, CLOSED = "waiting", "busy", "writing", "draining", "closed"
 _RECV_BYTES = 65536

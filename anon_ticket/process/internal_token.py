@@ -21,9 +21,9 @@ import secrets
 import stat
 from pathlib import Path
 
-from anon_ticket import durable
 from anon_ticket.config import Config, Secret
 from anon_ticket.errors import ConfigError
+from anon_ticket.process import durable
 
 log = logging.getLogger(__name__)
 

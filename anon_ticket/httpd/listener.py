@@ -19,10 +19,9 @@ from pathlib import Path
 from cherrypy.process import plugins, wspbus
 
 from anon_ticket.config import BindAddress
-from anon_ticket.http.engine import HttpServer, ServerSettings
-from anon_ticket.http.framing import HARD_BODY_LIMIT
-from anon_ticket.http.gateway import SERVER_NAME
-from anon_ticket.http.wsgi import WsgiApp
+from anon_ticket.httpd.engine import HttpServer, ServerSettings
+from anon_ticket.httpd.framing import HARD_BODY_LIMIT
+from anon_ticket.httpd.wsgi_bridge import SERVER_NAME, WsgiCallable
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ class Listener:
         self,
         name: str,
         address: BindAddress | Path,
-        app: WsgiApp,
+        app: WsgiCallable,
         *,
         threads: int,
         socket_mode: int | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 
 from cheroot.errors import MaxSizeExceeded
 
+from anon_ticket.api import strict_json
 from anon_ticket.errors import (
     AnonTicketError,
     InvalidRequest,
@@ -26,7 +27,6 @@ from anon_ticket.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
-from anon_ticket.http import strict_json
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]

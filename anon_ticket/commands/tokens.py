@@ -19,10 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from anon_ticket.config import Config
-from anon_ticket.domain import ServiceToken
-from anon_ticket.errors import ConfigError, InvalidToken
-from anon_ticket.internal_client import (
+from anon_ticket.commands.internal_client import (
     DEFAULT_TIMEOUT_SECS,
     EXIT_ERROR,
     EXIT_REFUSED,
@@ -33,7 +30,10 @@ from anon_ticket.internal_client import (
     configured_target,
     refused,
 )
-from anon_ticket.internal_client import api_token as internal_api_token
+from anon_ticket.commands.internal_client import api_token as internal_api_token
+from anon_ticket.config import Config
+from anon_ticket.core.domain import ServiceToken
+from anon_ticket.errors import ConfigError, InvalidToken
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 3

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from actors.abuse_metrics import Event
-from actors.locator import ActorLocator
-from actors.published import PublishedState
-from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId
-from anon_ticket.errors import InvalidRequest, Unavailable, UnsupportedMediaType
-from anon_ticket.http.buyer_page import BuyerPage
-from anon_ticket.http.gateway import CIRCUIT_KEY
-from anon_ticket.http.routing import OUTCOME, Router
-from anon_ticket.http.wsgi import (
+from anon_ticket.actors.abuse_metrics import Event
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.api.buyer_page import BuyerPage
+from anon_ticket.api.routing import OUTCOME, Router
+from anon_ticket.api.wsgi import (
     Environ,
     StartResponse,
     encode,
@@ -28,6 +25,9 @@ from anon_ticket.http.wsgi import (
     respond,
     respond_bytes,
 )
+from anon_ticket.core.domain import PAYMENT_ID_SCHEME, PaymentId
+from anon_ticket.errors import InvalidRequest, Unavailable, UnsupportedMediaType
+from anon_ticket.httpd.wsgi_bridge import CIRCUIT_KEY
 from anon_ticket.service.private_tokens import (
     DIRECTORY_PATH,
     DIRECTORY_TYPE,

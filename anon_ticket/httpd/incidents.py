@@ -21,7 +21,7 @@ class CountsByInterval:
     """Counts events by kind and hands the counts over at most once per interval. Thread-safe.
 
     The one mechanism behind both summaries: the application's 4xx answers (`ClientErrorSummary`)
-    and the HTTP engine's client faults (`anon_ticket/http/noise.py`). With `first_at_once` the first
+    and the HTTP engine's client faults (`anon_ticket/httpd/client_faults.py`). With `first_at_once` the first
     `take_if_due()` hands over at once (an operator trying things sees the first mistake); without it
     the first hand-over comes one interval after creation.
     """

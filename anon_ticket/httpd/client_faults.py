@@ -12,9 +12,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from anon_ticket.http.incidents import SUMMARY_INTERVAL_SECS, CountsByInterval, OncePerInterval, describe
+from anon_ticket.httpd.incidents import SUMMARY_INTERVAL_SECS, CountsByInterval, OncePerInterval, describe
 
-log = logging.getLogger("anon_ticket.http")
+log = logging.getLogger("anon_ticket.httpd")
 
 Counter = Callable[[str, int], None]
 

@@ -12,15 +12,11 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 
-from actors.abuse_metrics import Event
-from actors.locator import ActorLocator
-from anon_ticket import rescan
-from anon_ticket.config import Secret
-from anon_ticket.domain import ServiceToken
-from anon_ticket.errors import InvalidRequest, PrivateTokenInvalid, TokenSpent, Unauthorized
-from anon_ticket.http import openapi
-from anon_ticket.http.routing import ROUTING_ARGS, Router
-from anon_ticket.http.wsgi import (
+from anon_ticket.actors.abuse_metrics import Event
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.api import openapi
+from anon_ticket.api.routing import ROUTING_ARGS, Router
+from anon_ticket.api.wsgi import (
     Environ,
     StartResponse,
     has_body,
@@ -29,6 +25,10 @@ from anon_ticket.http.wsgi import (
     require_json,
     respond,
 )
+from anon_ticket.config import Secret
+from anon_ticket.core import rescan
+from anon_ticket.core.domain import ServiceToken
+from anon_ticket.errors import InvalidRequest, PrivateTokenInvalid, TokenSpent, Unauthorized
 from anon_ticket.service.private_tokens import SPEND_PATH, PrivateTokens, SpendResult
 from anon_ticket.service.scan import ScanService
 from anon_ticket.service.status import StatusService, status_json

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from anon_ticket import internal_token
 from anon_ticket.config import Config
 from anon_ticket.errors import ConfigError
+from anon_ticket.process import internal_token
 
 EXIT_USAGE = 2
 EXIT_REFUSED = 4

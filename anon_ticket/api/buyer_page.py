@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from importlib import resources
 from importlib.abc import Traversable
 
+from anon_ticket.api.wsgi import Environ, StartResponse, respond_error
 from anon_ticket.errors import BuyerPageError, MethodNotAllowed, NotFound
-from anon_ticket.http.wsgi import Environ, StartResponse, respond_error
 
 STATIC_PREFIX = "/static/"
 PAGE_TEMPLATE = "index.html"
@@ -110,7 +110,7 @@ class BuyerPage:
     def load(cls) -> BuyerPage:
         """Read the packaged static folder (call once, at start); BuyerPageError if it is unusable."""
         try:
-            files = _walk(resources.files("anon_ticket.http").joinpath("static"))
+            files = _walk(resources.files("anon_ticket.api").joinpath("static"))
         except OSError as exc:
             raise BuyerPageError(f"cannot read the buyer's page files: {exc}") from exc
         return cls(files)
