@@ -133,6 +133,7 @@ class Config:
     buyer_page: bool
     node_name: str
     pid_screen_rebuild_secs: float
+    database_pool_size: int
     privacy_pass: bool = True
     privacy_pass_key_file: Path | None = None
     privacy_pass_issuer_name: str = DEFAULT_ISSUER_NAME
@@ -196,6 +197,7 @@ class Config:
             buyer_page=env.get("BUYER_PAGE", _on_off, True),
             node_name=env.get("NODE_NAME", _node_name, default_node_name()),
             pid_screen_rebuild_secs=env.get("PID_SCREEN_REBUILD_SECS", _positive_float, 300.0),
+            database_pool_size=env.get("DATABASE_POOL_SIZE", _positive_int, 6),
             privacy_pass=env.get("PRIVACY_PASS", _on_off, True),
             privacy_pass_key_file=env.get("PRIVACY_PASS_KEY_FILE", _absolute_path, None),
             privacy_pass_issuer_name=env.get(

@@ -100,7 +100,11 @@ class Daemon:
         self.actors = ActorLocator()
         self.published = PublishedState()
         self.fatal = FatalSignal()
-        self.database = Database(config.database_url)
+        # A request waits for a pooled connection as long as for any component (ACTOR_TIMEOUT_SECS).
+        self.database = Database(
+            config.database_url, pool_size=config.database_pool_size, pool_wait_secs=config.actor_timeout_secs
+        )
+        self.published.storage_pool = self.database.pool_figures
         self.bus = wspbus.Bus()
         self.exit_code = EXIT_OK
         self.listeners: list[Listener] = []

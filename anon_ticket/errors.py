@@ -214,6 +214,10 @@ class StorageError(AnonTicketError):
         return _generic_unavailable(self.component)
 
 
+class NoFreeConnection(StorageError):
+    """Every connection of the node's PostgreSQL pool stayed in use for as long as a request waits."""
+
+
 class SchemaTooNew(AnonTicketError):
     """The database was migrated by a newer anon_ticket than this one."""
 

@@ -283,10 +283,12 @@ def test_status_has_exactly_the_contract_fields(daemon: DaemonProcess, wallet: F
         "tokens",
         "abuse_level",
         "node",
+        "storage",
     }
     assert status["version"] == __version__
-    # One node on SQLite, which always polls (docs/PROTOCOL.md §11).
+    # One node on SQLite, which always polls (docs/PROTOCOL.md §11), and has no connection pool.
     assert status["node"] == {"id": f"{socket.gethostname()}:{daemon.pid}", "role": "leader"}
+    assert status["storage"] == {"pool": None}
     assert set(status["actors"]) == {"storage_writer", "pid_cache", "abuse_metrics", "wallet_poller"}
     for actor in status["actors"].values():
         assert set(actor) == {"state", "restarts"}

@@ -29,7 +29,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
         database = Database(DatabaseUrl("sqlite", tmp_path / "anon_ticket.db", None))
     else:
-        from tests.test_storage_postgres import database_for, fresh_schema_url  # noqa: PLC0415
+        from tests.support.postgres import database_for, fresh_schema_url  # noqa: PLC0415
 
         database = database_for(fresh_schema_url(request.config))
     database.migrate()
