@@ -35,7 +35,10 @@ from anon_ticket.errors import AnonTicketError
 from anon_ticket.httpd.bind_errors import bind_failure
 from anon_ticket.httpd.listener import Listener, ListenerPlugin
 from anon_ticket.panel.app import build_panel
+from anon_ticket.privacypass.keys import IssuerKey
+from anon_ticket.privacypass.wire import TokenChallenge
 from anon_ticket.process import internal_token, systemd
+from anon_ticket.service.private_tokens import PrivateTokens, PrivateTokenSettings
 from anon_ticket.service.redeem import Redeemer, RedeemSettings
 from anon_ticket.service.scan import ScanService
 from anon_ticket.service.status import StatusService
@@ -113,6 +116,7 @@ class Daemon:
         self._supervisor: Supervisor | None = None
         self.systemd = systemd.Notifier.from_environ()
         self._wallet_rpc: WalletRpc | None = None
+        self._private_tokens: PrivateTokens | None = None
         self._stop_requested = threading.Event()
         self.published.wallet.stale_secs = config.monitor_stale_secs
 
@@ -199,6 +203,37 @@ class Daemon:
             ),
         ]
 
+    def private_tokens(self) -> PrivateTokens | None:
+        """The Privacy Pass issuer (docs/PROTOCOL.md §12), its key loaded or created once; None when off.
+
+        The key file's path and the key id (public: every token carries it) are logged, never the key.
+        """
+        config = self.config
+        if not config.privacy_pass:
+            return None
+        if self._private_tokens is None:
+            path = config.privacy_pass_key_path
+            key = IssuerKey.load_or_create(path)
+            log.info("Privacy Pass issuer key %s (key id %s…)", path, key.key_id.hex()[:16])
+            challenge = TokenChallenge(
+                config.privacy_pass_issuer_name, b"", tuple(config.privacy_pass_origins)
+            )
+            self._private_tokens = PrivateTokens(
+                self.actors,
+                self.database.reader,
+                key,
+                challenge,
+                # The key's file time: in use from then on (copies made with `cp -p` keep it).
+                int(path.stat().st_mtime),
+                PrivateTokenSettings(
+                    tokens_per_payment=config.privacy_pass_tokens_per_payment,
+                    min_payment_amount=config.min_payment_amount,
+                    min_confirmations=config.monitor_min_confirmations,
+                    writer_timeout_secs=config.actor_timeout_secs,
+                ),
+            )
+        return self._private_tokens
+
     def public_app(self) -> PublicApp:
         config = self.config
         return PublicApp(
@@ -208,6 +243,7 @@ class Daemon:
             config.min_payment_amount,
             config.monitor_min_confirmations,
             BuyerPage.load() if config.buyer_page else None,
+            self.private_tokens(),
         )
 
     def internal_app(self) -> InternalApp:
@@ -217,10 +253,18 @@ class Daemon:
             min_confirmations=config.monitor_min_confirmations,
             actor_timeout_secs=config.actor_timeout_secs,
         )
-        tokens = TokenService(self.actors, self.database.reader, settings)
+        private_tokens = self.private_tokens()
+        tokens = TokenService(self.actors, self.database.reader, settings, private_tokens=private_tokens)
         status = StatusService(self.actors, self.published, self.database.reader, settings)
         scan = ScanService(self.actors, config.actor_timeout_secs)
-        internal = InternalApp(self.actors, internal_token.load_or_create(config), tokens, status, scan)
+        internal = InternalApp(
+            self.actors,
+            internal_token.load_or_create(config),
+            tokens,
+            status,
+            scan,
+            private_tokens=private_tokens,
+        )
         # The admin panel: a CherryPy Application, served by WSGI through the internal app only.
         panel = build_panel(
             internal,

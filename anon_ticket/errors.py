@@ -252,6 +252,24 @@ class WalletRpcError(AnonTicketError):
         self.rpc_code = rpc_code
 
 
+class ChainRpcError(AnonTicketError):
+    """monerod or monero-wallet-rpc of the demo's private regtest chain answered a JSON-RPC error."""
+
+    code = "chain_rpc_error"
+
+    def __init__(self, method: str, rpc_code: int | None, message: str) -> None:
+        super().__init__(f"{method}: {rpc_code} {message}")
+        self.method = method
+        self.rpc_code = rpc_code
+        self.message = message
+
+
+class DemoError(AnonTicketError):
+    """The demo cannot start or be reached (no monerod, no running demo, a folder not ours)."""
+
+    code = "demo_error"
+
+
 class WalletUnreachable(AnonTicketError):
     """monero-wallet-rpc could not be reached, timed out, or answered something that is not JSON-RPC."""
 

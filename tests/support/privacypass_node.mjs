@@ -11,9 +11,11 @@
 //   {"op": "authorization", "token": hex}                      -> {"header": str}
 //   {"op": "parse_authorization", "header": str}               -> {"token": hex}
 //   {"op": "spki_to_enc", "token_key": hex}                    -> {"spki": hex}  (util.convertRSASSAPSSToEnc)
+//   {"op": "version"}                                          -> {"version": str}  (the installed package's)
 //
 // Any exception becomes {"error": message}; the process keeps serving.
 
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -23,7 +25,8 @@ if (!modules) {
   process.stderr.write('usage: node privacypass_node.mjs <node_modules folder>\n');
   process.exit(2);
 }
-const pp = await import(pathToFileURL(join(modules, '@cloudflare', 'privacypass-ts', 'lib', 'src', 'index.js')).href);
+const packageDir = join(modules, '@cloudflare', 'privacypass-ts');
+const pp = await import(pathToFileURL(join(packageDir, 'lib', 'src', 'index.js')).href);
 const { publicVerif, TokenChallenge, Token, WWWAuthenticateHeader, AuthorizationHeader, util } = pp;
 const { Client, Origin, BlindRSAMode, BLIND_RSA } = publicVerif;
 
@@ -69,6 +72,9 @@ const operations = {
     const parsed = AuthorizationHeader.parse(BLIND_RSA, header);
     if (parsed.length !== 1) throw new Error(`${parsed.length} PrivateToken credentials`);
     return { token: hex(parsed[0].token.serialize()) };
+  },
+  async version() {
+    return { version: JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')).version };
   },
   async spki_to_enc({ token_key }) {
     return { spki: hex(util.convertRSASSAPSSToEnc(unhex(token_key))) };

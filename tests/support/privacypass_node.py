@@ -117,3 +117,7 @@ class ReferenceImplementation:
     def rsa_encryption_spki(self, token_key: bytes) -> bytes:
         """privacypass-ts' `util.convertRSASSAPSSToEnc`: the token key as WebCrypto imports it."""
         return bytes.fromhex(self.ask("spki_to_enc", token_key=token_key.hex())["spki"])
+
+    def version(self) -> str:
+        """The version of the privacypass-ts package node loaded."""
+        return str(self.ask("version")["version"])
