@@ -365,31 +365,6 @@ def test_no_pid_or_token_reaches_the_tables(db: Database, store: Store) -> None:
     assert tokens[1].digest().raw in dump
 
 
-# -- what the operator sees -----------------------------------------------------------------------
-
-
-def test_flagged_transfers_are_listed_pool_first_then_newest_and_only_they(store: Store) -> None:
-    locked = PaymentId.generate().chain_payment_id().raw
-    spent = PaymentId.generate().chain_payment_id().raw
-    plain = PaymentId.generate().chain_payment_id().raw
-    batch(
-        store,
-        [
-            (locked, Transfer(TX1, 5, 150, TransferFlag.LOCKED)),
-            (spent, Transfer(TX2, 6, 0, TransferFlag.DOUBLE_SPEND)),
-            (plain, Transfer(TX3, 7, 160)),
-        ],
-    )
-    assert store.flagged_transfers(10) == [
-        (spent, Transfer(TX2, 6, 0, TransferFlag.DOUBLE_SPEND)),  # the pool first: it is happening now
-        (locked, Transfer(TX1, 5, 150, TransferFlag.LOCKED)),
-    ]
-    assert len(store.flagged_transfers(1)) == 1
-    # Once the flag clears (a double spend that was not), it leaves the list.
-    batch(store, [(spent, Transfer(TX2, 6, 170))])
-    assert [t.txid for _, t in store.flagged_transfers(10)] == [TX1]
-
-
 # -- the sticky COUNTED rule ------------------------------------------------------------------------
 
 

@@ -20,8 +20,11 @@ How a connection lives:
 
 At the connection cap, and whenever accept() finds no descriptor left, the connection that has been
 waiting longest (idle, incomplete, or slow to read its answer) is closed to make room: `_expiring`
-is ordered by deadline, which is also age. No state is touched by workers: they hand connections
-back through a queue and a wake-up pipe, and the I/O thread alone opens, registers and closes.
+is ordered by deadline, which is also age. Workers touch none of the I/O thread's state: they hand
+connections back through a queue and a wake-up pipe, and the I/O thread alone accepts, registers,
+unregisters and forgets. A worker closes a socket in one case only, when sending on it failed or its
+request met a defect: a BUSY socket is in no selector, so that is safe, and the I/O thread, finding
+`fileno() < 0` on the handed-back connection, just forgets it.
 """
 
 from __future__ import annotations
@@ -162,10 +165,6 @@ class HttpServer:
     @property
     def running(self) -> bool:
         return self._loop is not None and self._loop.is_alive()
-
-    @property
-    def open_connections(self) -> int:
-        return self._open
 
     def start(self) -> None:
         self._listening.setblocking(False)

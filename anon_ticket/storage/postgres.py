@@ -377,15 +377,6 @@ class PostgresStore:
         rows = self._all("SELECT payment_id, txid, amount, height, flags FROM transfers WHERE NOT settled")
         return [(row[0], Transfer(*row[1:])) for row in rows]
 
-    def flagged_transfers(self, limit: int) -> list[tuple[bytes, Transfer]]:
-        """Transfers recorded but never counted (locked or double-spent), pool first, then newest."""
-        rows = self._all(
-            "SELECT payment_id, txid, amount, height, flags FROM transfers "
-            "WHERE (flags & 3) <> 0 ORDER BY (height = 0) DESC, height DESC LIMIT %(limit)s",
-            {"limit": limit},
-        )
-        return [(row[0], Transfer(*row[1:])) for row in rows]
-
     def counts(self, min_confirmations: int, min_amount: int) -> Counts:
         """All totals from one statement, so they agree with each other."""
         row = self._one(_COUNTS_SQL, {"conf": min_confirmations, "min": min_amount})

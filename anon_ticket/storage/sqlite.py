@@ -238,15 +238,6 @@ class SqliteStore:
         rows = self._all("SELECT payment_id, txid, amount, height, flags FROM transfers WHERE settled = 0")
         return [(row[0], Transfer(*row[1:])) for row in rows]
 
-    def flagged_transfers(self, limit: int) -> list[tuple[bytes, Transfer]]:
-        """Transfers recorded but never counted (locked or double-spent), pool first, then newest."""
-        rows = self._all(
-            "SELECT payment_id, txid, amount, height, flags FROM transfers "
-            "WHERE flags & 3 != 0 ORDER BY height = 0 DESC, height DESC LIMIT ?",
-            (limit,),
-        )
-        return [(row[0], Transfer(*row[1:])) for row in rows]
-
     def counts(self, min_confirmations: int, min_amount: int) -> Counts:
         with self._read_transaction():
             return self._counts(min_confirmations, min_amount)
@@ -452,10 +443,6 @@ class SqliteStore:
             "FROM monitor_state WHERE id = 1"
         )
         return MonitorState(*row)
-
-    def _wallet_height(self, conn: Any) -> int:
-        row = conn.execute("SELECT wallet_height FROM monitor_state WHERE id = 1").fetchone()
-        return int(row[0] or 0)
 
     def bind_wallet(self, address: str) -> None:
         """Record the wallet on first start; refuse a different one later (docs/PROTOCOL.md §3)."""
