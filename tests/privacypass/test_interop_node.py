@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from anon_ticket.privacypass import client, issuer, origin
 from anon_ticket.privacypass.keys import IssuerKey
+from anon_ticket.privacypass.spki import key_id, public_key_from_spki
 from anon_ticket.privacypass.wire import (
     Token,
     TokenChallenge,
@@ -68,6 +69,17 @@ def test_our_client_our_issuer_their_origin(
     request, pending = client.prepare(key.spki, challenge)
     token = pending.finalize(issuer.blind_sign(key, request))
     assert reference.verify(token.encode(), key.spki)
+
+
+def test_our_client_their_issuer_their_and_our_verification(reference: ReferenceImplementation) -> None:
+    """Our client works with any RFC 9578 issuer: their key's SPKI parses as the exact RFC 9578 form."""
+    issuer_id, token_key = reference.new_issuer()
+    public_key = public_key_from_spki(token_key)
+    request, pending = client.prepare(token_key, CHALLENGES[1])
+    token = pending.finalize(reference.issue(issuer_id, request.encode()))
+    assert reference.verify(token.encode(), token_key)
+    assert origin.verify_signature(public_key, token.authenticator, token.authenticator_input())
+    assert token.token_key_id == key_id(token_key)
 
 
 def test_their_origin_refuses_a_token_of_another_key_or_a_changed_one(

@@ -45,7 +45,7 @@ class ReferenceThrew(AssertionError):
 
 
 class ReferenceImplementation:
-    """privacypass-ts as client (request, finalize), origin (verify) and header codec."""
+    """privacypass-ts as client (request, finalize), issuer, origin (verify) and header codec."""
 
     def __init__(self, node_modules: Path) -> None:
         node = need("node", NODE_INSTALL)
@@ -99,6 +99,17 @@ class ReferenceImplementation:
     def finalize(self, client_id: int, token_response: bytes) -> bytes:
         """That client's Token for the issuer's answer (privacypass-ts verifies it first)."""
         return bytes.fromhex(self.ask("finalize", id=client_id, token_response=token_response.hex())["token"])
+
+    def new_issuer(self) -> tuple[int, bytes]:
+        """A privacypass-ts Issuer with a fresh RSA-2048 key: (its id, its token key)."""
+        answer = self.ask("issuer")
+        return int(answer["issuer"]), bytes.fromhex(answer["token_key"])
+
+    def issue(self, issuer_id: int, token_request: bytes) -> bytes:
+        """That issuer's TokenResponse (the blind signature) for `token_request`."""
+        return bytes.fromhex(
+            self.ask("issue", issuer=issuer_id, token_request=token_request.hex())["token_response"]
+        )
 
     def verify(self, token: bytes, token_key: bytes) -> bool:
         """privacypass-ts' `Origin.verify` of `token` with `token_key` (the signature check)."""
