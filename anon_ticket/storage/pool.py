@@ -2,8 +2,9 @@
 
 Why a pool: a PostgreSQL backend is a process of its own, and a connection per request thread made
 a node ask for `PUBLIC_THREADS + INTERNAL_THREADS + 8` of the server's `max_connections` (100 by
-default), so three nodes already ran out. Every request thread of both listeners and the actors'
-reads (the poller's, the PID screen's rebuilds) share `DATABASE_POOL_SIZE` connections here;
+default), so three nodes already ran out. Every request thread of both listeners (and whatever app
+they serve: the panel, an access gateway) and the actors' reads (the poller's, the PID screen's
+rebuilds) share `DATABASE_POOL_SIZE` connections here; writes all go through the storage writer;
 a statement holds one only while it runs (a transaction while it is open), so a few are enough.
 `psycopg_pool` (by psycopg's authors) does the hard parts — a fair queue of waiting threads,
 replacing broken connections in the background, growing back after a server restart — which a
