@@ -187,7 +187,8 @@ class PostgresPool:
             waiting=waiting,
             waits=stats.get("requests_queued", 0),
             timeouts=timeouts,
-            replaced=stats.get("connections_lost", 0),
+            # Found dead when checked (`connections_lost`) or given back broken (`returns_bad`).
+            replaced=stats.get("connections_lost", 0) + stats.get("returns_bad", 0),
         )
 
     def close(self) -> None:
