@@ -8,7 +8,8 @@ connections (keep-alive). Each variant, in this order in one run:
   before     the daemon as it was before the pool (`--baseline-ref`, a git worktree of that commit
              made for the run): a connection per request thread. Measured first and again last;
              the ratios use the mean of the two.
-  pool N     this checkout with DATABASE_POOL_SIZE=N, for each N of `--sizes` (default 2, 6, 16)
+  pool N     this checkout with DATABASE_POOL_SIZE=N, for each N of `--sizes` (default 2, 6, 16, 40;
+             40 is more than the daemon's threads: a pool in which no thread ever waits)
 
 and for each two scenarios:
 
@@ -55,8 +56,9 @@ for path in (REPO, REPO / "scripts"):
         sys.path.insert(0, str(path))
 
 ADMIN_URL = os.environ.get("ANON_TICKET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-# The last commit of main before the pool (issue 22): a connection per request thread.
-BASELINE_REF = "eedb66e"
+# main just before the pool landed (the first parent of the merge of branch 'pgpool', issue 22): a
+# connection per request thread, with everything else as in the pool's first version.
+BASELINE_REF = "3d9a208^1"
 TARGET = 0.9
 
 
@@ -297,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pids", type=int, default=3000, help="paid PIDs per variant (default 3000)")
     parser.add_argument("--connections", type=int, default=32, help="client connections (default 32)")
     parser.add_argument("--threads", type=int, default=2, help="client processes for replays (default 2)")
-    parser.add_argument("--sizes", default="2,6,16", help="pool sizes (default 2,6,16)")
+    parser.add_argument("--sizes", default="2,6,16,40", help="pool sizes (default 2,6,16,40)")
     parser.add_argument("--baseline-ref", default=BASELINE_REF, help="the commit before the pool")
     parser.add_argument("--smoke", action="store_true", help="seconds-long pass, no verdict")
     options = parser.parse_args(argv)
