@@ -148,19 +148,22 @@ class PostgresPool:
             conn = self._pool.getconn(timeout=self._wait_secs)
         except self._timeout_error as exc:
             with self._counts:
+                self._asking -= 1
                 self._timeouts += 1
-                waiting = self._asking - 1
+                waiting = self._asking
             self._summary.timed_out(waiting)
             raise NoFreeConnection(
                 f"no free database connection within {self._wait_secs:g} s "
                 f"(all {self.size} of DATABASE_POOL_SIZE in use)"
             ) from exc
-        except self._closed_error as exc:
-            raise StorageError("the database pool is closed (the daemon is stopping)") from exc
-        finally:
+        except BaseException as exc:
             with self._counts:
                 self._asking -= 1
+            if isinstance(exc, self._closed_error):
+                raise StorageError("the database pool is closed (the daemon is stopping)") from exc
+            raise
         with self._counts:
+            self._asking -= 1
             self._in_use += 1
         try:
             yield conn
