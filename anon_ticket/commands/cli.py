@@ -95,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     backup.add_argument("dest", type=Path, metavar="DEST")
     commands.add_parser("client", help="the buyer's client (see: client --help)", add_help=False)
     commands.add_parser("token", help="look up or revoke a service token (see: token --help)", add_help=False)
+    commands.add_parser("check", help="check this deployment (see: check --help)", add_help=False)
+    commands.add_parser(
+        "demo", help="the whole shop on a private regtest chain (see: demo --help)", add_help=False
+    )
     return parser
 
 
@@ -111,6 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 (one return
         from anon_ticket.client.cli import main as client_main
 
         return client_main(args[1:])
+    if args and args[0] == "check":
+        from anon_ticket.commands.check.command import main as check_main
+
+        return check_main(args[1:])
+    if args and args[0] == "demo":
+        from anon_ticket.demo.command import main as demo_main
+
+        return demo_main(args[1:])
     if args and args[0] == "token":
         from anon_ticket.commands.tokens import main as token_main
 
