@@ -20,6 +20,7 @@ from cherrypy.process import plugins, wspbus
 
 from anon_ticket import __version__
 from anon_ticket.access.app import AccessApp, AccessSettings
+from anon_ticket.access.private_tokens import PrivateTokenSpender
 from anon_ticket.actors.abuse_metrics import AbuseMetrics, AbuseSettings, Event
 from anon_ticket.actors.fatal import FatalSignal
 from anon_ticket.actors.locator import ActorLocator
@@ -295,9 +296,13 @@ class Daemon:
         def count(event: str) -> None:
             actors.tell("abuse_metrics", Event(event))
 
+        issuer = self.private_tokens()
+        spender = PrivateTokenSpender(issuer) if issuer is not None else None
         return AccessApp(
             self.database.reader,
             AccessSettings(config.access_session_secs, config.access_policy is not None),
+            spend_private_token=spender,
+            private_token_challenge=spender.challenge if spender is not None else None,
             count=count,
         )
 
