@@ -19,6 +19,8 @@ import statsd
 from cherrypy.process import plugins, wspbus
 
 from anon_ticket import __version__
+from anon_ticket.access.app import AccessApp, AccessSettings
+from anon_ticket.access.private_tokens import PrivateTokenSpender
 from anon_ticket.actors.abuse_metrics import AbuseMetrics, AbuseSettings, Event
 from anon_ticket.actors.fatal import FatalSignal
 from anon_ticket.actors.locator import ActorLocator
@@ -35,7 +37,12 @@ from anon_ticket.errors import AnonTicketError
 from anon_ticket.httpd.bind_errors import bind_failure
 from anon_ticket.httpd.listener import Listener, ListenerPlugin
 from anon_ticket.panel.app import build_panel
+from anon_ticket.privacypass.keys import IssuerKey
+from anon_ticket.privacypass.wire import TokenChallenge
 from anon_ticket.process import internal_token, systemd
+from anon_ticket.service.info import PublicInfo
+from anon_ticket.service.metrics import Metrics
+from anon_ticket.service.private_tokens import PrivateTokens, PrivateTokenSettings
 from anon_ticket.service.redeem import Redeemer, RedeemSettings
 from anon_ticket.service.scan import ScanService
 from anon_ticket.service.status import StatusService
@@ -50,6 +57,10 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 PUBLIC_SOCKET_MODE = 0o660
 INTERNAL_SOCKET_MODE = 0o600
+# The reverse proxy (nginx's www-data, caddy) connects to the gateway: it joins the daemon's group.
+ACCESS_SOCKET_MODE = 0o660
+# Whatever the server answers itself on the gateway (a malformed request, a timeout) is a 401 there.
+ACCESS_FAULT_STATUS = 401
 # Descriptors kept for everything but client connections (database, wallet RPC, statsd, pipes).
 RESERVED_DESCRIPTORS = 128
 
@@ -113,6 +124,7 @@ class Daemon:
         self._supervisor: Supervisor | None = None
         self.systemd = systemd.Notifier.from_environ()
         self._wallet_rpc: WalletRpc | None = None
+        self._private_tokens: PrivateTokens | None = None
         self._stop_requested = threading.Event()
         self.published.wallet.stale_secs = config.monitor_stale_secs
 
@@ -158,7 +170,7 @@ class Daemon:
         return [
             ActorSpec(
                 "storage_writer",
-                lambda: StorageWriter.start(database.open_writer),
+                lambda: StorageWriter.start(database.open_writer, config.access_policy),
             ),
             ActorSpec(
                 "pid_cache",
@@ -199,15 +211,48 @@ class Daemon:
             ),
         ]
 
+    def private_tokens(self) -> PrivateTokens | None:
+        """The Privacy Pass issuer (docs/PROTOCOL.md §12), its key loaded or created once; None when off.
+
+        The key file's path and the key id (public: every token carries it) are logged, never the key.
+        """
+        config = self.config
+        if not config.privacy_pass:
+            return None
+        if self._private_tokens is None:
+            path = config.privacy_pass_key_path
+            key = IssuerKey.load_or_create(path)
+            log.info("Privacy Pass issuer key %s (key id %s…)", path, key.key_id.hex()[:16])
+            challenge = TokenChallenge(
+                config.privacy_pass_issuer_name, b"", tuple(config.privacy_pass_origins)
+            )
+            self._private_tokens = PrivateTokens(
+                self.actors,
+                self.database.reader,
+                key,
+                challenge,
+                # The key's file time: in use from then on (copies made with `cp -p` keep it).
+                int(path.stat().st_mtime),
+                PrivateTokenSettings(
+                    tokens_per_payment=config.privacy_pass_tokens_per_payment,
+                    min_payment_amount=config.min_payment_amount,
+                    min_confirmations=config.monitor_min_confirmations,
+                    writer_timeout_secs=config.actor_timeout_secs,
+                ),
+            )
+        return self._private_tokens
+
+    def metrics(self) -> Metrics:
+        return Metrics(self.actors, self.config.actor_timeout_secs)
+
     def public_app(self) -> PublicApp:
         config = self.config
         return PublicApp(
-            self.actors,
-            self.published,
+            self.metrics(),
+            PublicInfo(self.published, config.min_payment_amount, config.monitor_min_confirmations),
             self.redeemer(),
-            config.min_payment_amount,
-            config.monitor_min_confirmations,
             BuyerPage.load() if config.buyer_page else None,
+            self.private_tokens(),
         )
 
     def internal_app(self) -> InternalApp:
@@ -216,23 +261,50 @@ class Daemon:
             min_payment_amount=config.min_payment_amount,
             min_confirmations=config.monitor_min_confirmations,
             actor_timeout_secs=config.actor_timeout_secs,
+            access_policy=config.access_policy is not None,
         )
-        tokens = TokenService(self.actors, self.database.reader, settings)
+        private_tokens = self.private_tokens()
+        tokens = TokenService(self.actors, self.database.reader, settings, private_tokens=private_tokens)
         status = StatusService(self.actors, self.published, self.database.reader, settings)
         scan = ScanService(self.actors, config.actor_timeout_secs)
-        internal = InternalApp(self.actors, internal_token.load_or_create(config), tokens, status, scan)
+        internal = InternalApp(
+            self.metrics(),
+            internal_token.load_or_create(config),
+            tokens,
+            status,
+            scan,
+            private_tokens=private_tokens,
+        )
         # The admin panel: a CherryPy Application, served by WSGI through the internal app only.
         panel = build_panel(
             internal,
             tokens,
             status,
-            self.actors,
+            self.metrics(),
             self.database.reader,
             settings,
             config.internal_unix_socket or config.internal_bind_address,
         )
         internal.mount("/admin/", panel)
         return internal
+
+    def access_app(self) -> AccessApp:
+        """The access gateway's app (docs/PROTOCOL.md §13), for the third listener."""
+        config = self.config
+        actors = self.actors
+
+        def count(event: str) -> None:
+            actors.tell("abuse_metrics", Event(event))
+
+        issuer = self.private_tokens()
+        spender = PrivateTokenSpender(issuer) if issuer is not None else None
+        return AccessApp(
+            self.database.reader,
+            AccessSettings(config.access_session_secs, config.access_policy is not None),
+            spend_private_token=spender,
+            private_token_challenge=spender.challenge if spender is not None else None,
+            count=count,
+        )
 
     def _bind_listeners(self, internal: InternalApp) -> None:
         config = self.config
@@ -255,6 +327,35 @@ class Daemon:
             variable = "INTERNAL_UNIX_SOCKET" if config.internal_unix_socket else "INTERNAL_BIND_ADDRESS"
             raise bind_failure(variable, internal_address, exc, "no fallback, by design") from exc
         self.listeners = [public, internal_listener]
+        if config.access_gateway is not None:
+            try:
+                self.listeners.append(self._bind_access(config.access_gateway))
+            except BaseException:
+                public.stop()
+                internal_listener.stop()
+                raise
+
+    def _bind_access(self, address: Path | BindAddress) -> Listener:
+        """The access gateway's listener: the same server and defences, never the public port."""
+        config = self.config
+        listener = Listener(
+            "access",
+            address,
+            self.access_app(),
+            threads=config.public_threads,
+            socket_mode=ACCESS_SOCKET_MODE,
+            request_deadline=config.http_request_deadline_secs,
+            max_connections=self._connection_cap(),
+            count=self._counter("access"),
+            fault_status=ACCESS_FAULT_STATUS,
+        )
+        try:
+            listener.bind()
+        except OSError as exc:
+            unix = config.access_gateway_unix_socket is not None
+            variable = "ACCESS_GATEWAY_UNIX_SOCKET" if unix else "ACCESS_GATEWAY_BIND_ADDRESS"
+            raise bind_failure(variable, address, exc, "no fallback, by design") from exc
+        return listener
 
     def _connection_cap(self) -> int:
         limit = self.descriptor_limit or resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -141,7 +141,16 @@ def test_token_record(daemon: DaemonProcess, claimed: tuple[PaymentId, str]) -> 
     response = daemon.internal("GET", f"/api/v1/token/{token}")
     assert response.status_code == 200, response.text
     record = response.json()
-    assert set(record) == {"token", "status", "amount", "issued_at", "revoked_at", "revoke_reason"}
+    assert set(record) == {
+        "token",
+        "status",
+        "amount",
+        "issued_at",
+        "revoked_at",
+        "revoke_reason",
+        "private_tokens",  # docs/PROTOCOL.md §12
+    }
+    assert record["private_tokens"] == {"allowance": 100, "issued": 0}
     assert record["token"] == token
     assert record["status"] == "active"
     assert record["amount"] == daemon.min_payment_amount

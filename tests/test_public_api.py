@@ -101,6 +101,8 @@ def test_info(wallet: FakeWallet, pipeline: Pipeline, public: Public) -> None:
     status, headers, body = public.request("GET", "/api/v1/info")
     assert status == 200
     assert headers["content-type"] == "application/json; charset=utf-8"
+    private_token = body.pop("private_token")  # docs/PROTOCOL.md §12, checked in test_private_tokens_api.py
+    assert set(private_token) == {"challenge", "token_key", "issuer_request_uri"}
     assert body == {
         "primary_address": wallet.address,
         "min_payment_amount": MIN_AMOUNT,

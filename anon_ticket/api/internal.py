@@ -12,8 +12,6 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 
-from anon_ticket.actors.abuse_metrics import Event
-from anon_ticket.actors.locator import ActorLocator
 from anon_ticket.api import openapi
 from anon_ticket.api.routing import ROUTING_ARGS, Router
 from anon_ticket.api.wsgi import (
@@ -28,7 +26,9 @@ from anon_ticket.api.wsgi import (
 from anon_ticket.config import Secret
 from anon_ticket.core import rescan
 from anon_ticket.core.domain import ServiceToken
-from anon_ticket.errors import InvalidRequest, Unauthorized
+from anon_ticket.errors import InvalidRequest, PrivateTokenInvalid, TokenSpent, Unauthorized
+from anon_ticket.service.metrics import Metrics
+from anon_ticket.service.private_tokens import SPEND_PATH, PrivateTokens, SpendResult
 from anon_ticket.service.scan import ScanService
 from anon_ticket.service.status import StatusService, status_json
 from anon_ticket.service.tokens import TokenService
@@ -50,14 +50,17 @@ class InternalApp:
 
     def __init__(
         self,
-        actors: ActorLocator,
+        metrics: Metrics,
         api_token: Secret,
         tokens: TokenService,
         status: StatusService,
         scan: ScanService,
         extra_routes: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] | None = None,
+        private_tokens: PrivateTokens | None = None,
     ) -> None:
-        self._actors = actors
+        """`private_tokens`: the Privacy Pass spend endpoint (docs/PROTOCOL.md §12); None: 404."""
+        self._private_tokens = private_tokens
+        self._metrics = metrics
         self._expected = api_token.reveal().encode("utf-8")
         self._tokens = tokens
         self._status = status
@@ -69,6 +72,8 @@ class InternalApp:
         self.router.add("/api/v1/token/{token}", "token", GET=self._token)
         self.router.add("/api/v1/token/{token}/revoke", "revoke", POST=self._revoke)
         self.router.add("/api/v1/rescan", "rescan", POST=self._rescan)
+        if private_tokens is not None:
+            self.router.add(SPEND_PATH, "private_token_spend", POST=self._spend)
         for prefix, app in (extra_routes or {}).items():
             self.mount(prefix, app)
 
@@ -91,7 +96,7 @@ class InternalApp:
             self.authenticate(environ.get("HTTP_AUTHORIZATION", ""))
 
     def _count(self, event: str) -> None:
-        self._actors.tell("abuse_metrics", Event(event))
+        self._metrics.count(event)
 
     def _healthz_route(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         return self._healthz(start_response)
@@ -112,6 +117,20 @@ class InternalApp:
         require_json(environ)
         request = rescan.parse_request(parse_object(read_body(environ, MAX_BODY_BYTES)))
         return respond(start_response, 200, self._scan.rescan(request))
+
+    def _spend(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
+        """docs/PROTOCOL.md §12: verify, then record the first use; 409 after, 400 for a bad token."""
+        assert self._private_tokens is not None
+        require_json(environ)
+        token = parse_object(read_body(environ, MAX_BODY_BYTES)).get("token")
+        if not isinstance(token, str):
+            raise InvalidRequest('the body must be {"token": "<base64url Token>"}')
+        result = self._private_tokens.spend(token)
+        if result is SpendResult.ALREADY_SPENT:
+            raise TokenSpent("this token has been spent before")
+        if result is SpendResult.INVALID:
+            raise PrivateTokenInvalid("the token does not verify with this issuer's key and challenge")
+        return respond(start_response, 200, {"status": "spent"})
 
     def authenticate(self, header: str) -> None:
         """Accept `Bearer <token>`: the scheme in any case, one or more spaces (RFC 7235, RFC 6750).

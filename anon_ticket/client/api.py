@@ -58,6 +58,18 @@ class ClientSession:
     ) -> None:
         self.close()
 
+    def get(self, path: str, *, timeout: float | None = None) -> transport.Reply:
+        """One GET of a path on this server (a JSON answer), with the session's guarantees."""
+        return transport.exchange(
+            self._http, "GET", self.server + path, body=None, timeout=timeout or self.timeout
+        )
+
+    def post_bytes(
+        self, url: str, payload: bytes, headers: dict[str, str], *, timeout: float | None = None
+    ) -> transport.RawReply:
+        """One POST of raw bytes to `url` (on this server), with the session's guarantees."""
+        return transport.exchange_bytes(self._http, url, payload, headers, timeout=timeout or self.timeout)
+
     def fetch_info(self, *, timeout: float | None = None) -> ServerInfo:
         """The server's payment parameters; refuses (`SchemeMismatch`) a server deriving ids otherwise.
 

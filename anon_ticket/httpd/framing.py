@@ -184,7 +184,7 @@ class RequestReader:
         self.state = State.IDLE
         self._request: Request | None = None
         self._head_used = 0  # head bytes consumed so far, CRLFs included
-        self._body = bytearray()
+        self._body: bytes | bytearray = bytearray()
         self._remaining = 0  # body bytes still to come (BODY) or of this chunk (CHUNK_DATA)
         self._framing_used = 0  # chunk-size lines and CRLFs consumed
         self._trailer_used = 0
@@ -210,23 +210,10 @@ class RequestReader:
         Raises FramingError for a request that can never be valid. What it has parsed is removed
         from the buffer; on success, what is left is the start of the next (pipelined) request.
         """
+        steps = _STEPS
         while True:
-            state = self.state
-            if state is State.IDLE:
-                progressed = self._idle(buffer)
-            elif state is State.REQUEST_LINE:
-                progressed = self._request_line(buffer)
-            elif state is State.HEADERS:
-                progressed = self._header_line(buffer)
-            elif state is State.BODY or state is State.CHUNK_DATA:
-                progressed = self._data(buffer)
-            elif state is State.CHUNK_SIZE:
-                progressed = self._chunk_size(buffer)
-            elif state is State.CHUNK_END:
-                progressed = self._chunk_end(buffer)
-            else:
-                progressed = self._trailer_line(buffer)
-            if self._request is not None and self.state is State.IDLE:
+            progressed = steps[self.state](self, buffer)
+            if self.state is State.IDLE and self._request is not None:
                 request = self._request
                 request.body = bytes(self._body)
                 self._reset()
@@ -256,24 +243,44 @@ class RequestReader:
         self.state = State.REQUEST_LINE
         return True
 
+    # Each head line is checked the same way whether it is taken alone (`take_line`, while the head
+    # is arriving) or with the whole head at once (`_whole_head`, the common case of a head that
+    # arrived in one read): its limit depends only on the bytes before it.
+
+    def _request_line_limit(self) -> int:
+        return min(MAX_REQUEST_LINE_BYTES, self._head_budget() - 4)
+
+    def _request_line_too_long(self, start: bytes) -> FramingError:
+        """The error for a request line longer than its limit, from its first bytes."""
+        if self._request_line_limit() < MAX_REQUEST_LINE_BYTES:
+            return _too_large("the request head is too large")
+        method, space, _ = start[: MAX_METHOD_BYTES + 1].partition(b" ")
+        if space and _TOKEN.match(method):
+            return FramingError(414, "invalid_request", "the request target is too long")
+        return _bad("the request line is not valid")
+
+    def _header_limit(self) -> int:
+        return max(0, min(MAX_FIELD_LINE_BYTES, self._head_budget() - 4))  # room for the blank line
+
+    def _header_too_long(self) -> FramingError:
+        if self._head_budget() - 4 >= MAX_FIELD_LINE_BYTES:
+            return _too_large("a header line is too long")
+        return _too_large("the request head is too large")
+
     def _request_line(self, buffer: bytearray) -> bool:
-        limit = min(MAX_REQUEST_LINE_BYTES, self._head_budget() - 4)
-
-        def too_long() -> FramingError:
-            if limit < MAX_REQUEST_LINE_BYTES:
-                return _too_large("the request head is too large")
-            method, space, _ = bytes(buffer[: MAX_METHOD_BYTES + 1]).partition(b" ")
-            if space and _TOKEN.match(method):
-                return FramingError(414, "invalid_request", "the request target is too long")
-            return _bad("the request line is not valid")
-
-        line = take_line(buffer, limit, too_long)
+        if self._whole_head(buffer):
+            return True
+        too_long = lambda: self._request_line_too_long(bytes(buffer[: MAX_METHOD_BYTES + 1]))  # noqa: E731
+        line = take_line(buffer, self._request_line_limit(), too_long)
         if line is None:
             return False
+        self._on_request_line(line)
+        return True
+
+    def _on_request_line(self, line: bytes) -> None:
         self._head_used += len(line) + 2
         self._request = self._parse_request_line(line)
         self.state = State.HEADERS
-        return True
 
     @staticmethod
     def _parse_request_line(line: bytes) -> Request:
@@ -299,25 +306,62 @@ class RequestReader:
         return Request(method.decode("ascii"), target.decode("ascii"), version.decode("ascii"), [], b"")
 
     def _header_line(self, buffer: bytearray) -> bool:
-        budget = self._head_budget()  # always >= 2: room for the blank line is kept
-        limit = max(0, min(MAX_FIELD_LINE_BYTES, budget - 4))
-
-        def too_long() -> FramingError:
-            if budget - 4 >= MAX_FIELD_LINE_BYTES:
-                return _too_large("a header line is too long")
-            return _too_large("the request head is too large")
-
-        line = take_line(buffer, limit, too_long)
+        if self._whole_head(buffer):
+            return True
+        line = take_line(buffer, self._header_limit(), self._header_too_long)
         if line is None:
             return False
+        self._on_header_line(line)
+        return True
+
+    def _on_header_line(self, line: bytes) -> None:
         self._head_used += len(line) + 2
         request = self._request
         assert request is not None
-        if line:
-            if len(request.headers) >= MAX_HEADERS:
+        if not line:
+            self._start_body(request)
+            return
+        if len(request.headers) >= MAX_HEADERS:
+            raise _too_large("too many header fields")
+        request.headers.append(_field(line))
+
+    def _whole_head(self, buffer: bytearray) -> bool:
+        """Take the rest of the head in one go, if all of it is in `buffer` with CRLF endings only.
+
+        The same checks as line by line, in the same order, so the same outcome: a head with a bare
+        CR or LF, or not all there, is left to `take_line`, which decides where it goes wrong.
+        """
+        if buffer.startswith(b"\r\n"):
+            end = 0
+        else:
+            found = buffer.find(b"\r\n\r\n", 0, self._head_budget())
+            if found < 0:
+                return False
+            end = found + 2
+        head = bytes(buffer[:end])
+        if not (head.count(b"\n") == head.count(b"\r") == head.count(b"\r\n")):
+            return False
+        del buffer[: end + 2]
+        used = self._head_used + end + 2
+        lines = head.split(b"\r\n")[:-1] if head else []
+        if self.state is State.REQUEST_LINE:
+            if not lines:  # the blank line where the request line should be
+                raise _bad("the request line must be METHOD TARGET VERSION")
+            first = lines.pop(0)
+            # The whole head fits the head budget, so only the line's own limit can bind here.
+            if len(first) > MAX_REQUEST_LINE_BYTES:
+                raise self._request_line_too_long(first)
+            self._on_request_line(first)
+        request = self._request
+        assert request is not None
+        headers = request.headers
+        for line in lines:
+            if len(line) > MAX_FIELD_LINE_BYTES:
+                raise _too_large("a header line is too long")
+            if len(headers) >= MAX_HEADERS:
                 raise _too_large("too many header fields")
-            request.headers.append(_field(line))
-            return True
+            headers.append(_field(line))
+        self._head_used = used
         self._start_body(request)
         return True
 
@@ -372,7 +416,10 @@ class RequestReader:
         take = min(len(buffer), self._remaining)
         if not take:
             return False
-        self._body += buffer[:take]
+        if not self._body and take == self._remaining and self.state is State.BODY:
+            self._body = bytes(buffer[:take])  # the whole body at once: one copy, not three
+        else:
+            self._body += buffer[:take]
         del buffer[:take]
         self._remaining -= take
         if not self._remaining:
@@ -438,3 +485,16 @@ class RequestReader:
             raise _too_large("too many trailer fields")
         _field(line)  # checked, then dropped: no trailer reaches the application
         return True
+
+
+# What `feed` does in each state: consume what it can, and say whether it made progress.
+_STEPS: dict[State, Callable[[RequestReader, bytearray], bool]] = {
+    State.IDLE: RequestReader._idle,
+    State.REQUEST_LINE: RequestReader._request_line,
+    State.HEADERS: RequestReader._header_line,
+    State.BODY: RequestReader._data,
+    State.CHUNK_SIZE: RequestReader._chunk_size,
+    State.CHUNK_DATA: RequestReader._data,
+    State.CHUNK_END: RequestReader._chunk_end,
+    State.TRAILERS: RequestReader._trailer_line,
+}
