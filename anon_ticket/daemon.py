@@ -19,6 +19,7 @@ import statsd
 from cherrypy.process import plugins, wspbus
 
 from anon_ticket import __version__
+from anon_ticket.access.app import AccessApp, AccessSettings
 from anon_ticket.actors.abuse_metrics import AbuseMetrics, AbuseSettings, Event
 from anon_ticket.actors.fatal import FatalSignal
 from anon_ticket.actors.locator import ActorLocator
@@ -53,6 +54,10 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 PUBLIC_SOCKET_MODE = 0o660
 INTERNAL_SOCKET_MODE = 0o600
+# The reverse proxy (nginx's www-data, caddy) connects to the gateway: it joins the daemon's group.
+ACCESS_SOCKET_MODE = 0o660
+# Whatever the server answers itself on the gateway (a malformed request, a timeout) is a 401 there.
+ACCESS_FAULT_STATUS = 401
 # Descriptors kept for everything but client connections (database, wallet RPC, statsd, pipes).
 RESERVED_DESCRIPTORS = 128
 
@@ -162,7 +167,7 @@ class Daemon:
         return [
             ActorSpec(
                 "storage_writer",
-                lambda: StorageWriter.start(database.open_writer),
+                lambda: StorageWriter.start(database.open_writer, config.access_policy),
             ),
             ActorSpec(
                 "pid_cache",
@@ -253,6 +258,7 @@ class Daemon:
             min_payment_amount=config.min_payment_amount,
             min_confirmations=config.monitor_min_confirmations,
             actor_timeout_secs=config.actor_timeout_secs,
+            access_policy=config.access_policy is not None,
         )
         private_tokens = self.private_tokens()
         tokens = TokenService(self.actors, self.database.reader, settings, private_tokens=private_tokens)
@@ -279,6 +285,20 @@ class Daemon:
         internal.mount("/admin/", panel)
         return internal
 
+    def access_app(self) -> AccessApp:
+        """The access gateway's app (docs/PROTOCOL.md §13), for the third listener."""
+        config = self.config
+        actors = self.actors
+
+        def count(event: str) -> None:
+            actors.tell("abuse_metrics", Event(event))
+
+        return AccessApp(
+            self.database.reader,
+            AccessSettings(config.access_session_secs, config.access_policy is not None),
+            count=count,
+        )
+
     def _bind_listeners(self, internal: InternalApp) -> None:
         config = self.config
         public = self._bind_public(self.public_app())
@@ -300,6 +320,35 @@ class Daemon:
             variable = "INTERNAL_UNIX_SOCKET" if config.internal_unix_socket else "INTERNAL_BIND_ADDRESS"
             raise bind_failure(variable, internal_address, exc, "no fallback, by design") from exc
         self.listeners = [public, internal_listener]
+        if config.access_gateway is not None:
+            try:
+                self.listeners.append(self._bind_access(config.access_gateway))
+            except BaseException:
+                public.stop()
+                internal_listener.stop()
+                raise
+
+    def _bind_access(self, address: Path | BindAddress) -> Listener:
+        """The access gateway's listener: the same server and defences, never the public port."""
+        config = self.config
+        listener = Listener(
+            "access",
+            address,
+            self.access_app(),
+            threads=config.public_threads,
+            socket_mode=ACCESS_SOCKET_MODE,
+            request_deadline=config.http_request_deadline_secs,
+            max_connections=self._connection_cap(),
+            count=self._counter("access"),
+            fault_status=ACCESS_FAULT_STATUS,
+        )
+        try:
+            listener.bind()
+        except OSError as exc:
+            unix = config.access_gateway_unix_socket is not None
+            variable = "ACCESS_GATEWAY_UNIX_SOCKET" if unix else "ACCESS_GATEWAY_BIND_ADDRESS"
+            raise bind_failure(variable, address, exc, "no fallback, by design") from exc
+        return listener
 
     def _connection_cap(self) -> int:
         limit = self.descriptor_limit or resource.getrlimit(resource.RLIMIT_NOFILE)[0]

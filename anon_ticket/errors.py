@@ -70,13 +70,6 @@ class PayloadTooLarge(AnonTicketError):
     status = 413
 
 
-class RequestTimeout(AnonTicketError):
-    """The request body did not fully arrive in time (the server gave up reading it)."""
-
-    code = "request_timeout"
-    status = 408
-
-
 class Unauthorized(AnonTicketError):
     """The internal API's bearer token is missing or wrong."""
 

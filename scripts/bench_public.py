@@ -2,7 +2,7 @@
 """Throughput and latency of the public listener, as ratios against a baseline measured in the same run.
 
 The daemon runs as it does in production: `python -m anon_ticket` in its own process, with a real
-database, real actors and the real cheroot listener, polling a fake monero-wallet-rpc (the test
+database, real actors and the real listener (anon_ticket.httpd), polling a fake monero-wallet-rpc (the test
 suite's `FakeWallet`, a real JSON-RPC server on 127.0.0.1) that holds the pre-seeded payments. The
 baseline is a minimal CherryPy application (`cherrypy.tree.mount` of a tiny class with an exposed JSON
 POST handler, CherryPy's own server) in its own process, with the same thread count, keep-alive limit

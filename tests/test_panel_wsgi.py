@@ -42,7 +42,7 @@ class Answer:
 def call(
     app: Any, method: str, path: str, *, body: bytes = b"", headers: dict[str, str] | None = None
 ) -> Answer:
-    """One WSGI call as cheroot makes it (PEP 3333 environ)."""
+    """One WSGI call as a server makes it (PEP 3333 environ)."""
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",

@@ -129,13 +129,10 @@ class BuyerPage:
         """The page and every asset it may load: what §10 caps at 200 KB."""
         return len(self.page.body) + sum(len(asset.body) for asset in self.assets.values())
 
-    def owns(self, path: str) -> bool:
-        return path == "/" or path.startswith(STATIC_PREFIX)
-
     def serve(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
-        """Answer a path for which `owns` is true; NotFound or MethodNotAllowed otherwise.
+        """Answer `/` or a path under `/static/`; NotFound or MethodNotAllowed otherwise.
 
-        RFC 9110 §9.3.2: HEAD gets GET's headers and no body (cheroot would send one), a HEAD of an
+        RFC 9110 §9.3.2: HEAD gets GET's headers and no body (a WSGI server would send one), a HEAD of an
         unknown file included: its 404 is answered here, without the JSON body a GET would get.
         """
         path = environ.get("PATH_INFO", "")

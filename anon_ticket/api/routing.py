@@ -3,7 +3,7 @@
 404, 405 with `Allow`, HEAD, errors as JSON, counting and bounded logging are done here once, so the
 public and internal apps only say which paths they serve. HEAD is answered by the GET handler with
 its headers (Content-Length included) and no body — whatever the handler, or a mounted app such as
-the admin panel, returned (RFC 9110 §9.3.2; cheroot would send a body if the app gave one).
+the admin panel, returned (RFC 9110 §9.3.2; a WSGI server sends whatever body the app gives).
 
 Every answer is counted as `<listener>.<outcome>` (a route's name, what a handler set in
 `environ[OUTCOME]`, or the error code), which the abuse metrics actor turns into statsd counters.
@@ -25,8 +25,6 @@ from anon_ticket.api.wsgi import (
     Environ,
     StartResponse,
     WsgiApp,
-    abandon_body,
-    check_framing,
     respond_error,
 )
 from anon_ticket.errors import AnonTicketError, MethodNotAllowed, NotFound, Unavailable
@@ -123,8 +121,6 @@ class Router:
         try:
             result, outcome = self._dispatch(environ, answer, method, path)
         except AnonTicketError as error:
-            if error.status == 400 and error.code == "invalid_request":
-                abandon_body(environ)  # ambiguous framing refused before any read
             outcome = self._failed(error)
             result = respond_error(answer, _client_facing(error))
         except Exception:
@@ -142,7 +138,6 @@ class Router:
     def _dispatch(
         self, environ: Environ, answer: StartResponse, method: str, path: str
     ) -> tuple[Iterable[bytes], str]:
-        check_framing(environ)
         if self._guard is not None:
             self._guard(environ, path)
         route = self._exact.get(path)

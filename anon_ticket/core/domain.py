@@ -78,11 +78,6 @@ class ChainPaymentId:
     def hex(self) -> str:
         return self.raw.hex()
 
-    @property
-    def is_zero(self) -> bool:
-        """Subaddress payments carry the all-zero id; they are never ours."""
-        return self.raw == bytes(CHAIN_PAYMENT_ID_BYTES)
-
 
 @dataclass(frozen=True, slots=True)
 class TokenDigest:

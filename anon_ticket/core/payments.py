@@ -69,10 +69,6 @@ class PaymentView:
     fewest_pending_confirmations: int
     earliest_counted_txid: bytes | None
 
-    @property
-    def anything_visible(self) -> bool:
-        return self.counted_total > 0 or self.pending_count > 0 or self.visible_total > 0
-
 
 def evaluate(
     transfers: Iterable[Transfer], wallet_height: int, min_confirmations: int, *, claimed: bool = False

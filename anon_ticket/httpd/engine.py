@@ -20,8 +20,11 @@ How a connection lives:
 
 At the connection cap, and whenever accept() finds no descriptor left, the connection that has been
 waiting longest (idle, incomplete, or slow to read its answer) is closed to make room: `_expiring`
-is ordered by deadline, which is also age. No state is touched by workers: they hand connections
-back through a queue and a wake-up pipe, and the I/O thread alone opens, registers and closes.
+is ordered by deadline, which is also age. Workers touch none of the I/O thread's state: they hand
+connections back through a queue and a wake-up pipe, and the I/O thread alone accepts, registers,
+unregisters and forgets. A worker closes a socket in one case only, when sending on it failed or its
+request met a defect: a BUSY socket is in no selector, so that is safe, and the I/O thread, finding
+`fileno() < 0` on the handed-back connection, just forgets it.
 """
 
 from __future__ import annotations
@@ -95,6 +98,10 @@ class ServerSettings:
     max_connections_per_circuit: int = 16
     body_limit: int = HARD_BODY_LIMIT
     shutdown_timeout: float = 5.0
+    # The status of every answer the server gives itself (a framing fault, a timeout, a failed app),
+    # None for each fault's own. The access gateway's is 401: nginx's auth_request turns anything but
+    # 2xx, 401 and 403 into a 500 for the client (docs/PROTOCOL.md §13).
+    fault_status: int | None = None
 
 
 class Connection:
@@ -158,10 +165,6 @@ class HttpServer:
     @property
     def running(self) -> bool:
         return self._loop is not None and self._loop.is_alive()
-
-    @property
-    def open_connections(self) -> int:
-        return self._open
 
     def start(self) -> None:
         self._listening.setblocking(False)
@@ -418,7 +421,7 @@ class HttpServer:
         """Answer a framing fault or a timeout ourselves, then close (after draining)."""
         conn.close_after = True
         conn.buffer.clear()
-        self._write(conn, error_answer("GET", status, code, message))
+        self._write(conn, error_answer("GET", self.settings.fault_status or status, code, message))
 
     def _send_now(self, conn: Connection, data: bytes) -> None:
         # A lost 100 Continue only makes the client send its body a moment later.
@@ -528,7 +531,12 @@ class HttpServer:
                 # slow to read as well.
                 with contextlib.suppress(OSError):
                     conn.sock.send(
-                        error_answer("GET", 408, "request_timeout", "the request did not arrive in time")
+                        error_answer(
+                            "GET",
+                            self.settings.fault_status or 408,
+                            "request_timeout",
+                            "the request did not arrive in time",
+                        )
                     )
             self._close(conn)
         self.noise.summarise()
@@ -581,7 +589,11 @@ class HttpServer:
             self.noise.defect(str(failure), failure.__cause__ or failure)
             keep_alive = False
             answer = error_answer(
-                request.method, 503, "unavailable", "internal error", extra_headers=[("Retry-After", "5")]
+                request.method,
+                self.settings.fault_status or 503,
+                "unavailable",
+                "internal error",
+                extra_headers=[("Retry-After", "5")],
             )
         try:
             sent = conn.sock.send(answer)

@@ -47,6 +47,7 @@ class Listener:
         proxy_protocol: bool = False,
         max_connections_per_circuit: int = 16,
         count: Callable[[str, int], None] | None = None,
+        fault_status: int | None = None,
     ) -> None:
         self.name = name
         self.address = address
@@ -56,6 +57,7 @@ class Listener:
             request_deadline=request_deadline,
             proxy_protocol=proxy_protocol,
             max_connections_per_circuit=max_connections_per_circuit,
+            fault_status=fault_status,
         )
         self._app = app
         self._count = count

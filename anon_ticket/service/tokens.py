@@ -33,6 +33,7 @@ class OperatorSettings:
     min_payment_amount: int
     min_confirmations: int
     actor_timeout_secs: float
+    access_policy: bool = False  # ACCESS_SECONDS_PER_PAYMENT is set: records show `access_until`
 
 
 class TokenService:
@@ -87,6 +88,10 @@ class TokenService:
             "revoked_at": rfc3339(record.revoked_at),
             "revoke_reason": record.revoke_reason,
         }
+        if self._settings.access_policy:
+            # docs/PROTOCOL.md §13: the end of the paid time; null for a claim made before the policy
+            # (good until revoked). Without a policy the record is what it always was.
+            shown["access_until"] = rfc3339(record.access_until)
         if self._private_tokens is not None:  # docs/PROTOCOL.md §12
             shown["private_tokens"] = self._private_tokens.record_of(store, record)
         return shown

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, Protocol, TypeVar
 
+from anon_ticket.core.access_time import AccessPolicy
 from anon_ticket.core.domain import PaymentId, ServiceToken
 from anon_ticket.core.payments import TokenStatus, Transfer
 
@@ -32,6 +33,10 @@ class ClaimRecord:
     status: TokenStatus
     revoked_at: int | None
     operator_reason: str | None
+    # The end of the paid time (docs/PROTOCOL.md §13), None when no access policy applied at the
+    # claim; and the counted amount already turned into time, so no transfer is credited twice.
+    access_until: int | None = None
+    access_credited: int | None = None
 
     @property
     def revoke_reason(self) -> str | None:
@@ -51,6 +56,7 @@ class ClaimRequest:
     now: int
     min_amount: int
     min_confirmations: int
+    access: AccessPolicy | None = None  # ACCESS_SECONDS_PER_PAYMENT: the claim starts the paid time
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,7 @@ class TransferBatch:
     new_cursor: int
     polled_at: int
     min_confirmations: int
+    access: AccessPolicy | None = None  # ACCESS_SECONDS_PER_PAYMENT: later transfers extend the time
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,8 +239,6 @@ class PaymentStore(Protocol):
     def known_payment_ids(self) -> Iterator[bytes]: ...
 
     def unsettled_transfers(self) -> list[tuple[bytes, Transfer]]: ...
-
-    def flagged_transfers(self, limit: int) -> list[tuple[bytes, Transfer]]: ...
 
     def counts(self, min_confirmations: int, min_amount: int) -> Counts: ...
 

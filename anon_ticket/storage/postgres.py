@@ -69,6 +69,7 @@ from anon_ticket.storage.rows import (
     HIDDEN_MASK,
     JOINED_CLAIM_COLUMNS,
     NEW_CLAIM_COLUMNS,
+    access_credits,
     claim_from_row,
     claim_view,
     day_totals_from_rows,
@@ -376,15 +377,6 @@ class PostgresStore:
         rows = self._all("SELECT payment_id, txid, amount, height, flags FROM transfers WHERE NOT settled")
         return [(row[0], Transfer(*row[1:])) for row in rows]
 
-    def flagged_transfers(self, limit: int) -> list[tuple[bytes, Transfer]]:
-        """Transfers recorded but never counted (locked or double-spent), pool first, then newest."""
-        rows = self._all(
-            "SELECT payment_id, txid, amount, height, flags FROM transfers "
-            "WHERE (flags & 3) <> 0 ORDER BY (height = 0) DESC, height DESC LIMIT %(limit)s",
-            {"limit": limit},
-        )
-        return [(row[0], Transfer(*row[1:])) for row in rows]
-
     def counts(self, min_confirmations: int, min_amount: int) -> Counts:
         """All totals from one statement, so they agree with each other."""
         row = self._one(_COUNTS_SQL, {"conf": min_confirmations, "min": min_amount})
@@ -456,7 +448,7 @@ class PostgresStore:
                 return None
             token, values = claim
             row = conn.execute(
-                f"INSERT INTO claims ({NEW_CLAIM_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
+                f"INSERT INTO claims ({NEW_CLAIM_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
                 f"ON CONFLICT (payment_id) DO NOTHING RETURNING {CLAIM_COLUMNS}",
                 values,
             ).fetchone()
@@ -689,11 +681,15 @@ class PostgresStore:
                     batch.gone,
                 )
             # Transfers reaching the confirmations now count for good (see payments.evaluate).
-            conn.execute(
-                f"UPDATE transfers SET flags = flags | {COUNTED}, counted_at = %s WHERE NOT settled "
-                f"AND flags & {HIDDEN_MASK | COUNTED} = 0 AND height > 0 AND %s - height >= %s",
-                (batch.polled_at, batch.wallet_height, batch.min_confirmations),
-            )
+            newly_counted = {
+                bytes(row[0])
+                for row in conn.execute(
+                    f"UPDATE transfers SET flags = flags | {COUNTED}, counted_at = %s WHERE NOT settled "
+                    f"AND flags & {HIDDEN_MASK | COUNTED} = 0 AND height > 0 AND %s - height >= %s "
+                    "RETURNING payment_id",
+                    (batch.polled_at, batch.wallet_height, batch.min_confirmations),
+                ).fetchall()
+            }
             conn.execute(
                 "UPDATE transfers SET settled = true WHERE NOT settled AND "
                 f"(height BETWEEN 1 AND %s OR (height = 0 AND flags & {GONE} <> 0))",
@@ -709,11 +705,40 @@ class PostgresStore:
                 conn.execute(f"SELECT pg_notify({CHANNEL_SQL}, %s)", (payload,))
             touched = {pid for pid, _ in batch.upserts} | {pid for pid, _ in batch.gone}
             revoked, reinstated = self._judge_claims(conn, touched, batch)
+            self._credit_access(conn, newly_counted, batch)
         return BatchOutcome(
             revoked=tuple(revoked),
             reinstated=tuple(reinstated),
             changed_transfers=len(batch.upserts) + len(batch.gone),
         )
+
+    def _credit_access(self, conn: Connection, payment_ids: set[bytes], batch: TransferBatch) -> None:
+        """Transfers counted by this poll extend their claim's paid time (docs/PROTOCOL.md §13).
+
+        The claim rows are locked, as when judging them, so a racing revocation or claim is ordered."""
+        if batch.access is None or not payment_ids:
+            return
+        claims = [
+            claim_from_row(row)
+            for row in conn.execute(
+                f"SELECT {CLAIM_COLUMNS} FROM claims WHERE payment_id = ANY(%s) AND access_until IS NOT NULL "
+                "ORDER BY payment_id FOR UPDATE",
+                (sorted(payment_ids),),
+            )
+        ]
+        if not claims:
+            return
+        transfers: dict[bytes, list[Transfer]] = {record.payment_id: [] for record in claims}
+        for row in conn.execute(
+            "SELECT payment_id, txid, amount, height, flags FROM transfers WHERE payment_id = ANY(%s)",
+            (list(transfers),),
+        ):
+            transfers[bytes(row[0])].append(Transfer(*row[1:]))
+        credits = access_credits(((record, transfers[record.payment_id]) for record in claims), batch)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE claims SET access_until = %s, access_credited = %s WHERE payment_id = %s", credits
+            )
 
     def _judge_claims(
         self, conn: Connection, touched: set[bytes], batch: TransferBatch
