@@ -86,6 +86,8 @@ def exchange(tmp_path_factory: pytest.TempPathFactory, wallet: FakeWallet) -> It
     daemon.start()
     try:
         issuance, spends = Seen(), Seen()
+        daemon.wait_scanning()
+        poll_until(lambda: True if daemon.public("GET", "/api/v1/info").ok else None, 15, "the address")
         info = daemon.public("GET", "/api/v1/info").json()["private_token"]
         spki = b64url_decode(info["token_key"])
         challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
