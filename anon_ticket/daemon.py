@@ -20,6 +20,7 @@ from cherrypy.process import plugins, wspbus
 
 from anon_ticket import __version__
 from anon_ticket.access.app import AccessApp, AccessSettings
+from anon_ticket.access.private_tokens import PrivateTokenSpender
 from anon_ticket.actors.abuse_metrics import AbuseMetrics, AbuseSettings, Event
 from anon_ticket.actors.fatal import FatalSignal
 from anon_ticket.actors.locator import ActorLocator
@@ -39,6 +40,8 @@ from anon_ticket.panel.app import build_panel
 from anon_ticket.privacypass.keys import IssuerKey
 from anon_ticket.privacypass.wire import TokenChallenge
 from anon_ticket.process import internal_token, systemd
+from anon_ticket.service.info import PublicInfo
+from anon_ticket.service.metrics import Metrics
 from anon_ticket.service.private_tokens import PrivateTokens, PrivateTokenSettings
 from anon_ticket.service.redeem import Redeemer, RedeemSettings
 from anon_ticket.service.scan import ScanService
@@ -240,14 +243,15 @@ class Daemon:
             )
         return self._private_tokens
 
+    def metrics(self) -> Metrics:
+        return Metrics(self.actors, self.config.actor_timeout_secs)
+
     def public_app(self) -> PublicApp:
         config = self.config
         return PublicApp(
-            self.actors,
-            self.published,
+            self.metrics(),
+            PublicInfo(self.published, config.min_payment_amount, config.monitor_min_confirmations),
             self.redeemer(),
-            config.min_payment_amount,
-            config.monitor_min_confirmations,
             BuyerPage.load() if config.buyer_page else None,
             self.private_tokens(),
         )
@@ -265,7 +269,7 @@ class Daemon:
         status = StatusService(self.actors, self.published, self.database.reader, settings)
         scan = ScanService(self.actors, config.actor_timeout_secs)
         internal = InternalApp(
-            self.actors,
+            self.metrics(),
             internal_token.load_or_create(config),
             tokens,
             status,
@@ -277,7 +281,7 @@ class Daemon:
             internal,
             tokens,
             status,
-            self.actors,
+            self.metrics(),
             self.database.reader,
             settings,
             config.internal_unix_socket or config.internal_bind_address,
@@ -293,9 +297,13 @@ class Daemon:
         def count(event: str) -> None:
             actors.tell("abuse_metrics", Event(event))
 
+        issuer = self.private_tokens()
+        spender = PrivateTokenSpender(issuer) if issuer is not None else None
         return AccessApp(
             self.database.reader,
             AccessSettings(config.access_session_secs, config.access_policy is not None),
+            spend_private_token=spender,
+            private_token_challenge=spender.challenge if spender is not None else None,
             count=count,
         )
 

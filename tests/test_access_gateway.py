@@ -16,10 +16,25 @@ from pathlib import Path
 import pytest
 
 from anon_ticket.access.app import AccessApp, AccessSettings
+from anon_ticket.access.private_tokens import PrivateTokenSpender
+from anon_ticket.actors.locator import ActorLocator
 from anon_ticket.core.domain import ServiceToken
 from anon_ticket.core.timefmt import rfc3339
+from anon_ticket.privacypass import client, issuer
+from anon_ticket.privacypass.keys import IssuerKey
+from anon_ticket.privacypass.wire import TokenChallenge, b64url_decode, b64url_encode
+from anon_ticket.service.private_tokens import PrivateTokens, PrivateTokenSettings
 from anon_ticket.storage.sqlite import SqliteStore
-from tests.support.access import Answer, bearer, claim_token, request, served, top_up
+from tests.support.access import (
+    Answer,
+    bearer,
+    claim_token,
+    private_header,
+    private_token,
+    request,
+    served,
+    top_up,
+)
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline, pipeline_config
 
@@ -70,9 +85,73 @@ def auth(port: int, headers: dict[str, str] | None = None, method: str = "GET") 
 # -- /auth with a service token ------------------------------------------------------------------
 
 
-def test_no_credential_is_401_with_the_challenges(gateway: int) -> None:
+def test_no_credential_is_401_with_the_challenges(pipeline: Pipeline, gateway: int) -> None:
+    """The RFC 9577 challenge first (nginx passes on only the first), the Bearer one second."""
     answer = auth(gateway)
     assert_refused(answer, 401, "no_credential")
+    issuer_service = pipeline.daemon.private_tokens()
+    assert issuer_service is not None
+    challenge, key = issuer_service.encoded_challenge, issuer_service.token_key
+    assert answer.all("WWW-Authenticate") == [
+        f'PrivateToken challenge="{challenge}", token-key="{key}"',
+        'Bearer realm="anon_ticket"',
+    ]
+
+
+def test_without_privacy_pass_only_the_bearer_challenge(tmp_path: Path, wallet: FakeWallet) -> None:
+    plain = Pipeline(pipeline_config(tmp_path / "off.db", wallet.url, PRIVACY_PASS="off"))
+    try:
+        with served(plain.daemon.access_app()) as port:
+            answer = auth(port)
+            assert answer.all("WWW-Authenticate") == ['Bearer realm="anon_ticket"']
+            assert_refused(auth(port, {"Authorization": 'PrivateToken token="AAIA"'}), 401, "invalid_token")
+    finally:
+        plain.close()
+
+
+# -- /auth with a Privacy Pass token -------------------------------------------------------------------
+
+
+def test_a_private_token_is_spent_once_and_opens_a_session(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int
+) -> None:
+    _, service_token = claim_token(wallet, pipeline)
+    token = private_token(pipeline, service_token)
+    first = auth(gateway, private_header(token))
+    assert (first.status, first.body) == (200, b"")
+    assert first.header("X-Access-Until") is None
+    cookie = session_cookie(first)
+    assert auth(gateway, {"Cookie": cookie}).status == 200
+    assert_refused(auth(gateway, private_header(token)), 403, "token_spent")
+
+
+def test_a_private_token_session_keeps_nothing_of_the_token(wallet: FakeWallet, pipeline: Pipeline) -> None:
+    """A Privacy Pass session is a random value's digest and an expiry: no token digest, no nonce."""
+    _, service_token = claim_token(wallet, pipeline)
+    token = private_token(pipeline, service_token)
+    app = pipeline.daemon.access_app()
+    with served(app) as port:
+        cookie = session_cookie(auth(port, private_header(token)))
+    value = cookie.partition("=")[2]
+    session = app.sessions.find(value)
+    assert session is not None and session.token_digest is None
+    assert session.expires_at > time.time() + 3500
+    encoded = b64url_encode(token.encode())
+    assert value not in encoded and encoded not in value
+
+
+def test_a_token_of_another_key_or_garbage_is_401_invalid_token(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int
+) -> None:
+    issuer_service = pipeline.daemon.private_tokens()
+    assert issuer_service is not None
+    challenge = TokenChallenge.decode(b64url_decode(issuer_service.encoded_challenge))
+    other = IssuerKey.generate()
+    request, pending = client.prepare(other.spki, challenge)
+    forged = pending.finalize(issuer.blind_sign(other, request))
+    assert_refused(auth(gateway, private_header(forged)), 401, "invalid_token")
+    assert_refused(auth(gateway, {"Authorization": 'PrivateToken token="AAIA"'}), 401, "invalid_token")
+    assert_refused(auth(gateway, {"Authorization": "PrivateToken nonsense"}), 401, "invalid_token")
 
 
 def test_an_unknown_or_malformed_token_is_401_unknown_token(gateway: int) -> None:
@@ -268,6 +347,20 @@ def test_a_wrong_token_gets_the_page_again_with_the_reason(
     assert revoked.status == 403 and b"revoked" in revoked.body
 
 
+def test_signing_in_with_a_private_token_spends_it(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int
+) -> None:
+    _, service_token = claim_token(wallet, pipeline)
+    token = private_token(pipeline, service_token)
+    encoded = b64url_encode(token.encode())
+    answer = sign_in(gateway, private_token=f"  {encoded}\n", next="/x/y")
+    assert (answer.status, answer.header("Location")) == (303, "/x/y")
+    assert auth(gateway, {"Cookie": session_cookie(answer)}).status == 200
+    again = sign_in(gateway, private_token=encoded)
+    assert again.status == 403 and b"already been spent" in again.body
+    assert sign_in(gateway, private_token="not a token").status == 401
+
+
 @pytest.mark.parametrize(
     "target",
     [
@@ -326,3 +419,32 @@ def test_other_paths_and_methods_are_the_usual_json_errors(gateway: int) -> None
     assert request(gateway, "GET", "/").status == 404
     assert request(gateway, "GET", "/authx").status == 404
     assert request(gateway, "DELETE", "/login").status == 405
+
+
+def test_a_spend_that_cannot_be_recorded_fails_closed(wallet: FakeWallet, pipeline: Pipeline) -> None:
+    """No storage writer to record the spend (a restart under way): 401 `unavailable`, the token not
+    used up, so it still opens a session once the writer is back."""
+    _, service_token = claim_token(wallet, pipeline)
+    token = private_token(pipeline, service_token)
+    running = pipeline.daemon.private_tokens()
+    assert running is not None
+    key = IssuerKey.load(pipeline.daemon.config.privacy_pass_key_path)
+    challenge = TokenChallenge.decode(b64url_decode(running.encoded_challenge))
+    settings = PrivateTokenSettings(100, MIN_AMOUNT, 10, 2.0)
+    writerless = PrivateTokens(ActorLocator(), pipeline.daemon.database.reader, key, challenge, 0, settings)
+    spender = PrivateTokenSpender(writerless)
+    app = AccessApp(
+        pipeline.daemon.database.reader,
+        AccessSettings(3600, policy=False),
+        spend_private_token=spender,
+        private_token_challenge=spender.challenge,
+    )
+    with served(app) as port:
+        answer = auth(port, private_header(token))
+    assert (answer.status, answer.header("X-Access-Reason"), answer.header("Retry-After")) == (
+        401,
+        "unavailable",
+        "5",
+    )
+    with served(pipeline.daemon.access_app()) as port:
+        assert auth(port, private_header(token)).status == 200

@@ -81,8 +81,8 @@ class AccessApp:
         clock: Callable[[], float] = time.time,
         throttle: LoginThrottle | None = None,
     ) -> None:
-        """`private_token_challenge`: the value of the RFC 9577 `WWW-Authenticate: PrivateToken`
-        header (`challenge="…", token-key="…"`), None when Privacy Pass is off."""
+        """`private_token_challenge`: the value of the RFC 9577 `WWW-Authenticate` header
+        (`PrivateToken challenge="…", token-key="…"`), None when Privacy Pass is off."""
         self._reader = reader
         self._settings = settings
         self.sessions = Sessions(settings.session_secs, clock=clock)
@@ -90,7 +90,7 @@ class AccessApp:
         self._challenges = [("WWW-Authenticate", BEARER_CHALLENGE)]
         if private_token_challenge is not None:
             # nginx passes on only the first WWW-Authenticate of a 401: the Privacy Pass one.
-            self._challenges.insert(0, ("WWW-Authenticate", f"PrivateToken {private_token_challenge}"))
+            self._challenges.insert(0, ("WWW-Authenticate", private_token_challenge))
         self._count = count
         self._clock = clock
         self._throttle = throttle or LoginThrottle()

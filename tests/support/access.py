@@ -14,6 +14,8 @@ from anon_ticket.config import BindAddress
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.daemon import ACCESS_FAULT_STATUS
 from anon_ticket.httpd.listener import Listener
+from anon_ticket.privacypass import client
+from anon_ticket.privacypass.wire import Token, TokenChallenge, b64url_decode, b64url_encode
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline
 
@@ -69,6 +71,20 @@ def top_up(wallet: FakeWallet, pipeline: Pipeline, pid: PaymentId, amount: int =
     """Another transfer to the same address, counted by the next poll."""
     wallet.add_confirmed(payment_id=pid.chain_payment_id().hex(), amount=amount, confirmations=20)
     assert pipeline.poll().ok
+
+
+def private_token(pipeline: Pipeline, service_token: str) -> Token:
+    """One Privacy Pass token, issued the real way: a TokenRequest signed against the service token's
+    allowance by the daemon's issuer (docs/PROTOCOL.md §12), finalised by our client."""
+    issuer = pipeline.daemon.private_tokens()
+    assert issuer is not None, "Privacy Pass is off"
+    challenge = TokenChallenge.decode(b64url_decode(issuer.encoded_challenge))
+    request, pending = client.prepare(b64url_decode(issuer.token_key), challenge)
+    return pending.finalize(issuer.issue(f"Bearer {service_token}", request.encode()))
+
+
+def private_header(token: Token) -> dict[str, str]:
+    return {"Authorization": f'PrivateToken token="{b64url_encode(token.encode())}"'}
 
 
 @contextlib.contextmanager
