@@ -32,6 +32,11 @@ def _unsynced_transaction(self: SqliteStore, *, durable: bool = False) -> Iterat
         self._conn.execute("PRAGMA synchronous=NORMAL")
 
 
-if __name__ == "__main__":
+def unsync_durable_transactions() -> None:
+    """From now on, in this process, the store's durable transactions are not synced."""
     SqliteStore._transaction = _unsynced_transaction  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    unsync_durable_transactions()
     runpy.run_module("anon_ticket", run_name="__main__", alter_sys=True)
