@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 import pykka
 
+from actors.refusal import Refused
 from anon_ticket.errors import Unavailable
 
 P = TypeVar("P")
@@ -96,7 +97,11 @@ class ActorLocator:
 T = TypeVar("T")
 
 
-def wait(future: pykka.Future[T], timeout: float, what: str, component: str = "actor") -> T:
+@overload
+def wait(future: pykka.Future[T | Refused], timeout: float, what: str, component: str = "actor") -> T: ...
+@overload
+def wait(future: pykka.Future[T], timeout: float, what: str, component: str = "actor") -> T: ...
+def wait(future: pykka.Future[Any], timeout: float, what: str, component: str = "actor") -> Any:
     """Wait for an actor's answer at most `timeout` seconds; a timeout or dead actor is `Unavailable`.
 
     A request thread must never hang on an actor: this is the one place that turns Pykka's failure
@@ -104,8 +109,11 @@ def wait(future: pykka.Future[T], timeout: float, what: str, component: str = "a
     (storage, wallet or actor: docs/PROTOCOL.md §4).
     """
     try:
-        return future.get(timeout=timeout)
+        answer = future.get(timeout=timeout)
     except pykka.Timeout:
         raise Unavailable(f"{what} did not answer in time", component=component) from None
     except pykka.ActorDeadError:
         raise Unavailable(f"{what} is restarting", component=component) from None
+    if isinstance(answer, Refused):  # an expected error, handed back as a value (actors/refusal.py)
+        raise answer.error
+    return answer

@@ -18,6 +18,7 @@ import pykka
 from pykka import ActorDeadError
 from pykka.typing import ActorMemberMixin, proxy_method
 
+from actors.refusal import refusals_as_values
 from anon_ticket.domain import PaymentId
 from anon_ticket.errors import AnonTicketError
 from anon_ticket.ingest import ReportedTransfer, plan_changes
@@ -27,7 +28,10 @@ from anon_ticket.storage.base import (
     ClaimOutcome,
     ClaimRecord,
     ClaimRequest,
+    IssueOutcome,
+    IssueRequest,
     MonitorState,
+    SpendRequest,
     Store,
     TransferBatch,
 )
@@ -43,8 +47,28 @@ class QueuedClaim:
     reply: pykka.Future[ClaimOutcome | None]
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class QueuedIssue:
+    """A Privacy Pass issuance sent with `request_issue` (group-committed like claims)."""
+
+    request: IssueRequest
+    reply: pykka.Future[IssueOutcome]
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class QueuedSpend:
+    """A Privacy Pass spend sent with `request_spend` (group-committed like claims)."""
+
+    request: SpendRequest
+    reply: pykka.Future[bool]
+
+
+Queued = QueuedClaim | QueuedIssue | QueuedSpend
+_KINDS: tuple[type[Queued], ...] = (QueuedClaim, QueuedIssue, QueuedSpend)
+
+
 class _FlushClaims:
-    """Self-addressed: commit the claims gathered so far (queued behind the messages before it)."""
+    """Self-addressed: commit the writes gathered so far (queued behind the messages before it)."""
 
 
 def request_claim(ref: pykka.ActorRef[Any], request: ClaimRequest) -> pykka.Future[ClaimOutcome | None]:
@@ -58,12 +82,30 @@ def request_claim(ref: pykka.ActorRef[Any], request: ClaimRequest) -> pykka.Futu
     return reply
 
 
+def request_issue(ref: pykka.ActorRef[Any], request: IssueRequest) -> pykka.Future[IssueOutcome]:
+    """Ask the writer to count one blinded message against its claim's allowance (see `request_claim`).
+
+    The verdict (granted, repeated, exhausted, revoked, unknown) is a value: only trouble with the
+    database fails the future.
+    """
+    reply: pykka.Future[IssueOutcome] = pykka.ThreadingFuture()
+    ref.tell(QueuedIssue(request, reply))
+    return reply
+
+
+def request_spend(ref: pykka.ActorRef[Any], request: SpendRequest) -> pykka.Future[bool]:
+    """Ask the writer to record a spend: True for the first, False for a second (see `request_claim`)."""
+    reply: pykka.Future[bool] = pykka.ThreadingFuture()
+    ref.tell(QueuedSpend(request, reply))
+    return reply
+
+
 class StorageWriter(pykka.ThreadingActor):
     def __init__(self, open_store: Callable[[], Store]) -> None:
         super().__init__()
         self._open_store = open_store
         self._store: Store | None = None
-        self._claims: list[QueuedClaim] = []
+        self._queued: dict[type[Queued], list[Any]] = {kind: [] for kind in _KINDS}
         self._flush_queued = False
 
     def _db(self) -> Store:
@@ -75,7 +117,7 @@ class StorageWriter(pykka.ThreadingActor):
         self._store = self._open_store()
 
     def on_stop(self) -> None:
-        self._fail_waiting_claims()
+        self._fail_waiting()
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -84,32 +126,39 @@ class StorageWriter(pykka.ThreadingActor):
         self.on_stop()
 
     def on_receive(self, message: object) -> object:
-        """Group commit: claims are gathered while more messages wait, then committed together.
+        """Group commit: claims (and issuances, spends) are gathered while more messages wait, then
+        committed together, one transaction per kind.
 
-        With an empty inbox a claim commits at once (no added latency when idle); under load the
-        claims queued behind each other share one transaction and one fsync, and each caller is
+        With an empty inbox a write commits at once (no added latency when idle); under load the
+        writes queued behind each other share one transaction and one fsync, and each caller is
         answered only after that commit.
         """
-        if isinstance(message, QueuedClaim):
-            self._claims.append(message)
+        if isinstance(message, _KINDS):
+            self._queued[type(message)].append(message)
             if self.actor_inbox.empty():
-                self._commit_claims()
+                self._commit_all()
             elif not self._flush_queued:
                 self._flush_queued = True
                 self.actor_ref.tell(_FlushClaims())
             return None
         if isinstance(message, _FlushClaims):
             self._flush_queued = False
-            self._commit_claims()
+            self._commit_all()
             return None
         return super().on_receive(message)
 
-    def _commit_claims(self) -> None:
-        batch, self._claims = self._claims, []
+    def _commit_all(self) -> None:
+        store = self._db()
+        self._commit(QueuedClaim, store.claim_many)
+        self._commit(QueuedIssue, store.issue_many)
+        self._commit(QueuedSpend, store.spend_many)
+
+    def _commit(self, kind: type[Queued], write: Callable[[list[Any]], list[Any]]) -> None:
+        batch, self._queued[kind] = self._queued[kind], []
         if not batch:
             return
         try:
-            outcomes = self._db().claim_many([queued.request for queued in batch])
+            outcomes = write([queued.request for queued in batch])
         except AnonTicketError:
             # Expected trouble (disk full, database locked): every waiting caller answers 503,
             # and the writer lives on.
@@ -123,17 +172,18 @@ class StorageWriter(pykka.ThreadingActor):
         for queued, outcome in zip(batch, outcomes, strict=True):
             queued.reply.set(outcome)
 
-    def _fail_waiting_claims(self) -> None:
-        """Nobody may wait for an answer that will never come: fail claims not yet committed."""
-        dead = (ActorDeadError, ActorDeadError("the storage writer stopped before the claim"), None)
-        waiting, self._claims = self._claims, []
-        for queued in waiting:
-            queued.reply.set_exception(dead)
-        # Claims still in the inbox would be dropped silently by Pykka (they carry their own reply).
+    def _fail_waiting(self) -> None:
+        """Nobody may wait for an answer that will never come: fail writes not yet committed."""
+        dead = (ActorDeadError, ActorDeadError("the storage writer stopped before the write"), None)
+        for kind in _KINDS:
+            waiting, self._queued[kind] = self._queued[kind], []
+            for queued in waiting:
+                queued.reply.set_exception(dead)
+        # Writes still in the inbox would be dropped silently by Pykka (they carry their own reply).
         others = []
         while not self.actor_inbox.empty():
             envelope = self.actor_inbox.get()
-            if isinstance(envelope.message, QueuedClaim):
+            if isinstance(envelope.message, _KINDS):
                 envelope.message.reply.set_exception(dead)
             else:
                 others.append(envelope)
@@ -143,23 +193,29 @@ class StorageWriter(pykka.ThreadingActor):
     def ping(self) -> bool:
         return True
 
+    @refusals_as_values
     def claim(self, pid: PaymentId, now: int, min_amount: int, min_confirmations: int) -> ClaimOutcome | None:
         return self._db().claim(pid, now, min_amount, min_confirmations)
 
+    @refusals_as_values
     def revoke(self, token_digest: bytes, reason: str | None, now: int) -> ClaimRecord | None:
         return self._db().revoke(token_digest, reason, now)
 
+    @refusals_as_values
     def bind_wallet(self, address: str) -> None:
         self._db().bind_wallet(address)
 
+    @refusals_as_values
     def start_scan(self, height: int) -> MonitorState:
         return self._db().start_scan(height)
 
+    @refusals_as_values
     def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
         """The operator's rescan through the daemon (`POST /api/v1/rescan`): the one writer makes it.
 
         A poll already under way finds the cursor moved and is dropped (`CursorMoved`); the next
-        one starts from `height`. `RescanRefused` goes back to the caller and the writer lives on.
+        one starts from `height`. `RescanRefused` goes back to the caller as a value (no traceback
+        in the log: actors/refusal.py) and the writer lives on.
         """
         before = self._db().monitor_state()
         state = self._db().rescan_from(height, reset_highest)
@@ -177,6 +233,7 @@ class StorageWriter(pykka.ThreadingActor):
             )
         return state
 
+    @refusals_as_values
     def apply_poll(
         self,
         reported: list[ReportedTransfer],

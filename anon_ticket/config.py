@@ -24,6 +24,11 @@ T = TypeVar("T")
 MASK = "********"
 DEFAULT_MIN_PAYMENT_AMOUNT = 10_000_000_000  # 0.01 XMR in atomic units
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # MONERO_RPC_MAX_RESPONSE_BYTES (docs/PROTOCOL.md §9)
+DEFAULT_ISSUER_NAME = "anon_ticket"  # PRIVACY_PASS_ISSUER_NAME (docs/PROTOCOL.md §12)
+DEFAULT_TOKENS_PER_PAYMENT = 100  # PRIVACY_PASS_TOKENS_PER_PAYMENT: one minimum payment buys 100 tokens
+PRIVACY_PASS_KEY_FILE_NAME = "privacy_pass_key.pem"  # noqa: S105 (a file name, not a secret)
+# A TokenChallenge carries each name in a length-prefixed field; keep them short, printable, comma-free.
+MAX_CHALLENGE_NAME_CHARS = 255
 
 
 class Secret:
@@ -128,6 +133,11 @@ class Config:
     buyer_page: bool
     node_name: str
     pid_screen_rebuild_secs: float
+    privacy_pass: bool = True
+    privacy_pass_key_file: Path | None = None
+    privacy_pass_issuer_name: str = DEFAULT_ISSUER_NAME
+    privacy_pass_origins: tuple[str, ...] = ()
+    privacy_pass_tokens_per_payment: int = DEFAULT_TOKENS_PER_PAYMENT
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
@@ -186,10 +196,25 @@ class Config:
             buyer_page=env.get("BUYER_PAGE", _on_off, True),
             node_name=env.get("NODE_NAME", _node_name, default_node_name()),
             pid_screen_rebuild_secs=env.get("PID_SCREEN_REBUILD_SECS", _positive_float, 300.0),
+            privacy_pass=env.get("PRIVACY_PASS", _on_off, True),
+            privacy_pass_key_file=env.get("PRIVACY_PASS_KEY_FILE", _absolute_path, None),
+            privacy_pass_issuer_name=env.get(
+                "PRIVACY_PASS_ISSUER_NAME", _challenge_name, DEFAULT_ISSUER_NAME
+            ),
+            privacy_pass_origins=env.get("PRIVACY_PASS_ORIGINS", _origin_names, ()),
+            privacy_pass_tokens_per_payment=env.get(
+                "PRIVACY_PASS_TOKENS_PER_PAYMENT", _positive_int, DEFAULT_TOKENS_PER_PAYMENT
+            ),
         )
         if env.problems:
             raise ConfigError(env.problems)
         return config
+
+    @property
+    def privacy_pass_key_path(self) -> Path:
+        """The issuer's key file: PRIVACY_PASS_KEY_FILE, else beside the database (the working directory
+        for PostgreSQL, whose nodes must all be given the same file: docs/OPERATIONS.md)."""
+        return self.privacy_pass_key_file or self.database_url.beside(PRIVACY_PASS_KEY_FILE_NAME)
 
     def describe(self) -> str:
         """One `NAME=value` line per setting, secrets masked: safe to log at start."""
@@ -328,6 +353,30 @@ def _api_token(raw: str) -> Secret:
     if len(raw) < 16:
         raise ValueError("must be at least 16 characters long")
     return Secret(raw)
+
+
+def _absolute_path(raw: str) -> Path:
+    """A path as given, made absolute against the working directory (where the daemon starts)."""
+    path = Path(raw)
+    return path if path.is_absolute() else Path.cwd() / path
+
+
+def _challenge_name(raw: str) -> str:
+    """An issuer or origin name for the TokenChallenge: printable ASCII without spaces or commas."""
+    if len(raw) > MAX_CHALLENGE_NAME_CHARS or not all("!" <= char <= "~" and char != "," for char in raw):
+        raise ValueError(
+            f"must be 1 to {MAX_CHALLENGE_NAME_CHARS} printable ASCII characters without spaces or "
+            f"commas (a host name, e.g. search.example.onion), got {raw!r}"
+        )
+    return raw
+
+
+def _origin_names(raw: str) -> tuple[str, ...]:
+    """Comma-separated origin names, each trimmed and checked; empty entries are a mistake."""
+    names = tuple(name.strip() for name in raw.split(","))
+    if any(not name for name in names):
+        raise ValueError(f"must be names separated by single commas, got {raw!r}")
+    return tuple(_challenge_name(name) for name in names)
 
 
 def _log_level(raw: str) -> str:

@@ -122,6 +122,28 @@ class TokenNotFound(AnonTicketError):
     status = 404
 
 
+class AllowanceExhausted(AnonTicketError):
+    """A new blinded message for a service token whose Privacy Pass allowance is used up (§12)."""
+
+    code = "allowance_exhausted"
+    status = 402
+
+    def __init__(self, allowance: int, issued: int) -> None:
+        super().__init__("this service token's private token allowance is used up; paying more raises it")
+        self.allowance = allowance
+        self.issued = issued
+
+    def extra(self) -> dict[str, object]:
+        return {"allowance": self.allowance, "issued": self.issued}
+
+
+class TokenSpent(AnonTicketError):
+    """A private token offered for a spend has been spent before."""
+
+    code = "token_spent"
+    status = 409
+
+
 class RateLimited(AnonTicketError):
     """Abuse protection refused the request; retry after `retry_after` seconds."""
 
@@ -300,3 +322,34 @@ class InsufficientPayment(AnonTicketError):
 
 class BuyerPageError(AnonTicketError):
     """The packaged buyer's page cannot be loaded (a file missing from the install): found at start."""
+
+
+class PrivateTokenMalformed(AnonTicketError):
+    """Privacy Pass wire bytes (TokenRequest, TokenChallenge, Token, base64url, header) of the wrong shape."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class PrivateTokenInvalid(AnonTicketError):
+    """A Privacy Pass token offered for a spend does not decode, or fails our key, challenge or signature."""
+
+    code = "invalid_token"
+    status = 400
+
+
+class PrivateTokenKeyError(AnonTicketError):
+    """The issuer key file cannot be used (unreadable, readable by others, not an RSA-2048 key); names the
+    path, never the key."""
+
+    code = "config_error"
+
+
+class PrivateTokenSigningFailed(AnonTicketError):
+    """Our blind signature failed its check with the public key (a fault in the computation): never sent."""
+
+
+class PrivateTokenIssuerAnswer(AnonTicketError):
+    """The issuer's answer does not finalise into a token that verifies with its published key."""
+
+    code = "invalid_issuer_answer"

@@ -65,6 +65,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from actors.locator import wait  # noqa: E402
 from actors.storage_writer import StorageWriter  # noqa: E402
 from anon_ticket.config import DatabaseUrl, Secret  # noqa: E402
 from anon_ticket.domain import PaymentId  # noqa: E402
@@ -510,14 +511,18 @@ def time_polls(database: Database, polls: int, rng: random.Random, now: int) -> 
             started = time.perf_counter()
             # As the wallet poller does: the batch's ids reach the screen before the writer commits.
             screen.add_many(item.payment_id for item in reported)
-            writer.apply_poll(
-                reported,
-                wallet_height=wallet_height,
-                min_height=min_height,
-                expected_cursor=cursor,
-                polled_at=now,
-                min_confirmations=MIN_CONFIRMATIONS,
-            ).get(timeout=600)
+            wait(
+                writer.apply_poll(
+                    reported,
+                    wallet_height=wallet_height,
+                    min_height=min_height,
+                    expected_cursor=cursor,
+                    polled_at=now,
+                    min_confirmations=MIN_CONFIRMATIONS,
+                ),
+                600,
+                "storage writer",
+            )
             timings.append(time.perf_counter() - started)
             cursor = wallet_height
     finally:

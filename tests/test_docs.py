@@ -60,9 +60,9 @@ def _section(text: str, number: int) -> str:
     return match.group(0)
 
 
-def test_protocol_has_sections_1_to_11_in_order() -> None:
+def test_protocol_has_sections_1_to_12_in_order() -> None:
     numbers = [int(n) for n in re.findall(r"^## (\d+)\. ", _protocol(), re.MULTILINE)]
-    assert numbers == list(range(1, 12))
+    assert numbers == list(range(1, 13))
 
 
 def test_every_cited_protocol_section_exists() -> None:

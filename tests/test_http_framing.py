@@ -218,3 +218,51 @@ def test_a_defect_is_logged_once_a_minute_with_what_was_held_back(
         "public listener: the server failed on a request (2 more held back in the last minute)",
     ]
     assert all(r.exc_info is not None for r in caplog.records)
+
+
+# -- limits hold however the bytes arrive (issue 20) ------------------------------------------------
+
+CHUNKED = POST + b"Transfer-Encoding: chunked\r\n\r\n"
+
+
+def outcome(raw: bytes, pieces: int) -> tuple[list[bytes], tuple[int, str] | None]:
+    """The bodies framed and the error (status, message), feeding `raw` in `pieces` equal parts."""
+    reader, buffer, bodies = RequestReader(), bytearray(), []
+    step = max(1, -(-len(raw) // pieces))
+    try:
+        for start in range(0, len(raw), step):
+            buffer += raw[start : start + step]
+            while (request := reader.feed(buffer)) is not None:
+                bodies.append(request.body)
+    except FramingError as fault:
+        return bodies, (fault.status, str(fault))
+    return bodies, None
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (CHUNKED + b"0\r\nX-T: " + b"v" * 9000 + b"\r\n\r\n", 431),  # one trailer line too long
+        (CHUNKED + b"0\r\n" + b"X-T: vvvv\r\n" * 800 + b"\r\n", 431),  # the trailer section
+        (CHUNKED + b"0\r\n" + b"X: v\r\n" * 40 + b"\r\n", 431),  # too many trailer fields
+        (CHUNKED + b"1;e=" + b"x" * 2000 + b"\r\na\r\n0\r\n\r\n", 400),  # a chunk-size line
+        (CHUNKED + b"1;e\r\na\r\n" * 3000 + b"0\r\n\r\n", 400),  # the framing of one body
+        (POST + b"X: " + b"v" * 9000 + b"\r\n\r\n", 431),  # one header line
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414),  # the target
+        (b"GET /" + b"a" * 70000, 414),
+        (POST + b"Content-Length: " + b"9" * 4301 + b"\r\n\r\n", 400),  # int() would raise
+    ],
+)
+def test_a_limit_is_the_same_whole_or_byte_by_byte(raw: bytes, status: int) -> None:
+    whole = outcome(raw, 1)
+    assert whole[1] is not None and whole[1][0] == status
+    assert outcome(raw, 7) == whole
+    assert outcome(raw, len(raw)) == whole
+
+
+def test_parsed_bytes_leave_the_buffer_at_once() -> None:
+    reader, buffer = RequestReader(), bytearray(CHUNKED + b"1;a=b\r\nx\r\n0\r\nT: v\r\n")
+    assert reader.feed(buffer) is None
+    assert buffer == b""  # the head, the chunk and the trailer line were parsed and dropped
+    buffer += b"X-Partial: abc"
+    assert reader.feed(buffer) is None and buffer == b"X-Partial: abc"

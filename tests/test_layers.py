@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "anon_ticket.ingest",
             "anon_ticket.abuse",
             "anon_ticket.pid_screen",
+            "anon_ticket.privacypass",
         ),
     ),
     ("storage", ("anon_ticket.storage",)),

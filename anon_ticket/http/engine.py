@@ -41,7 +41,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from anon_ticket.http import proxy_protocol
-from anon_ticket.http.framing import HARD_BODY_LIMIT, FramingError, Request, RequestReader
+from anon_ticket.http.framing import (
+    HARD_BODY_LIMIT,
+    MAX_HEAD_BYTES,
+    MAX_LINE_BYTES,
+    FramingError,
+    Request,
+    RequestReader,
+)
 from anon_ticket.http.gateway import (
     AppFailed,
     LogStream,
@@ -66,6 +73,17 @@ _EVICTION_READS = 8
 _TICK_SECS = 0.1
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _PAUSE_SECS = 0.5
+
+
+def connection_memory_bound(body_limit: int = HARD_BODY_LIMIT) -> int:
+    """The most bytes one connection's request can make the server hold (docs/ARCHITECTURE.md).
+
+    The read buffer never holds more than one read on top of the one unfinished line the reader
+    leaves in it (nothing is read while a worker has the request or its answer is being written);
+    the body being assembled and the copy a worker gets; the parsed head, as bytes and as text.
+    The answer being written is the application's, not the client's, and is not counted.
+    """
+    return _RECV_BYTES + MAX_LINE_BYTES + 2 * body_limit + 2 * MAX_HEAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +253,7 @@ class HttpServer:
     @staticmethod
     def _incomplete(conn: Connection) -> bool:
         """Part of a request has arrived (not just blank lines or a PROXY line)."""
-        return conn.reader.head() is not None or conn.reader.started(conn.buffer)
+        return conn.reader.started(conn.buffer)
 
     def _close_all(self) -> None:
         for key in list(self._selector.get_map().values()):
@@ -340,7 +358,7 @@ class HttpServer:
             if conn.drained > _DRAIN_BYTES:
                 self._close(conn)
             return
-        if not conn.buffer and conn.reader.head() is None:
+        if not conn.reader.in_request(conn.buffer):
             self._expiring.move_to_end(conn)  # a request starts: its deadline runs from now
             self._expiring[conn] = time.monotonic() + self.settings.request_deadline
         conn.buffer += data
@@ -373,7 +391,7 @@ class HttpServer:
         """Did part of a request (after any PROXY line) arrive before the client stopped sending?"""
         if self.settings.proxy_protocol and conn.peer.circuit is None:
             return False
-        return bool(conn.buffer) or conn.reader.head() is not None
+        return conn.reader.started(conn.buffer)
 
     def _take_proxy_line(self, conn: Connection) -> bool:
         """Read the PROXY line that must open every connection; False while it is incomplete."""

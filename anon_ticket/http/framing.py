@@ -3,30 +3,88 @@
 The I/O thread feeds each connection's bytes to a `RequestReader` as they come; only once it returns
 a complete `Request` (head and body, within the limits) does a worker thread see it
 (docs/PROTOCOL.md §8). Framing faults are answered by the server itself, as the contract's JSON
-errors (docs/PROTOCOL.md §4): malformed chunking 400, a body over the hard limit 413, conflicting
-lengths 400, a transfer coding we do not implement 501 — and the connection closes after each,
-because what follows on it can no longer be trusted to start a request.
+errors (docs/PROTOCOL.md §4) — and the connection closes after each, because what follows on it can
+no longer be trusted to start a request.
 
-The reader resumes where it stopped, so a client dripping a byte at a time costs a few comparisons
-per byte, never a re-parse of everything it sent.
+The reader is a state machine in the shape of h11's (one named state per part of a request, see
+`State`), but stricter than h11, because a server that reads a request differently from a proxy in
+front of it can be smuggled through: a byte that makes the request invalid refuses it as soon as it
+arrives. Three rules make the outcome independent of how the bytes are split into reads — the same
+bytes in one piece or one at a time give the same requests or the same error:
+
+- every limit is on what has arrived, checked as it arrives: a line is too long when a byte past its
+  limit arrives that is not its CRLF, whether or not the CRLF comes later;
+- every error is decided by the bytes before and at the position where it happens, never by what is
+  still missing;
+- the bytes of a request are taken out of the connection's buffer as soon as they are parsed (a
+  finished line, a piece of body), so the buffer holds at most one unfinished line, and chunk-size
+  lines, extensions and trailers, which are checked and dropped, cost nothing once read.
+
+Line endings are CRLF only: a bare LF or a bare CR anywhere in a head, chunk-size line or trailer is
+400 at once (RFC 9112 §2.2 allows a server to accept a bare LF; a server behind another one must not,
+since the two would disagree on where lines end). The limits (module constants below) bound the raw
+bytes of one request: `max_request_bytes()`.
 """
 
 from __future__ import annotations
 
+import enum
 import re
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 
-MAX_HEAD_BYTES = 16 * 1024
+MAX_HEAD_BYTES = 16 * 1024  # request line, header lines, their CRLFs, blank lines before them (431)
+MAX_TARGET_BYTES = 8 * 1024  # the request target (414)
+MAX_METHOD_BYTES = 32
+MAX_FIELD_LINE_BYTES = 8 * 1024  # one header or trailer line without its CRLF (431)
 MAX_HEADERS = 100
+MAX_CHUNK_LINE_BYTES = 1024  # one chunk-size line with its extensions, without its CRLF (400)
+MAX_CHUNK_FRAMING_BYTES = 16 * 1024  # all chunk-size lines and CRLFs of one body (400)
+MAX_TRAILER_BYTES = 8 * 1024  # the whole trailer section, its final CRLF included (431)
+MAX_TRAILERS = 32
+MAX_LENGTH_DIGITS = 18  # a longer Content-Length is refused before int() sees it
 HARD_BODY_LIMIT = 64 * 1024
-_MAX_CHUNK_SIZE_LINE = 64
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# The longest request line: METHOD SP target SP HTTP/1.x
+MAX_REQUEST_LINE_BYTES = MAX_METHOD_BYTES + 1 + MAX_TARGET_BYTES + 1 + len("HTTP/1.1")
+# The longest unfinished line the reader ever leaves in a buffer (plus a CR waiting for its LF).
+MAX_LINE_BYTES = max(MAX_REQUEST_LINE_BYTES, MAX_FIELD_LINE_BYTES, MAX_CHUNK_LINE_BYTES) + 1
+
+_TOKEN_CLASS = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_TOKEN = re.compile(_TOKEN_CLASS + rb"+\Z")
 _VERSION = re.compile(rb"HTTP/1\.[01]\Z")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _TARGET = re.compile(rb"[\x21-\x7e]+\Z")
-_HEX = re.compile(rb"[0-9A-Fa-f]+\Z")
+_DIGITS = re.compile(r"[0-9]+\Z")  # ASCII only: str.isdigit() also takes '²' and '٣'
+_TOKEN_TEXT = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_OWS = " \t"  # RFC 9110 §5.6.3: the only whitespace in a field; str.strip() takes U+00A0 and U+0085
+# RFC 9112 §7.1.1: chunk-size [ chunk-ext ], chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] )
+_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,8}(?![0-9A-Fa-f])")
+_CHUNK_EXT = re.compile(
+    rb"(?:[ \t]*;[ \t]*"
+    + _TOKEN_CLASS
+    + rb"+(?:[ \t]*=[ \t]*(?:"
+    + _TOKEN_CLASS
+    + rb"+|"
+    + _QUOTED
+    + rb"))?)*\Z"
+)
+_CR, _LF = 13, 10
+
+
+class State(enum.Enum):
+    """Where the reader is in the request it is reading."""
+
+    IDLE = "blank lines before a request (RFC 9112 §2.2), or nothing yet"
+    REQUEST_LINE = "the request line"
+    HEADERS = "header lines, up to the blank line that ends the head"
+    BODY = "a body of known length (Content-Length)"
+    CHUNK_SIZE = "a chunk-size line with its extensions"
+    CHUNK_DATA = "the data of a chunk"
+    CHUNK_END = "the CRLF after a chunk's data"
+    TRAILERS = "trailer lines after the last chunk, up to a blank line"
 
 
 class FramingError(Exception):
@@ -40,6 +98,15 @@ class FramingError(Exception):
 
 def _bad(message: str) -> FramingError:
     return FramingError(400, "invalid_request", message)
+
+
+def _too_large(message: str) -> FramingError:
+    return FramingError(431, "invalid_request", message)
+
+
+def max_request_bytes(body_limit: int = HARD_BODY_LIMIT) -> int:
+    """The most raw bytes one request can consist of before the reader refuses it."""
+    return MAX_HEAD_BYTES + body_limit + MAX_CHUNK_FRAMING_BYTES + MAX_TRAILER_BYTES
 
 
 @dataclass(slots=True)
@@ -60,106 +127,164 @@ class Request:
 
     @property
     def keep_alive(self) -> bool:
-        tokens = {t.strip().lower() for t in (self.header("connection") or "").split(",")}
+        tokens = {t.strip(_OWS).lower() for t in (self.header("connection") or "").split(",")}
         if self.version == "HTTP/1.0":
             return "keep-alive" in tokens
         return "close" not in tokens
 
 
-@dataclass(slots=True)
-class _Head:
-    request: Request
-    end: int  # offset of the first body byte in the buffer
-    length: int | None  # Content-Length, or None for chunked
+def take_line(buffer: bytearray, limit: int, too_long: Callable[[], FramingError]) -> bytes | None:
+    """The line at the start of `buffer` without its CRLF, removed from it; None while it is unfinished.
+
+    Decided by the first CR or LF within `limit + 1` bytes, so by the bytes that have arrived alone:
+    an LF first is a bare LF, a CR followed by anything but LF a bare CR (both 400), and `limit + 1`
+    bytes with neither means the line is longer than `limit`, whatever comes after.
+    """
+    window = min(len(buffer), limit + 1)
+    cr = buffer.find(b"\r", 0, window)
+    lf = buffer.find(b"\n", 0, cr if cr >= 0 else window)
+    if lf >= 0:
+        raise _bad("a line ends in a bare LF (only CRLF ends a line)")
+    if cr < 0:
+        if len(buffer) > limit:
+            raise too_long()
+        return None
+    if cr + 1 >= len(buffer):
+        return None
+    if buffer[cr + 1] != _LF:
+        raise _bad("a bare CR (only CRLF ends a line)")
+    line = bytes(buffer[:cr])
+    del buffer[: cr + 2]
+    return line
+
+
+def _field(line: bytes) -> tuple[str, str]:
+    name, colon, value = line.partition(b":")
+    if not colon:
+        raise _bad("a header line has no colon")
+    if not _TOKEN.match(name):  # also refuses obs-fold and space before the colon (RFC 9112 §5)
+        raise _bad("a header name is not valid")
+    value = value.strip(b" \t")
+    if _BAD_VALUE.search(value):
+        raise _bad("a header value holds control characters")
+    return name.decode("ascii").lower(), value.decode("latin-1")
 
 
 class RequestReader:
-    """Frames one request at a time out of a connection's buffer; `take()` after each request."""
+    """Frames one request at a time out of a connection's buffer, consuming what it has parsed.
 
-    def __init__(self, body_limit: int = HARD_BODY_LIMIT, head_limit: int = MAX_HEAD_BYTES) -> None:
+    `feed(buffer)` after every read; it returns each complete request once and starts on the next.
+    """
+
+    def __init__(self, body_limit: int = HARD_BODY_LIMIT) -> None:
         self._body_limit = body_limit
-        self._head_limit = head_limit
         self._reset()
 
     def _reset(self) -> None:
-        self._head: _Head | None = None
-        self._scanned = 0  # how far the buffer was searched for the end of the head
-        self._chunk_pos = 0  # where the next chunk-size line starts (chunked bodies)
-        self._chunks = bytearray()
-        self._in_trailer = False
+        self.state = State.IDLE
+        self._request: Request | None = None
+        self._head_used = 0  # head bytes consumed so far, CRLFs included
+        self._body = bytearray()
+        self._remaining = 0  # body bytes still to come (BODY) or of this chunk (CHUNK_DATA)
+        self._framing_used = 0  # chunk-size lines and CRLFs consumed
+        self._trailer_used = 0
+        self._trailers = 0
 
-    @staticmethod
-    def started(buffer: bytearray) -> bool:
+    def started(self, buffer: bytearray) -> bool:
         """Whether any of a request (not just blank lines between requests) has arrived."""
-        return bool(buffer.strip(b"\r\n"))
+        return self.state is not State.IDLE or bool(buffer.strip(b"\r\n"))
+
+    def in_request(self, buffer: bytearray) -> bool:
+        """Whether any byte of the next request, a blank line before it included, has arrived."""
+        return self.state is not State.IDLE or self._head_used > 0 or bool(buffer)
 
     def head(self) -> Request | None:
         """The head of the request being read, once it has arrived (for `Expect: 100-continue`)."""
-        return self._head.request if self._head is not None else None
+        if self.state in (State.IDLE, State.REQUEST_LINE, State.HEADERS):
+            return None
+        return self._request
 
     def feed(self, buffer: bytearray) -> Request | None:
         """The whole request at the start of `buffer`, or None while more bytes are needed.
 
-        Raises FramingError for a request that can never be valid. On success the request's bytes
-        are removed from the buffer (what follows is the next, pipelined, request).
+        Raises FramingError for a request that can never be valid. What it has parsed is removed
+        from the buffer; on success, what is left is the start of the next (pipelined) request.
         """
-        if self._head is None:
-            self._head = self._parse_head(buffer)
-            if self._head is None:
+        while True:
+            state = self.state
+            if state is State.IDLE:
+                progressed = self._idle(buffer)
+            elif state is State.REQUEST_LINE:
+                progressed = self._request_line(buffer)
+            elif state is State.HEADERS:
+                progressed = self._header_line(buffer)
+            elif state is State.BODY or state is State.CHUNK_DATA:
+                progressed = self._data(buffer)
+            elif state is State.CHUNK_SIZE:
+                progressed = self._chunk_size(buffer)
+            elif state is State.CHUNK_END:
+                progressed = self._chunk_end(buffer)
+            else:
+                progressed = self._trailer_line(buffer)
+            if self._request is not None and self.state is State.IDLE:
+                request = self._request
+                request.body = bytes(self._body)
+                self._reset()
+                return request
+            if not progressed:
                 return None
-        head = self._head
-        if head.length is not None:
-            if len(buffer) - head.end < head.length:
-                return None
-            body = bytes(buffer[head.end : head.end + head.length])
-            del buffer[: head.end + head.length]
-        else:
-            end = self._feed_chunked(buffer, head.end)
-            if end is None:
-                return None
-            body = bytes(self._chunks)
-            del buffer[:end]
-        request = head.request
-        request.body = body
-        self._reset()
-        return request
 
     # -- the head ---------------------------------------------------------------------------------
 
-    def _parse_head(self, buffer: bytearray) -> _Head | None:
-        start = 0
-        while buffer.startswith(b"\r\n", start):  # RFC 9112 §2.2: ignore CRLFs before a request
-            start += 2
-        if start:
-            del buffer[:start]
-            self._scanned = 0
-        end = buffer.find(b"\r\n\r\n", max(0, self._scanned - 3))
-        if end < 0:
-            self._scanned = len(buffer)
-            if len(buffer) > self._head_limit:
-                raise FramingError(431, "invalid_request", "the request head is too large")
-            return None
-        if end + 4 > self._head_limit:
-            raise FramingError(431, "invalid_request", "the request head is too large")
-        lines = bytes(buffer[:end]).split(b"\r\n")
-        request = self._request_line(lines[0])
-        if len(lines) - 1 > MAX_HEADERS:
-            raise FramingError(431, "invalid_request", "too many header fields")
-        for line in lines[1:]:
-            request.headers.append(self._field(line))
-        length = self._body_length(request)
-        expects = (request.header("expect") or "").lower() == "100-continue"
-        request.expects_continue = expects and request.version == "HTTP/1.1"
-        return _Head(request, end + 4, length)
+    def _head_budget(self) -> int:
+        return MAX_HEAD_BYTES - self._head_used
+
+    def _idle(self, buffer: bytearray) -> bool:
+        while buffer.startswith(b"\r\n"):  # RFC 9112 §2.2: ignore CRLFs before a request line
+            del buffer[:2]
+            self._head_used += 2
+            if self._head_budget() < 4:
+                raise _too_large("the request head is too large")
+        if not buffer:
+            return False
+        if buffer[0] == _LF:
+            raise _bad("a line ends in a bare LF (only CRLF ends a line)")
+        if buffer[0] == _CR:
+            if len(buffer) < 2:
+                return False
+            raise _bad("a bare CR (only CRLF ends a line)")
+        self.state = State.REQUEST_LINE
+        return True
+
+    def _request_line(self, buffer: bytearray) -> bool:
+        limit = min(MAX_REQUEST_LINE_BYTES, self._head_budget() - 4)
+
+        def too_long() -> FramingError:
+            if limit < MAX_REQUEST_LINE_BYTES:
+                return _too_large("the request head is too large")
+            method, space, _ = bytes(buffer[: MAX_METHOD_BYTES + 1]).partition(b" ")
+            if space and _TOKEN.match(method):
+                return FramingError(414, "invalid_request", "the request target is too long")
+            return _bad("the request line is not valid")
+
+        line = take_line(buffer, limit, too_long)
+        if line is None:
+            return False
+        self._head_used += len(line) + 2
+        self._request = self._parse_request_line(line)
+        self.state = State.HEADERS
+        return True
 
     @staticmethod
-    def _request_line(line: bytes) -> Request:
+    def _parse_request_line(line: bytes) -> Request:
         parts = line.split(b" ")
         if len(parts) != 3:
             raise _bad("the request line must be METHOD TARGET VERSION")
         method, target, version = parts
-        if not _TOKEN.match(method):
+        if len(method) > MAX_METHOD_BYTES or not _TOKEN.match(method):
             raise _bad("the method is not a token")
+        if len(target) > MAX_TARGET_BYTES:
+            raise FramingError(414, "invalid_request", "the request target is too long")
         if not _TARGET.match(target) or not (
             target.startswith((b"/", b"http://", b"https://")) or target == b"*"
         ):
@@ -173,29 +298,57 @@ class RequestReader:
                 raise _bad("the request target is not a valid URI") from None
         return Request(method.decode("ascii"), target.decode("ascii"), version.decode("ascii"), [], b"")
 
-    @staticmethod
-    def _field(line: bytes) -> tuple[str, str]:
-        name, colon, value = line.partition(b":")
-        if not colon:
-            raise _bad("a header line has no colon")
-        if not _TOKEN.match(name):  # also refuses obs-fold and space before the colon (RFC 9112 §5)
-            raise _bad("a header name is not valid")
-        value = value.strip(b" \t")
-        if _BAD_VALUE.search(value):
-            raise _bad("a header value holds control characters")
-        return name.decode("ascii").lower(), value.decode("latin-1")
+    def _header_line(self, buffer: bytearray) -> bool:
+        budget = self._head_budget()  # always >= 2: room for the blank line is kept
+        limit = max(0, min(MAX_FIELD_LINE_BYTES, budget - 4))
+
+        def too_long() -> FramingError:
+            if budget - 4 >= MAX_FIELD_LINE_BYTES:
+                return _too_large("a header line is too long")
+            return _too_large("the request head is too large")
+
+        line = take_line(buffer, limit, too_long)
+        if line is None:
+            return False
+        self._head_used += len(line) + 2
+        request = self._request
+        assert request is not None
+        if line:
+            if len(request.headers) >= MAX_HEADERS:
+                raise _too_large("too many header fields")
+            request.headers.append(_field(line))
+            return True
+        self._start_body(request)
+        return True
+
+    def _start_body(self, request: Request) -> None:
+        length = self._body_length(request)
+        expects = (request.header("expect") or "").strip(_OWS).lower() == "100-continue"
+        request.expects_continue = expects and request.version == "HTTP/1.1"
+        if length is None:
+            self.state = State.CHUNK_SIZE
+        elif length:
+            self._remaining = length
+            self.state = State.BODY
+        else:
+            self.state = State.IDLE  # complete: no body
 
     def _body_length(self, request: Request) -> int | None:
+        """The Content-Length, 0 for none, or None for a chunked body (RFC 9112 §6.3)."""
         lengths = [value for key, value in request.headers if key == "content-length"]
         codings = request.header("transfer-encoding")
         if codings is not None:
             if lengths:
                 raise _bad("Content-Length and Transfer-Encoding together")
-            names = [c.strip().lower() for c in codings.split(",")]
+            if request.version == "HTTP/1.0":  # RFC 9112 §6.1: faulty framing in a 1.0 request
+                raise _bad("Transfer-Encoding in an HTTP/1.0 request")
+            names = [c.strip(_OWS).lower() for c in codings.split(",")]
+            if not all(_TOKEN_TEXT.match(name) for name in names):
+                raise _bad("Transfer-Encoding is not a list of codings")
+            if names[-1] != "chunked" or "chunked" in names[:-1]:
+                raise _bad("a request body must be chunked once, last")
             if names == ["chunked"]:
                 return None
-            if names[-1] != "chunked":
-                raise _bad("a request body must be chunked last")
             raise FramingError(501, "not_implemented", "only the chunked transfer coding is implemented")
         if not lengths:
             return 0
@@ -203,50 +356,85 @@ class RequestReader:
         # request that needs such leniency is one a smuggling attempt would also send.
         if len(lengths) != 1 or "," in lengths[0]:
             raise _bad("conflicting Content-Length headers")
-        text = lengths[0].strip()
-        if not text.isascii() or not text.isdigit():
+        text = lengths[0].strip(_OWS)
+        if not _DIGITS.match(text):
             raise _bad("Content-Length is not a number")
+        if len(text) > MAX_LENGTH_DIGITS:
+            raise _bad("Content-Length has too many digits")
         length = int(text)
         if length > self._body_limit:
             raise FramingError(413, "payload_too_large", f"the body must be at most {self._body_limit} bytes")
         return length
 
-    # -- chunked bodies (RFC 9112 §7.1) -----------------------------------------------------------
+    # -- bodies -----------------------------------------------------------------------------------
 
-    def _feed_chunked(self, buffer: bytearray, body_start: int) -> int | None:
-        """The buffer offset just past the body, or None while more is needed."""
-        pos = max(self._chunk_pos, body_start)
-        while True:
-            line_end = buffer.find(b"\r\n", pos)
-            if line_end < 0:
-                if len(buffer) - pos > (self._head_limit if self._in_trailer else _MAX_CHUNK_SIZE_LINE):
-                    raise _bad("a chunk-size line or trailer is too long")
-                self._chunk_pos = pos
-                return None
-            line = bytes(buffer[pos:line_end])
-            if self._in_trailer:
-                if not line:
-                    return line_end + 2
-                self._field(line)  # validated, then dropped: no trailer reaches the application
-                pos = line_end + 2
-                continue
-            size_text = line.split(b";", 1)[0].strip(b" \t")
-            if not _HEX.match(size_text) or len(size_text) > 8:
-                raise _bad("a chunk size is not valid hex")
-            size = int(size_text, 16)
-            if size == 0:
-                self._in_trailer = True
-                pos = line_end + 2
-                continue
-            if len(self._chunks) + size > self._body_limit:
-                raise FramingError(
-                    413, "payload_too_large", f"the body must be at most {self._body_limit} bytes"
-                )
-            data_start = line_end + 2
-            if len(buffer) < data_start + size + 2:
-                self._chunk_pos = pos
-                return None
-            if buffer[data_start + size : data_start + size + 2] != b"\r\n":
-                raise _bad("chunk data is longer than its size")
-            self._chunks += buffer[data_start : data_start + size]
-            pos = data_start + size + 2
+    def _data(self, buffer: bytearray) -> bool:
+        take = min(len(buffer), self._remaining)
+        if not take:
+            return False
+        self._body += buffer[:take]
+        del buffer[:take]
+        self._remaining -= take
+        if not self._remaining:
+            self.state = State.IDLE if self.state is State.BODY else State.CHUNK_END
+        return True
+
+    # chunked (RFC 9112 §7.1)
+
+    def _chunk_size(self, buffer: bytearray) -> bool:
+        budget = MAX_CHUNK_FRAMING_BYTES - self._framing_used
+        limit = max(0, min(MAX_CHUNK_LINE_BYTES, budget - 2))
+
+        def too_long() -> FramingError:
+            if budget - 2 >= MAX_CHUNK_LINE_BYTES:
+                return _bad("a chunk-size line is too long")
+            return _bad("the chunked framing of the body is too large")
+
+        line = take_line(buffer, limit, too_long)
+        if line is None:
+            return False
+        self._framing_used += len(line) + 2
+        size_match = _CHUNK_SIZE.match(line)
+        if size_match is None:
+            raise _bad("a chunk size is not valid hex")
+        if not _CHUNK_EXT.match(line, size_match.end()):
+            raise _bad("a chunk extension is not valid")
+        size = int(size_match.group(), 16)
+        if size == 0:
+            self.state = State.TRAILERS
+        elif len(self._body) + size > self._body_limit:
+            raise FramingError(413, "payload_too_large", f"the body must be at most {self._body_limit} bytes")
+        else:
+            self._remaining = size
+            self.state = State.CHUNK_DATA
+        return True
+
+    def _chunk_end(self, buffer: bytearray) -> bool:
+        if not buffer:
+            return False
+        if buffer[0] != _CR or (len(buffer) > 1 and buffer[1] != _LF):
+            raise _bad("chunk data is longer than its size")
+        if len(buffer) < 2:
+            return False
+        if MAX_CHUNK_FRAMING_BYTES - self._framing_used < 2:
+            raise _bad("the chunked framing of the body is too large")
+        del buffer[:2]
+        self._framing_used += 2
+        self.state = State.CHUNK_SIZE
+        return True
+
+    def _trailer_line(self, buffer: bytearray) -> bool:
+        budget = MAX_TRAILER_BYTES - self._trailer_used  # always >= 2: room for the blank line
+        limit = max(0, min(MAX_FIELD_LINE_BYTES, budget - 4))
+        line = take_line(buffer, limit, lambda: _too_large("the trailer section is too large"))
+        if line is None:
+            return False
+        self._trailer_used += len(line) + 2
+        if not line:
+            self.state = State.IDLE  # complete
+            return True
+        self._trailers += 1
+        if self._trailers > MAX_TRAILERS:
+            raise _too_large("too many trailer fields")
+        _field(line)  # checked, then dropped: no trailer reaches the application
+        return True

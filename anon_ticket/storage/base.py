@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Generic, Protocol, TypeVar
 
 from anon_ticket.domain import PaymentId, ServiceToken
@@ -159,6 +160,58 @@ class NeverCounted:
     first_seen_at: int | None
 
 
+class IssueVerdict(Enum):
+    """What the writer decided for one blinded message (docs/PROTOCOL.md §12): a value, never an error."""
+
+    GRANTED = "granted"  # new: one taken from the allowance, durably
+    REPEATED = "repeated"  # this claim had it signed before: answer again, take nothing
+    EXHAUSTED = "exhausted"  # new, and the allowance is used up
+    REVOKED = "revoked"  # the service token is revoked (operator or reorg)
+    UNKNOWN = "unknown"  # no claim has this service token
+
+
+@dataclass(frozen=True, slots=True)
+class IssueRequest:
+    """One blinded message to count against a claim's allowance.
+
+    Only digests: the service token's (to find the claim) and the blinded message's (SHA-256), never
+    the message, the token or the signature. The allowance rule's inputs travel with it so that the
+    decision is made inside the write transaction, against the amount counted at that moment.
+    """
+
+    token_digest: bytes
+    request_digest: bytes
+    day: int
+    tokens_per_payment: int
+    min_amount: int
+    min_confirmations: int
+
+
+@dataclass(frozen=True, slots=True)
+class IssueOutcome:
+    verdict: IssueVerdict
+    allowance: int = 0
+    issued: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRequest:
+    """One token's spend: the key it was signed with (SHA-256 of the SPKI) and SHA-256 of its nonce."""
+
+    key_id: bytes
+    nonce_digest: bytes
+    day: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateTokenDay:
+    """Private tokens issued and spent in one UTC day (days since 1970-01-01): totals only."""
+
+    day: int
+    issued: int = 0
+    spent: int = 0
+
+
 T = TypeVar("T")
 
 
@@ -235,7 +288,27 @@ class FiguresStore(Protocol):
     def never_counted(self, limit: int) -> Listing[NeverCounted]: ...
 
 
-class Store(PaymentStore, TokenStore, MonitorStateStore, FiguresStore, Protocol):
+class PrivateTokenStore(Protocol):
+    """Privacy Pass issuance counts and spent nonces (docs/PROTOCOL.md §12): two halves, never joined."""
+
+    def issue_many(self, requests: Sequence[IssueRequest]) -> list[IssueOutcome]:
+        """Decide each blinded message in one durable transaction (group commit), in order."""
+        ...
+
+    def issued_count(self, payment_id: bytes, request_digest: bytes | None = None) -> tuple[int, bool]:
+        """How many tokens this claim has had signed, and whether `request_digest` is among them."""
+        ...
+
+    def spend_many(self, requests: Sequence[SpendRequest]) -> list[bool]:
+        """Record each spend in one durable transaction: True for a first spend, False for a second."""
+        ...
+
+    def private_token_days(self, since_day: int, until_day: int) -> list[PrivateTokenDay]:
+        """Issued and spent per UTC day in [since_day, until_day), days with something only, oldest first."""
+        ...
+
+
+class Store(PaymentStore, TokenStore, MonitorStateStore, FiguresStore, PrivateTokenStore, Protocol):
     """Everything one connection offers; `close()` releases it."""
 
     def close(self) -> None: ...

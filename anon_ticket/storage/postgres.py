@@ -24,6 +24,7 @@ no cheaper setting that still survives a server crash, and a claim costs ~0.4 ms
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
@@ -45,11 +46,16 @@ from anon_ticket.storage.base import (
     ClaimRequest,
     Counts,
     DayTotals,
+    IssueOutcome,
+    IssueRequest,
+    IssueVerdict,
     Listing,
     MonitorState,
     NeverCounted,
     PaymentSnapshot,
     PendingSpan,
+    PrivateTokenDay,
+    SpendRequest,
     TransferBatch,
     UnderpaidPayment,
 )
@@ -57,6 +63,7 @@ from anon_ticket.storage.pid_feed import CHANNEL_SQL, notification_payloads
 from anon_ticket.storage.rows import (
     CLAIM_COLUMNS,
     COUNTED,
+    DAY_SHARDS,
     DOUBLE_SPEND,
     GONE,
     HIDDEN_MASK,
@@ -65,9 +72,11 @@ from anon_ticket.storage.rows import (
     claim_from_row,
     claim_view,
     day_totals_from_rows,
+    issue_decision,
     never_counted_from_rows,
     new_claim,
     pending_spans_from_rows,
+    private_token_days_from_rows,
     rejudge,
     replayed_claim,
     snapshot_from_rows,
@@ -411,6 +420,108 @@ class PostgresStore:
             ).fetchone()
         assert row is not None
         return claim_from_row(row)
+
+    # -- PrivateTokenStore ----------------------------------------------------------------------
+
+    def issue_many(self, requests: Sequence[IssueRequest]) -> list[IssueOutcome]:
+        """Each blinded message decided and counted in one transaction, committed (and flushed) once.
+
+        Every claim's issuance row is locked (FOR UPDATE, in key order, so two nodes' batches cannot
+        deadlock) before its count is read: concurrent requests on any number of nodes take turns
+        per claim, and the allowance is never exceeded. The poll lock is shared first, as a claim
+        does, so the counted amount read is that of every batch committed before.
+        """
+        with self._transaction() as conn:
+            conn.execute("SELECT 1 FROM monitor_state WHERE id = 1 FOR SHARE")
+            claims = [self.claim_by_digest(request.token_digest) for request in requests]
+            for payment_id in sorted({claim.payment_id for claim in claims if claim is not None}):
+                conn.execute(
+                    "INSERT INTO private_token_issuance (payment_id, issued) VALUES (%s, 0) "
+                    "ON CONFLICT (payment_id) DO NOTHING",
+                    (payment_id,),
+                )
+                conn.execute(
+                    "SELECT 1 FROM private_token_issuance WHERE payment_id = %s FOR UPDATE", (payment_id,)
+                )
+            outcomes = [
+                self._issue_one(conn, request, claim) for request, claim in zip(requests, claims, strict=True)
+            ]
+            granted: dict[int, int] = {}
+            for request, outcome in zip(requests, outcomes, strict=True):
+                if outcome.verdict is IssueVerdict.GRANTED:
+                    granted[request.day] = granted.get(request.day, 0) + 1
+            self._count_days(conn, "issued", granted)
+        return outcomes
+
+    def _issue_one(self, conn: Connection, request: IssueRequest, claim: ClaimRecord | None) -> IssueOutcome:
+        seen = self._payment(claim.payment_id) if claim is not None else None
+        issued, known = (0, False)
+        if claim is not None:
+            issued, known = self.issued_count(claim.payment_id, request.request_digest)
+        outcome = issue_decision(claim, seen, issued, known, request)
+        if outcome.verdict is IssueVerdict.GRANTED:
+            assert claim is not None
+            conn.execute(
+                "INSERT INTO private_token_requests (payment_id, request_digest) VALUES (%s, %s)",
+                (claim.payment_id, request.request_digest),
+            )
+            conn.execute(
+                "UPDATE private_token_issuance SET issued = issued + 1 WHERE payment_id = %s",
+                (claim.payment_id,),
+            )
+        return outcome
+
+    def _count_days(self, conn: Connection, column: str, per_day: dict[int, int]) -> None:
+        """Add to the day's figures on one shard row chosen at random (no hot row across nodes)."""
+        if not per_day:
+            return
+        shard = secrets.randbelow(DAY_SHARDS)
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO private_token_days (day, shard, {column}) VALUES (%s, %s, %s) "
+                f"ON CONFLICT (day, shard) DO UPDATE SET {column} = private_token_days.{column} "
+                f"+ excluded.{column}",
+                [(day, shard, count) for day, count in sorted(per_day.items())],
+            )
+
+    def issued_count(self, payment_id: bytes, request_digest: bytes | None = None) -> tuple[int, bool]:
+        row = self._one(
+            "SELECT (SELECT issued FROM private_token_issuance WHERE payment_id = %(p)s), "
+            "EXISTS (SELECT 1 FROM private_token_requests "
+            "WHERE payment_id = %(p)s AND request_digest = %(r)s)",
+            {"p": payment_id, "r": request_digest},
+        )
+        assert row is not None
+        return int(row[0] or 0), bool(row[1])
+
+    def spend_many(self, requests: Sequence[SpendRequest]) -> list[bool]:
+        """Each nonce inserted once, ever, per key: of two nodes spending one token at the same time,
+        the second's insert waits for the first's commit and then finds the row (False)."""
+        with self._transaction() as conn:
+            fresh = [
+                conn.execute(
+                    "INSERT INTO private_token_spends (key_id, nonce_digest) VALUES (%s, %s) "
+                    "ON CONFLICT DO NOTHING RETURNING 1",
+                    (request.key_id, request.nonce_digest),
+                ).fetchone()
+                is not None
+                for request in requests
+            ]
+            spent: dict[int, int] = {}
+            for request, first in zip(requests, fresh, strict=True):
+                if first:
+                    spent[request.day] = spent.get(request.day, 0) + 1
+            self._count_days(conn, "spent", spent)
+        return fresh
+
+    def private_token_days(self, since_day: int, until_day: int) -> list[PrivateTokenDay]:
+        return private_token_days_from_rows(
+            self._all(
+                "SELECT day, sum(issued), sum(spent) FROM private_token_days "
+                "WHERE day >= %s AND day < %s GROUP BY day ORDER BY day",
+                (since_day, until_day),
+            )
+        )
 
     # -- MonitorStateStore ----------------------------------------------------------------------
 

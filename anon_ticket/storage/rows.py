@@ -27,10 +27,14 @@ from anon_ticket.storage.base import (
     ClaimRecord,
     ClaimRequest,
     DayTotals,
+    IssueOutcome,
+    IssueRequest,
+    IssueVerdict,
     Listing,
     NeverCounted,
     PaymentSnapshot,
     PendingSpan,
+    PrivateTokenDay,
     TransferBatch,
     UnderpaidPayment,
 )
@@ -176,3 +180,41 @@ def wallet_mismatch(bound: str, serving: str) -> WalletMismatch:
         f"this database belongs to the wallet {short(bound)}, but monero-wallet-rpc serves "
         f"{short(serving)}; point MONERO_RPC_URL at the original wallet or use a new database"
     )
+
+
+# -- Privacy Pass (docs/PROTOCOL.md §12) -----------------------------------------------------------
+
+# The per-day figures are spread over this many rows per day on PostgreSQL (see 0005_private_tokens.sql).
+DAY_SHARDS = 16
+
+
+def allowance(counted_total: int, tokens_per_payment: int, min_amount: int) -> int:
+    """floor(amount × PRIVACY_PASS_TOKENS_PER_PAYMENT / MIN_PAYMENT_AMOUNT), in integers (no float)."""
+    return counted_total * tokens_per_payment // min_amount
+
+
+def issue_decision(
+    claim: ClaimRecord | None,
+    seen: PaymentSnapshot | None,
+    issued: int,
+    known: bool,
+    request: IssueRequest,
+) -> IssueOutcome:
+    """The verdict for one blinded message, from what the write transaction read (claim first, then
+    retry, then allowance: the order of the §12 error list). The caller writes a GRANTED one."""
+    if claim is None or seen is None:
+        return IssueOutcome(IssueVerdict.UNKNOWN)
+    counted = evaluate(seen.transfers, seen.wallet_height, request.min_confirmations, claimed=True)
+    granted = allowance(counted.counted_total, request.tokens_per_payment, request.min_amount)
+    if claim.status is not TokenStatus.ACTIVE:
+        return IssueOutcome(IssueVerdict.REVOKED, granted, issued)
+    if known:
+        return IssueOutcome(IssueVerdict.REPEATED, granted, issued)
+    if issued >= granted:
+        return IssueOutcome(IssueVerdict.EXHAUSTED, granted, issued)
+    return IssueOutcome(IssueVerdict.GRANTED, granted, issued + 1)
+
+
+def private_token_days_from_rows(rows: Iterable[Sequence[Any]]) -> list[PrivateTokenDay]:
+    """From `day, issued, spent` rows (summed over shards by the query)."""
+    return [PrivateTokenDay(int(day), int(issued), int(spent)) for day, issued, spent in rows]

@@ -30,11 +30,16 @@ from anon_ticket.storage.base import (
     ClaimRequest,
     Counts,
     DayTotals,
+    IssueOutcome,
+    IssueRequest,
+    IssueVerdict,
     Listing,
     MonitorState,
     NeverCounted,
     PaymentSnapshot,
     PendingSpan,
+    PrivateTokenDay,
+    SpendRequest,
     TransferBatch,
     UnderpaidPayment,
 )
@@ -49,9 +54,11 @@ from anon_ticket.storage.rows import (
     claim_from_row,
     claim_view,
     day_totals_from_rows,
+    issue_decision,
     never_counted_from_rows,
     new_claim,
     pending_spans_from_rows,
+    private_token_days_from_rows,
     rejudge,
     replayed_claim,
     snapshot_from_rows,
@@ -355,6 +362,85 @@ class SqliteStore:
                 (int(TokenStatus.REVOKED), now, reason, record.payment_id),
             ).fetchone()
         return claim_from_row(row)
+
+    # -- PrivateTokenStore ----------------------------------------------------------------------
+
+    def issue_many(self, requests: Sequence[IssueRequest]) -> list[IssueOutcome]:
+        """Each blinded message decided and counted inside one durable transaction (FULL sync), in
+        order: SQLite's single writer makes the read-decide-write of each one atomic, so two requests
+        can never both take the last token of an allowance."""
+        with self._transaction(durable=True) as conn:
+            outcomes = [self._issue_one(conn, request) for request in requests]
+            granted: dict[int, int] = {}
+            for request, outcome in zip(requests, outcomes, strict=True):
+                if outcome.verdict is IssueVerdict.GRANTED:
+                    granted[request.day] = granted.get(request.day, 0) + 1
+            conn.executemany(
+                "INSERT INTO private_token_days (day, shard, issued) VALUES (?, 0, ?) "
+                "ON CONFLICT (day, shard) DO UPDATE SET issued = issued + excluded.issued",
+                list(granted.items()),
+            )
+        return outcomes
+
+    def _issue_one(self, conn: Any, request: IssueRequest) -> IssueOutcome:
+        claim = self.claim_by_digest(request.token_digest)
+        seen = self.snapshot(claim.payment_id) if claim is not None else None
+        issued, known = (0, False)
+        if claim is not None:
+            issued, known = self.issued_count(claim.payment_id, request.request_digest)
+        outcome = issue_decision(claim, seen, issued, known, request)
+        if outcome.verdict is IssueVerdict.GRANTED:
+            assert claim is not None
+            conn.execute(
+                "INSERT INTO private_token_requests (payment_id, request_digest) VALUES (?, ?)",
+                (claim.payment_id, request.request_digest),
+            )
+            conn.execute(
+                "INSERT INTO private_token_issuance (payment_id, issued) VALUES (?, 1) "
+                "ON CONFLICT (payment_id) DO UPDATE SET issued = issued + 1",
+                (claim.payment_id,),
+            )
+        return outcome
+
+    def issued_count(self, payment_id: bytes, request_digest: bytes | None = None) -> tuple[int, bool]:
+        row = self._one(
+            "SELECT (SELECT issued FROM private_token_issuance WHERE payment_id = ?1), "
+            "EXISTS (SELECT 1 FROM private_token_requests WHERE payment_id = ?1 AND request_digest = ?2)",
+            (payment_id, request_digest),
+        )
+        return int(row[0] or 0), bool(row[1])
+
+    def spend_many(self, requests: Sequence[SpendRequest]) -> list[bool]:
+        """Each nonce inserted once, ever, per key; the primary key refuses the second (durable)."""
+        with self._transaction(durable=True) as conn:
+            fresh = [
+                conn.execute(
+                    "INSERT INTO private_token_spends (key_id, nonce_digest) VALUES (?, ?) "
+                    "ON CONFLICT DO NOTHING RETURNING 1",
+                    (request.key_id, request.nonce_digest),
+                ).fetchone()
+                is not None
+                for request in requests
+            ]
+            spent: dict[int, int] = {}
+            for request, first in zip(requests, fresh, strict=True):
+                if first:
+                    spent[request.day] = spent.get(request.day, 0) + 1
+            conn.executemany(
+                "INSERT INTO private_token_days (day, shard, spent) VALUES (?, 0, ?) "
+                "ON CONFLICT (day, shard) DO UPDATE SET spent = spent + excluded.spent",
+                list(spent.items()),
+            )
+        return fresh
+
+    def private_token_days(self, since_day: int, until_day: int) -> list[PrivateTokenDay]:
+        return private_token_days_from_rows(
+            self._all(
+                "SELECT day, sum(issued), sum(spent) FROM private_token_days "
+                "WHERE day >= ? AND day < ? GROUP BY day ORDER BY day",
+                (since_day, until_day),
+            )
+        )
 
     # -- MonitorStateStore ----------------------------------------------------------------------
 

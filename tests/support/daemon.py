@@ -58,6 +58,7 @@ _OWN_PREFIXES = (
     "ACTOR_",
     "SUPERVISOR_",
     "ANON_TICKET_",
+    "PRIVACY_PASS",
     "NOTIFY_SOCKET",  # systemd's: a test runner started by systemd must not notify on the daemon's behalf
     "WATCHDOG_",
 )

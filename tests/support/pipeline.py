@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from actors.locator import wait
 from actors.storage_writer import StorageWriterProxy
 from actors.wallet_poller import PollReport, WalletPollerProxy
 from anon_ticket.config import Config
@@ -80,8 +81,7 @@ class Pipeline:
 
     def revoke(self, token_digest: bytes, reason: str | None = None) -> ClaimRecord | None:
         writer = self.daemon.actors.proxy("storage_writer", StorageWriterProxy)
-        record: ClaimRecord | None = writer.revoke(token_digest, reason, 1).get(timeout=10)
-        return record
+        return wait(writer.revoke(token_digest, reason, 1), 10, "storage writer")
 
     def close(self) -> None:
         self._store.close()
