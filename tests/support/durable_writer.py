@@ -113,7 +113,7 @@ if __name__ == "__main__":
     if "--rescan" in sys.argv:
         rescan_once(Path(sys.argv[1]))
     if "--unsynced" in sys.argv:
-        from tests.support.unsynced_claims import unsync_durable_transactions  # noqa: PLC0415
+        from tests.support.unsynced_claims import unsync_durable_transactions
 
         unsync_durable_transactions()
     run(Path(sys.argv[1]), int(sys.argv[2]))
