@@ -1,4 +1,4 @@
-"""Power loss never takes back an acknowledged answer (docs/PROTOCOL.md §14).
+"""Power loss never takes back an acknowledged answer (docs/PROTOCOL.md §4, §5: "durable").
 
 The real daemon (`python -m anon_ticket`) keeps its SQLite database, its internal API token and its
 lock file on `tests/support/lazyfs.py`, a file system that holds every write in memory until the

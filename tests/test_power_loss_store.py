@@ -1,4 +1,6 @@
-"""Power loss at the storage level: claims, Privacy Pass issuances and spends, an operator's rescan (§14).
+"""Power loss at the storage level: claims, Privacy Pass issuances and spends, an operator's rescan.
+
+What the protocol calls durable (docs/PROTOCOL.md §4, §5, §12) must survive a power cut.
 
 The HTTP endpoints for private tokens are not in this test's reach; what makes an issuance or a spend
 durable is the store, so the store is what is cut here. `tests/support/durable_writer.py` writes to a
@@ -61,6 +63,8 @@ class Acked:
     def read(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
         for line in process.stdout:
+            if not line.endswith("\n"):
+                break  # cut off by the kill: the client never got this answer whole
             kind, *values = line.split()
             raw = [bytes.fromhex(v) for v in values]
             if kind == "claim":
