@@ -18,9 +18,9 @@ import pykka
 import statsd
 from pykka.typing import ActorMemberMixin, proxy_method
 
-from actors.locator import ActorLocator
-from actors.published import PublishedState
-from actors.ticker import Ticker
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.actors.ticker import Ticker
 
 FLUSH_INTERVAL_SECS = 1.0
 LEVEL_WINDOW_SECS = 10
@@ -96,6 +96,7 @@ class AbuseMetrics(pykka.ThreadingActor):
         self._suspicious: collections.deque[tuple[int, int]] = collections.deque()
         self._client: statsd.StatsClient | None = None
         self._ticker: Ticker | None = None
+        self._pool_counted = (0, 0)  # the pool's waits and timeouts already sent as counters
         self.totals: collections.Counter[str] = collections.Counter()
 
     def on_start(self) -> None:
@@ -194,6 +195,23 @@ class AbuseMetrics(pykka.ThreadingActor):
             for name, health in list(self._actors.health.items()):
                 pipe.gauge(f"{node}actors.{name}.restarts", health.restarts)
                 pipe.gauge(f"{node}actors.{name}.running", 1 if health.state == "running" else 0)
+            self._send_pool(pipe, node)
+
+    def _send_pool(self, pipe: statsd.PipelineBase, node: str) -> None:
+        """The PostgreSQL pool (docs/PROTOCOL.md §11): its gauges, and its waits and timeouts as
+        counters of what happened since the last flush (they add up across nodes)."""
+        figures = self._published.storage_pool()
+        if figures is None:
+            return
+        pipe.gauge(f"{node}storage.pool.size", figures.size)
+        pipe.gauge(f"{node}storage.pool.in_use", figures.in_use)
+        pipe.gauge(f"{node}storage.pool.waiting", figures.waiting)
+        waits, timeouts = self._pool_counted
+        if figures.waits > waits:
+            pipe.incr("storage.pool.wait", figures.waits - waits)
+        if figures.timeouts > timeouts:
+            pipe.incr("storage.pool.timeout", figures.timeouts - timeouts)
+        self._pool_counted = (figures.waits, figures.timeouts)
 
 
 class AbuseMetricsProxy(ActorMemberMixin, pykka.ActorProxy[AbuseMetrics]):

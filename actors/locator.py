@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast, overload
 
 import pykka
 
-from actors.refusal import Refused
+from anon_ticket.actors.refusal import Refused
 from anon_ticket.errors import Unavailable
 
 P = TypeVar("P")

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
-from actors.published import PublishedState
-from actors.ticker import Ticker
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.actors.ticker import Ticker
+from anon_ticket.core.pid_screen import PidScreen
 from anon_ticket.errors import StorageError
-from anon_ticket.pid_screen import PidScreen
 from anon_ticket.storage.base import Store
 from anon_ticket.storage.pid_feed import PaymentIdFeed
 

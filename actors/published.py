@@ -7,8 +7,11 @@ PID screen costs ~2 µs to test this way against ~25 µs for an `ask` to its act
 
 from __future__ import annotations
 
-from anon_ticket.pid_screen import PidScreen
-from anon_ticket.wallet_health import WalletHealth
+from collections.abc import Callable
+
+from anon_ticket.core.pid_screen import PidScreen
+from anon_ticket.core.wallet_health import WalletHealth
+from anon_ticket.storage.pool import PoolFigures
 
 
 class PublishedState:
@@ -25,3 +28,5 @@ class PublishedState:
         self.primary_address: str | None = None
         # The wallet poller: "leader" while this node polls the wallet, else "standby" (§11).
         self.node_role = "standby"
+        # The daemon, once at wiring: the PostgreSQL pool's figures; None on SQLite (no pool).
+        self.storage_pool: Callable[[], PoolFigures | None] = lambda: None

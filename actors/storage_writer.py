@@ -8,6 +8,7 @@ own thread, and every method below runs in that thread.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable
@@ -18,11 +19,11 @@ import pykka
 from pykka import ActorDeadError
 from pykka.typing import ActorMemberMixin, proxy_method
 
-from actors.refusal import refusals_as_values
-from anon_ticket.domain import PaymentId
+from anon_ticket.actors.refusal import refusals_as_values
+from anon_ticket.core.access_time import AccessPolicy
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.core.payments import Transfer, TransferFlag
 from anon_ticket.errors import AnonTicketError
-from anon_ticket.ingest import ReportedTransfer, plan_changes
-from anon_ticket.payments import Transfer, TransferFlag
 from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
@@ -35,6 +36,7 @@ from anon_ticket.storage.base import (
     Store,
     TransferBatch,
 )
+from anon_ticket.wallet.ingest import ReportedTransfer, plan_changes
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +103,12 @@ def request_spend(ref: pykka.ActorRef[Any], request: SpendRequest) -> pykka.Futu
 
 
 class StorageWriter(pykka.ThreadingActor):
-    def __init__(self, open_store: Callable[[], Store]) -> None:
+    def __init__(self, open_store: Callable[[], Store], access: AccessPolicy | None = None) -> None:
+        """`access`: the paid-time policy (ACCESS_SECONDS_PER_PAYMENT), applied to every claim and
+        poll this writer makes, so no caller can forget it (docs/PROTOCOL.md §13)."""
         super().__init__()
         self._open_store = open_store
+        self._access = access
         self._store: Store | None = None
         self._queued: dict[type[Queued], list[Any]] = {kind: [] for kind in _KINDS}
         self._flush_queued = False
@@ -149,9 +154,15 @@ class StorageWriter(pykka.ThreadingActor):
 
     def _commit_all(self) -> None:
         store = self._db()
-        self._commit(QueuedClaim, store.claim_many)
+        self._commit(QueuedClaim, self._claim_many)
         self._commit(QueuedIssue, store.issue_many)
         self._commit(QueuedSpend, store.spend_many)
+
+    def _claim_many(self, requests: list[ClaimRequest]) -> list[ClaimOutcome | None]:
+        """Claims under this writer's access policy: the claim starts the paid time (§13)."""
+        return self._db().claim_many(
+            [dataclasses.replace(request, access=self._access) for request in requests]
+        )
 
     def _commit(self, kind: type[Queued], write: Callable[[list[Any]], list[Any]]) -> None:
         batch, self._queued[kind] = self._queued[kind], []
@@ -262,6 +273,7 @@ class StorageWriter(pykka.ThreadingActor):
                 new_cursor=max(wallet_height, expected_cursor or 0),
                 polled_at=polled_at,
                 min_confirmations=min_confirmations,
+                access=self._access,
             )
         )
         for payment_id in outcome.revoked:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pykka
 
-from actors.locator import ActorHealth, ActorLocator
+from anon_ticket.actors.locator import ActorHealth, ActorLocator
 
 log = logging.getLogger(__name__)
 

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 import pykka
 from pykka.typing import ActorMemberMixin, proxy_method
 
-from actors.abuse_metrics import Event
-from actors.fatal import FatalSignal
-from actors.locator import ActorLocator, wait
-from actors.pid_cache import PidCacheProxy
-from actors.published import PublishedState
-from actors.storage_writer import StorageWriterProxy
-from actors.ticker import Ticker
+from anon_ticket.actors.abuse_metrics import Event
+from anon_ticket.actors.fatal import FatalSignal
+from anon_ticket.actors.locator import ActorLocator, wait
+from anon_ticket.actors.pid_cache import PidCacheProxy
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.actors.storage_writer import StorageWriterProxy
+from anon_ticket.actors.ticker import Ticker
 from anon_ticket.errors import (
     CursorMoved,
     StorageError,
@@ -46,11 +46,11 @@ from anon_ticket.errors import (
     WalletRpcError,
     WalletUnreachable,
 )
-from anon_ticket.ingest import height_fault, parse_transfers, scan_window
-from anon_ticket.node import LEADER, STANDBY
+from anon_ticket.process.node import LEADER, STANDBY
 from anon_ticket.storage.base import Store
 from anon_ticket.storage.leadership import Leadership, SoleLeader
-from anon_ticket.wallet_rpc import NO_WALLET_OPEN, WalletRpc, cut
+from anon_ticket.wallet.ingest import height_fault, parse_transfers, scan_window
+from anon_ticket.wallet.rpc import NO_WALLET_OPEN, WalletRpc, cut
 
 log = logging.getLogger(__name__)
 

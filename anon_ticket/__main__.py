@@ -1,9 +1,9 @@
-"""`python -m anon_ticket`: see `anon_ticket.cli`."""
+"""`python -m anon_ticket`: see `anon_ticket.commands.cli`."""
 
 import os
 import sys
 
-from anon_ticket.cli import main
+from anon_ticket.commands.cli import main
 
 # Like other Unix tools, stop quietly when the reader of our output has gone (`token show - | head`):
 # without this Python prints a BrokenPipeError traceback. Standard output is pointed at /dev/null so

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from anon_ticket.core.access_time import AccessPolicy
 from anon_ticket.errors import ConfigError
 
 T = TypeVar("T")
@@ -133,6 +134,12 @@ class Config:
     buyer_page: bool
     node_name: str
     pid_screen_rebuild_secs: float
+    database_pool_size: int
+    # The access gateway (docs/PROTOCOL.md §13): off unless one of the two addresses is set.
+    access_gateway_bind_address: BindAddress | None = None
+    access_gateway_unix_socket: Path | None = None
+    access_session_secs: int = 3600
+    access_seconds_per_payment: int | None = None
     privacy_pass: bool = True
     privacy_pass_key_file: Path | None = None
     privacy_pass_issuer_name: str = DEFAULT_ISSUER_NAME
@@ -196,6 +203,11 @@ class Config:
             buyer_page=env.get("BUYER_PAGE", _on_off, True),
             node_name=env.get("NODE_NAME", _node_name, default_node_name()),
             pid_screen_rebuild_secs=env.get("PID_SCREEN_REBUILD_SECS", _positive_float, 300.0),
+            database_pool_size=env.get("DATABASE_POOL_SIZE", _positive_int, 6),
+            access_gateway_bind_address=env.get("ACCESS_GATEWAY_BIND_ADDRESS", _bind_address, None),
+            access_gateway_unix_socket=env.get("ACCESS_GATEWAY_UNIX_SOCKET", Path, None),
+            access_session_secs=env.get("ACCESS_SESSION_SECS", _positive_int, 3600),
+            access_seconds_per_payment=env.get("ACCESS_SECONDS_PER_PAYMENT", _positive_int, None),
             privacy_pass=env.get("PRIVACY_PASS", _on_off, True),
             privacy_pass_key_file=env.get("PRIVACY_PASS_KEY_FILE", _absolute_path, None),
             privacy_pass_issuer_name=env.get(
@@ -209,6 +221,18 @@ class Config:
         if env.problems:
             raise ConfigError(env.problems)
         return config
+
+    @property
+    def access_gateway(self) -> Path | BindAddress | None:
+        """Where the access gateway listens (the socket wins, as for the internal listener), or None."""
+        return self.access_gateway_unix_socket or self.access_gateway_bind_address
+
+    @property
+    def access_policy(self) -> AccessPolicy | None:
+        """Paid time (ACCESS_SECONDS_PER_PAYMENT), or None: tokens are good until revoked."""
+        if self.access_seconds_per_payment is None:
+            return None
+        return AccessPolicy(self.access_seconds_per_payment, self.min_payment_amount)
 
     @property
     def privacy_pass_key_path(self) -> Path:

@@ -18,30 +18,35 @@ from pathlib import Path
 import statsd
 from cherrypy.process import plugins, wspbus
 
-from actors.abuse_metrics import AbuseMetrics, AbuseSettings, Event
-from actors.fatal import FatalSignal
-from actors.locator import ActorLocator
-from actors.pid_cache import PidCache
-from actors.published import PublishedState
-from actors.storage_writer import StorageWriter
-from actors.supervisor import ActorSpec, StartupError, Supervisor
-from actors.wallet_poller import PollerSettings, WalletPoller
-from anon_ticket import __version__, internal_token, systemd
+from anon_ticket import __version__
+from anon_ticket.access.app import AccessApp, AccessSettings
+from anon_ticket.actors.abuse_metrics import AbuseMetrics, AbuseSettings, Event
+from anon_ticket.actors.fatal import FatalSignal
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.pid_cache import PidCache
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.actors.storage_writer import StorageWriter
+from anon_ticket.actors.supervisor import ActorSpec, StartupError, Supervisor
+from anon_ticket.actors.wallet_poller import PollerSettings, WalletPoller
+from anon_ticket.api.buyer_page import BuyerPage
+from anon_ticket.api.internal import InternalApp
+from anon_ticket.api.public import PublicApp
 from anon_ticket.config import BindAddress, Config
 from anon_ticket.errors import AnonTicketError
-from anon_ticket.http.bind_errors import bind_failure
-from anon_ticket.http.buyer_page import BuyerPage
-from anon_ticket.http.internal import InternalApp
-from anon_ticket.http.public import PublicApp
-from anon_ticket.http.server import Listener, ListenerPlugin
+from anon_ticket.httpd.bind_errors import bind_failure
+from anon_ticket.httpd.listener import Listener, ListenerPlugin
 from anon_ticket.panel.app import build_panel
+from anon_ticket.privacypass.keys import IssuerKey
+from anon_ticket.privacypass.wire import TokenChallenge
+from anon_ticket.process import internal_token, systemd
+from anon_ticket.service.private_tokens import PrivateTokens, PrivateTokenSettings
 from anon_ticket.service.redeem import Redeemer, RedeemSettings
 from anon_ticket.service.scan import ScanService
 from anon_ticket.service.status import StatusService
 from anon_ticket.service.tokens import OperatorSettings, TokenService
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.lock import DaemonLock
-from anon_ticket.wallet_rpc import WalletRpc
+from anon_ticket.wallet.rpc import WalletRpc
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,10 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 PUBLIC_SOCKET_MODE = 0o660
 INTERNAL_SOCKET_MODE = 0o600
+# The reverse proxy (nginx's www-data, caddy) connects to the gateway: it joins the daemon's group.
+ACCESS_SOCKET_MODE = 0o660
+# Whatever the server answers itself on the gateway (a malformed request, a timeout) is a 401 there.
+ACCESS_FAULT_STATUS = 401
 # Descriptors kept for everything but client connections (database, wallet RPC, statsd, pipes).
 RESERVED_DESCRIPTORS = 128
 
@@ -99,7 +108,11 @@ class Daemon:
         self.actors = ActorLocator()
         self.published = PublishedState()
         self.fatal = FatalSignal()
-        self.database = Database(config.database_url)
+        # A request waits for a pooled connection as long as for any component (ACTOR_TIMEOUT_SECS).
+        self.database = Database(
+            config.database_url, pool_size=config.database_pool_size, pool_wait_secs=config.actor_timeout_secs
+        )
+        self.published.storage_pool = self.database.pool_figures
         self.bus = wspbus.Bus()
         self.exit_code = EXIT_OK
         self.listeners: list[Listener] = []
@@ -108,6 +121,7 @@ class Daemon:
         self._supervisor: Supervisor | None = None
         self.systemd = systemd.Notifier.from_environ()
         self._wallet_rpc: WalletRpc | None = None
+        self._private_tokens: PrivateTokens | None = None
         self._stop_requested = threading.Event()
         self.published.wallet.stale_secs = config.monitor_stale_secs
 
@@ -153,7 +167,7 @@ class Daemon:
         return [
             ActorSpec(
                 "storage_writer",
-                lambda: StorageWriter.start(database.open_writer),
+                lambda: StorageWriter.start(database.open_writer, config.access_policy),
             ),
             ActorSpec(
                 "pid_cache",
@@ -194,6 +208,37 @@ class Daemon:
             ),
         ]
 
+    def private_tokens(self) -> PrivateTokens | None:
+        """The Privacy Pass issuer (docs/PROTOCOL.md §12), its key loaded or created once; None when off.
+
+        The key file's path and the key id (public: every token carries it) are logged, never the key.
+        """
+        config = self.config
+        if not config.privacy_pass:
+            return None
+        if self._private_tokens is None:
+            path = config.privacy_pass_key_path
+            key = IssuerKey.load_or_create(path)
+            log.info("Privacy Pass issuer key %s (key id %s…)", path, key.key_id.hex()[:16])
+            challenge = TokenChallenge(
+                config.privacy_pass_issuer_name, b"", tuple(config.privacy_pass_origins)
+            )
+            self._private_tokens = PrivateTokens(
+                self.actors,
+                self.database.reader,
+                key,
+                challenge,
+                # The key's file time: in use from then on (copies made with `cp -p` keep it).
+                int(path.stat().st_mtime),
+                PrivateTokenSettings(
+                    tokens_per_payment=config.privacy_pass_tokens_per_payment,
+                    min_payment_amount=config.min_payment_amount,
+                    min_confirmations=config.monitor_min_confirmations,
+                    writer_timeout_secs=config.actor_timeout_secs,
+                ),
+            )
+        return self._private_tokens
+
     def public_app(self) -> PublicApp:
         config = self.config
         return PublicApp(
@@ -203,6 +248,7 @@ class Daemon:
             config.min_payment_amount,
             config.monitor_min_confirmations,
             BuyerPage.load() if config.buyer_page else None,
+            self.private_tokens(),
         )
 
     def internal_app(self) -> InternalApp:
@@ -211,11 +257,20 @@ class Daemon:
             min_payment_amount=config.min_payment_amount,
             min_confirmations=config.monitor_min_confirmations,
             actor_timeout_secs=config.actor_timeout_secs,
+            access_policy=config.access_policy is not None,
         )
-        tokens = TokenService(self.actors, self.database.reader, settings)
+        private_tokens = self.private_tokens()
+        tokens = TokenService(self.actors, self.database.reader, settings, private_tokens=private_tokens)
         status = StatusService(self.actors, self.published, self.database.reader, settings)
         scan = ScanService(self.actors, config.actor_timeout_secs)
-        internal = InternalApp(self.actors, internal_token.load_or_create(config), tokens, status, scan)
+        internal = InternalApp(
+            self.actors,
+            internal_token.load_or_create(config),
+            tokens,
+            status,
+            scan,
+            private_tokens=private_tokens,
+        )
         # The admin panel: a CherryPy Application, served by WSGI through the internal app only.
         panel = build_panel(
             internal,
@@ -228,6 +283,20 @@ class Daemon:
         )
         internal.mount("/admin/", panel)
         return internal
+
+    def access_app(self) -> AccessApp:
+        """The access gateway's app (docs/PROTOCOL.md §13), for the third listener."""
+        config = self.config
+        actors = self.actors
+
+        def count(event: str) -> None:
+            actors.tell("abuse_metrics", Event(event))
+
+        return AccessApp(
+            self.database.reader,
+            AccessSettings(config.access_session_secs, config.access_policy is not None),
+            count=count,
+        )
 
     def _bind_listeners(self, internal: InternalApp) -> None:
         config = self.config
@@ -250,6 +319,35 @@ class Daemon:
             variable = "INTERNAL_UNIX_SOCKET" if config.internal_unix_socket else "INTERNAL_BIND_ADDRESS"
             raise bind_failure(variable, internal_address, exc, "no fallback, by design") from exc
         self.listeners = [public, internal_listener]
+        if config.access_gateway is not None:
+            try:
+                self.listeners.append(self._bind_access(config.access_gateway))
+            except BaseException:
+                public.stop()
+                internal_listener.stop()
+                raise
+
+    def _bind_access(self, address: Path | BindAddress) -> Listener:
+        """The access gateway's listener: the same server and defences, never the public port."""
+        config = self.config
+        listener = Listener(
+            "access",
+            address,
+            self.access_app(),
+            threads=config.public_threads,
+            socket_mode=ACCESS_SOCKET_MODE,
+            request_deadline=config.http_request_deadline_secs,
+            max_connections=self._connection_cap(),
+            count=self._counter("access"),
+            fault_status=ACCESS_FAULT_STATUS,
+        )
+        try:
+            listener.bind()
+        except OSError as exc:
+            unix = config.access_gateway_unix_socket is not None
+            variable = "ACCESS_GATEWAY_UNIX_SOCKET" if unix else "ACCESS_GATEWAY_BIND_ADDRESS"
+            raise bind_failure(variable, address, exc, "no fallback, by design") from exc
+        return listener
 
     def _connection_cap(self) -> int:
         limit = self.descriptor_limit or resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -70,13 +70,6 @@ class PayloadTooLarge(AnonTicketError):
     status = 413
 
 
-class RequestTimeout(AnonTicketError):
-    """The request body did not fully arrive in time (the server gave up reading it)."""
-
-    code = "request_timeout"
-    status = 408
-
-
 class Unauthorized(AnonTicketError):
     """The internal API's bearer token is missing or wrong."""
 
@@ -221,6 +214,10 @@ class StorageError(AnonTicketError):
         return _generic_unavailable(self.component)
 
 
+class NoFreeConnection(StorageError):
+    """Every connection of the node's PostgreSQL pool stayed in use for as long as a request waits."""
+
+
 class SchemaTooNew(AnonTicketError):
     """The database was migrated by a newer anon_ticket than this one."""
 
@@ -253,6 +250,24 @@ class WalletRpcError(AnonTicketError):
     def __init__(self, message: str, rpc_code: int | None = None) -> None:
         super().__init__(message)
         self.rpc_code = rpc_code
+
+
+class ChainRpcError(AnonTicketError):
+    """monerod or monero-wallet-rpc of the demo's private regtest chain answered a JSON-RPC error."""
+
+    code = "chain_rpc_error"
+
+    def __init__(self, method: str, rpc_code: int | None, message: str) -> None:
+        super().__init__(f"{method}: {rpc_code} {message}")
+        self.method = method
+        self.rpc_code = rpc_code
+        self.message = message
+
+
+class DemoError(AnonTicketError):
+    """The demo cannot start or be reached (no monerod, no running demo, a folder not ours)."""
+
+    code = "demo_error"
 
 
 class WalletUnreachable(AnonTicketError):

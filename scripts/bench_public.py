@@ -2,7 +2,7 @@
 """Throughput and latency of the public listener, as ratios against a baseline measured in the same run.
 
 The daemon runs as it does in production: `python -m anon_ticket` in its own process, with a real
-database, real actors and the real cheroot listener, polling a fake monero-wallet-rpc (the test
+database, real actors and the real listener (anon_ticket.httpd), polling a fake monero-wallet-rpc (the test
 suite's `FakeWallet`, a real JSON-RPC server on 127.0.0.1) that holds the pre-seeded payments. The
 baseline is a minimal CherryPy application (`cherrypy.tree.mount` of a tiny class with an exposed JSON
 POST handler, CherryPy's own server) in its own process, with the same thread count, keep-alive limit
@@ -569,7 +569,7 @@ class Load:
 
 def seed_wallet(wallet: Any, count: int) -> list[str]:
     """`count` paid PIDs, confirmed deep below the rescan window (ingested once, then settled)."""
-    from anon_ticket.domain import PaymentId  # noqa: PLC0415
+    from anon_ticket.core.domain import PaymentId  # noqa: PLC0415
 
     pids = []
     span = WALLET_HEIGHT - 100 - START_HEIGHT
@@ -599,8 +599,8 @@ def screen_bench(options: argparse.Namespace) -> dict[str, float]:
     """Reading the published screen in the request thread vs asking the PidCache actor."""
     import pykka  # noqa: PLC0415
 
-    from actors.pid_cache import PidCache  # noqa: PLC0415
-    from actors.published import PublishedState  # noqa: PLC0415
+    from anon_ticket.actors.pid_cache import PidCache  # noqa: PLC0415
+    from anon_ticket.actors.published import PublishedState  # noqa: PLC0415
 
     class Askable(PidCache):
         """The rejected design: request threads ask the actor instead of reading the screen."""

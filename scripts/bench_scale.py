@@ -65,15 +65,15 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from actors.locator import wait  # noqa: E402
-from actors.storage_writer import StorageWriter  # noqa: E402
+from anon_ticket.actors.locator import wait  # noqa: E402
+from anon_ticket.actors.storage_writer import StorageWriter  # noqa: E402
 from anon_ticket.config import DatabaseUrl, Secret  # noqa: E402
-from anon_ticket.domain import PaymentId  # noqa: E402
-from anon_ticket.ingest import ReportedTransfer, scan_window  # noqa: E402
-from anon_ticket.payments import Transfer  # noqa: E402
-from anon_ticket.pid_screen import PidScreen  # noqa: E402
+from anon_ticket.core.domain import PaymentId  # noqa: E402
+from anon_ticket.core.payments import Transfer  # noqa: E402
+from anon_ticket.core.pid_screen import PidScreen  # noqa: E402
 from anon_ticket.storage.base import ClaimRequest, TransferBatch  # noqa: E402
 from anon_ticket.storage.database import Database  # noqa: E402
+from anon_ticket.wallet.ingest import ReportedTransfer, scan_window  # noqa: E402
 from tests.support.daemon import DaemonProcess  # noqa: E402
 from tests.support.fake_wallet import MERCHANT_ADDRESS, FakeWallet  # noqa: E402
 from tests.support.synthetic_payments import MIN_AMOUNT, START_HEIGHT, Payments, generate  # noqa: E402

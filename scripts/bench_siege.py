@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from anon_ticket.domain import PaymentId  # noqa: E402 - after the path set-up above
+from anon_ticket.core.domain import PaymentId  # noqa: E402 - after the path set-up above
 from tests.support.attack import Attack, connect, honest_redeem, read_answer  # noqa: E402
 from tests.support.daemon import DaemonProcess, redeem_until  # noqa: E402
 from tests.support.fake_wallet import FakeWallet  # noqa: E402

@@ -48,8 +48,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from anon_ticket.config import DatabaseUrl  # noqa: E402
-from anon_ticket.domain import PaymentId  # noqa: E402
-from anon_ticket.payments import TokenStatus, Transfer  # noqa: E402
+from anon_ticket.core.domain import PaymentId  # noqa: E402
+from anon_ticket.core.payments import TokenStatus, Transfer  # noqa: E402
 from anon_ticket.storage.base import ClaimRequest, TransferBatch  # noqa: E402
 from anon_ticket.storage.database import Database  # noqa: E402
 from anon_ticket.storage.sqlite import SqliteStore, connect  # noqa: E402

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Vendor the buyer's page third-party JavaScript from the npm registry, exactly as the lockfile pins it.
 
-    python scripts/vendor_js.py            # (re)write anon_ticket/http/static/vendor/
+    python scripts/vendor_js.py            # (re)write anon_ticket/api/static/vendor/
     python scripts/vendor_js.py --check    # exit 1 if the vendored files differ from what the lockfile gives
 
 `web/package.json` and `web/package-lock.json` pin the versions and the integrity (SHA-512) of each
@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "web"
-VENDOR = REPO / "anon_ticket" / "http" / "static" / "vendor"
+VENDOR = REPO / "anon_ticket" / "api" / "static" / "vendor"
 
 # package -> [(file inside the package, vendored name)]
 FILES: dict[str, list[tuple[str, str]]] = {

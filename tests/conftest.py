@@ -15,7 +15,7 @@ from tests.support.daemon import DaemonProcess
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import Pipeline, pipeline_config
 
-pytest_plugins = ("tests.support.fixtures",)
+pytest_plugins = ("tests.support.fixtures", "tests.support.postgres")
 
 
 @pytest.fixture

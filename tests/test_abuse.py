@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from actors.abuse_metrics import AbuseMetricsProxy
-from anon_ticket.abuse import PerKeyLimiter, TokenBucket
+from anon_ticket.actors.abuse_metrics import AbuseMetricsProxy
 from anon_ticket.config import BindAddress
-from anon_ticket.domain import PaymentId
-from anon_ticket.http.server import Listener
+from anon_ticket.core.abuse import PerKeyLimiter, TokenBucket
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.httpd.listener import Listener
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline, pipeline_config
 

@@ -10,9 +10,9 @@ import itertools
 
 import statsd
 
-from actors.abuse_metrics import HISTORY_MINUTES, AbuseMetrics, AbuseSettings, MinuteSample
-from actors.locator import ActorLocator
-from actors.published import PublishedState
+from anon_ticket.actors.abuse_metrics import HISTORY_MINUTES, AbuseMetrics, AbuseSettings, MinuteSample
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.published import PublishedState
 
 START = 1_800_000_000 // 60 * 60
 

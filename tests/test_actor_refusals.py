@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors.locator import wait
-from actors.storage_writer import StorageWriter, StorageWriterProxy
+from anon_ticket.actors.locator import wait
+from anon_ticket.actors.storage_writer import StorageWriter, StorageWriterProxy
 from anon_ticket.errors import CursorMoved, RescanRefused, WalletMismatch
 from anon_ticket.storage.database import Database
 

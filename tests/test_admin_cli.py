@@ -1,6 +1,6 @@
 """`python -m anon_ticket token show|revoke` against the real daemon, over TCP and a Unix socket.
 
-Most cases call `admin_cli.main` in-process (fast, and the environment is explicit); one runs the
+Most cases call `tokens.main` in-process (fast, and the environment is explicit); one runs the
 real command line as a child process, the way an operator types it.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from anon_ticket import admin_cli
+from anon_ticket.commands import tokens
 from tests.support.daemon import REPO_ROOT, DaemonProcess, claim_token, free_ports
 from tests.support.fake_wallet import FakeWallet
 
@@ -43,7 +43,7 @@ def _environ(daemon: DaemonProcess, **extra: str) -> dict[str, str]:
 
 def run(argv: list[str], environ: dict[str, str], stdin: str = "") -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = admin_cli.main(argv, environ=environ, stdin=io.StringIO(stdin), stdout=out, stderr=err)
+    code = tokens.main(argv, environ=environ, stdin=io.StringIO(stdin), stdout=out, stderr=err)
     return code, out.getvalue(), err.getvalue()
 
 
@@ -92,35 +92,35 @@ def test_usage_errors_and_exit_codes(daemon: DaemonProcess, wallet: FakeWallet, 
     env = _environ(daemon)
 
     code, _, err = run(["show"], env, stdin=UNKNOWN_TOKEN)
-    assert code == admin_cli.EXIT_NOT_FOUND and "token_not_found" in err
+    assert code == tokens.EXIT_NOT_FOUND and "token_not_found" in err
     code, _, err = run(["revoke"], env, stdin=UNKNOWN_TOKEN)
-    assert code == admin_cli.EXIT_NOT_FOUND
+    assert code == tokens.EXIT_NOT_FOUND
 
     # A token on the command line (where ps shows it) is refused, and not echoed back.
     for command in ("show", "revoke"):
         code, out, err = run([command, token], env)
-        assert code == admin_cli.EXIT_USAGE and "never taken on the command line" in err
+        assert code == tokens.EXIT_USAGE and "never taken on the command line" in err
         assert token not in err + out
 
     for bad in ("xyz", token + "0", "", " "):
         code, _, err = run(["show", "-"], env, stdin=bad)
-        assert code == admin_cli.EXIT_USAGE, bad
+        assert code == tokens.EXIT_USAGE, bad
         assert "64 hex digits" in err
     code, _, err = run(["revoke", "--reason", "r" * 257], env, stdin=token)
-    assert code == admin_cli.EXIT_USAGE and "256" in err
+    assert code == tokens.EXIT_USAGE and "256" in err
     assert daemon.internal("GET", f"/api/v1/token/{token}").json()["status"] == "active"
 
     code, _, err = run(["show"], {**env, "INTERNAL_API_TOKEN": "definitely-the-wrong-token"}, stdin=token)
-    assert code == admin_cli.EXIT_REFUSED and "401" in err
+    assert code == tokens.EXIT_REFUSED and "401" in err
 
     (closed,) = free_ports(1)
     code, _, err = run(["show", "--url", f"http://127.0.0.1:{closed}"], env, stdin=token)
-    assert code == admin_cli.EXIT_ERROR and "cannot reach" in err
+    assert code == tokens.EXIT_ERROR and "cannot reach" in err
 
     empty = tmp_path / "elsewhere"
     empty.mkdir()
     code, _, err = run(["show"], {**env, "DATABASE_URL": f"sqlite:///{empty}/anon_ticket.db"}, stdin=token)
-    assert code == admin_cli.EXIT_USAGE
+    assert code == tokens.EXIT_USAGE
     assert str(empty / "internal_api_token") in err
 
     token_file = tmp_path / "api-token"
@@ -141,14 +141,14 @@ def test_usage_errors_and_exit_codes(daemon: DaemonProcess, wallet: FakeWallet, 
     code, _, err = run(
         ["show", "--api-token-file", str(token_file), "--url", daemon.internal_url], env, stdin=token
     )
-    assert code == admin_cli.EXIT_USAGE and f"chmod 600 {token_file}" in err
+    assert code == tokens.EXIT_USAGE and f"chmod 600 {token_file}" in err
 
     code, _, err = run(["show"], {**env, "MONITOR_MIN_CONFIRMATIONS": "zero"}, stdin=token)
-    assert code == admin_cli.EXIT_USAGE and "MONITOR_MIN_CONFIRMATIONS" in err
+    assert code == tokens.EXIT_USAGE and "MONITOR_MIN_CONFIRMATIONS" in err
 
     # argparse's own usage errors become exit code 2 instead of raising SystemExit.
-    assert run(["frobnicate"], env)[0] == admin_cli.EXIT_USAGE
-    assert run([], env)[0] == admin_cli.EXIT_USAGE
+    assert run(["frobnicate"], env)[0] == tokens.EXIT_USAGE
+    assert run([], env)[0] == tokens.EXIT_USAGE
 
 
 @pytest.fixture

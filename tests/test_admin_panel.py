@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from anon_ticket import __version__
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from anon_ticket.panel.figures import CSV_COLUMNS, xmr
 from anon_ticket.panel.tools import CONTENT_SECURITY_POLICY, COOKIE_NAME
 from tests.support.chromium import ARTIFACTS, CookieTunnel, chromium, png_size, screenshot

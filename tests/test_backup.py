@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from tests.support.daemon import DaemonProcess, redeem_until
 from tests.support.fake_wallet import FakeWallet
 

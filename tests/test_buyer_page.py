@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from anon_ticket.api.buyer_page import CONTENT_SECURITY_POLICY, BuyerPage, hashed_name
 from anon_ticket.config import Config
 from anon_ticket.errors import BuyerPageError, ConfigError
-from anon_ticket.http.buyer_page import CONTENT_SECURITY_POLICY, BuyerPage, hashed_name
 from tests.support.daemon import DaemonProcess
 from tests.support.fake_wallet import FakeWallet
 
@@ -117,7 +117,7 @@ def test_the_page_has_no_inline_code_and_loads_only_its_own_assets() -> None:
 
 
 def test_our_own_scripts_and_styles_name_no_other_origin() -> None:
-    folder = resources.files("anon_ticket.http").joinpath("static")
+    folder = resources.files("anon_ticket.api").joinpath("static")
     for name in ("buyer-core.js", "buyer-page.js", "buyer.css", "index.html"):
         text = folder.joinpath(name).read_text(encoding="utf-8")
         assert not re.search(r"\b(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text), name
@@ -161,14 +161,12 @@ def test_a_wheel_carries_the_page(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("anon_ticket-*.whl")
-    static = REPO / "anon_ticket" / "http" / "static"
+    static = REPO / "anon_ticket" / "api" / "static"
     expected = {
-        "anon_ticket/http/static/" + p.relative_to(static).as_posix()
-        for p in static.rglob("*")
-        if p.is_file()
+        "anon_ticket/api/static/" + p.relative_to(static).as_posix() for p in static.rglob("*") if p.is_file()
     }
     with zipfile.ZipFile(wheel) as archive:
-        packed = {n for n in archive.namelist() if n.startswith("anon_ticket/http/static/")}
+        packed = {n for n in archive.namelist() if n.startswith("anon_ticket/api/static/")}
     assert packed == expected
 
 

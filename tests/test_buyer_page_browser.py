@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from anon_ticket.client.address import integrated_address
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from tests.support.buyer import expected_token
 from tests.support.chromium import chromium
 from tests.support.daemon import DaemonProcess, claim_token

@@ -1,7 +1,7 @@
 """The buyer's page derives in JavaScript exactly what the Python code derives (docs/PROTOCOL.md §2, §10).
 
-The page's own file (anon_ticket/http/static/buyer-core.js) runs in node with the vendored js-sha3,
-unchanged, through tests/support/buyer_core_node.js; every answer is compared with anon_ticket.domain
+The page's own file (anon_ticket/api/static/buyer-core.js) runs in node with the vendored js-sha3,
+unchanged, through tests/support/buyer_core_node.js; every answer is compared with anon_ticket.core.domain
 and anon_ticket.client.address, for the §2 vectors, real wallet answers and 1,000 random PIDs. The
 vendored files themselves are checked against the npm lockfile (scripts/vendor_js.py --check).
 """
@@ -19,7 +19,7 @@ import pytest
 
 from anon_ticket.client import base58
 from anon_ticket.client.address import Network, PrimaryAddress, integrated_address
-from anon_ticket.domain import ChainPaymentId, PaymentId, TxId
+from anon_ticket.core.domain import ChainPaymentId, PaymentId, TxId
 from tests.support.addresses import PRIMARY, SUBADDRESS, WALLET_ANSWERS
 from tests.support.services import need
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anon_ticket.domain import PaymentId, TxId
-from anon_ticket.payments import TransferFlag
+from anon_ticket.core.domain import PaymentId, TxId
+from anon_ticket.core.payments import TransferFlag
 from anon_ticket.storage.sqlite import connect
 from tests.support.daemon import DaemonProcess, poll_until
 from tests.support.fake_wallet import FakeWallet

@@ -19,15 +19,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from tests.support.daemon import REPO_ROOT, DaemonProcess, claim_token, poll_until, unix_request
 from tests.support.fake_wallet import FakeWallet
 from tests.support.services import require
 
 
 def port_is_free(port: int) -> bool:
-    """Whether a listener could bind `port` now. With SO_REUSEADDR, as cheroot binds: connections of
-    earlier tests lingering in TIME_WAIT on the port do not stop a listener, only another listener does."""
+    """Whether a listener could bind `port` now. With SO_REUSEADDR, as `socket.create_server` binds:
+    connections of earlier tests lingering in TIME_WAIT on the port do not stop a listener, only another
+    listener does."""
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -149,7 +150,7 @@ def test_sigterm_lets_an_in_flight_request_finish_and_exits_0(
                 b"POST /api/v1/redeem HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n" % len(body) + body[:10]
             )
-            time.sleep(0.5)  # the request is now inside a worker, waiting for the rest of its body
+            time.sleep(0.5)  # the head has arrived; the I/O thread waits for the rest of the body
             daemon.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
             while b"STOPPING=1" not in notify.recv(4096).split(b"\n"):
                 pass  # READY=1 came first

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from actors.abuse_metrics import AbuseMetricsProxy
+from anon_ticket.actors.abuse_metrics import AbuseMetricsProxy
 from anon_ticket.config import BindAddress
-from anon_ticket.domain import PaymentId
-from anon_ticket.http.server import Listener
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.httpd.listener import Listener
 from tests.support.daemon import poll_until
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline
@@ -133,7 +133,7 @@ def test_slow_clients_do_not_hold_the_listener_and_are_cut_off(
 
 
 def test_a_client_dripping_its_request_is_cut_off_at_the_request_deadline(port: int) -> None:
-    """cheroot's own timeout bounds each read; a byte every 0.3 s would hold a worker forever."""
+    """A timeout per read would never fire for a byte every 0.3 s: the whole request has one deadline."""
     body = json.dumps({"pid": "ab" * 32}).encode()
     request = (
         b"POST /api/v1/redeem HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

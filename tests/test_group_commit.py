@@ -9,8 +9,8 @@ import time
 import pykka
 import pytest
 
-from actors.storage_writer import request_claim
-from anon_ticket.domain import PaymentId
+from anon_ticket.actors.storage_writer import request_claim
+from anon_ticket.core.domain import PaymentId
 from anon_ticket.storage.base import ClaimOutcome, ClaimRequest
 from anon_ticket.storage.sqlite import connect
 from tests.support import wal

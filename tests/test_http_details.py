@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from anon_ticket.api.public import PublicApp
 from anon_ticket.config import BindAddress
-from anon_ticket.domain import PaymentId
-from anon_ticket.http.public import PublicApp
-from anon_ticket.http.server import Listener
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.httpd.listener import Listener
 from anon_ticket.service.redeem import Redeemer, RedeemSettings
 from anon_ticket.storage.sqlite import SqliteStore
 from tests.support.daemon import DaemonProcess, claim_token, poll_until
@@ -375,7 +375,7 @@ def test_a_body_that_never_completes_is_408(tmp_path: Path, wallet: FakeWallet) 
             answer = wire.read_answer()  # the client sends nothing more and waits
         finally:
             wire.close()
-    # Closing the connection afterwards is the HTTP server's part (anon_ticket/http/server.py).
+    # Closing the connection afterwards is the HTTP server's part (anon_ticket/httpd/listener.py).
     assert_error(answer, 408, "request_timeout")
 
 
@@ -448,7 +448,7 @@ def test_503_names_the_component_never_a_path_or_database_error(
     listener.bind()
     listener.serve_in_thread()
     try:
-        with caplog.at_level(logging.WARNING, logger="anon_ticket.http.routing"):
+        with caplog.at_level(logging.WARNING, logger="anon_ticket.api.routing"):
             answers = [
                 redeem_raw(listener.bound_port or 0, json.dumps({"pid": pid.hex()}).encode())
                 for _ in range(5)

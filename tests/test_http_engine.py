@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from anon_ticket.config import BindAddress
-from anon_ticket.http.server import Listener
+from anon_ticket.httpd.listener import Listener
 from tests.support.attack import connect, read_answer
 from tests.support.daemon import poll_until
 

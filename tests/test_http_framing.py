@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anon_ticket.http import proxy_protocol
-from anon_ticket.http.framing import HARD_BODY_LIMIT, FramingError, Request, RequestReader
-from anon_ticket.http.gateway import error_answer, serialize
-from anon_ticket.http.noise import Noise
+from anon_ticket.httpd import proxy_protocol
+from anon_ticket.httpd.client_faults import Noise
+from anon_ticket.httpd.framing import HARD_BODY_LIMIT, FramingError, Request, RequestReader
+from anon_ticket.httpd.wsgi_bridge import error_answer, serialize
 
 POST = b"POST /api/v1/redeem HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 
@@ -182,7 +182,7 @@ def test_client_faults_are_counted_each_time_and_logged_once_a_minute(
     now = [0.0]
     counted: list[tuple[str, int]] = []
     noise = Noise("public", lambda kind, n: counted.append((kind, n)), clock=lambda: now[0])
-    with caplog.at_level(logging.WARNING, logger="anon_ticket.http"):
+    with caplog.at_level(logging.WARNING, logger="anon_ticket.httpd"):
         for second in range(1, 181):
             now[0] = float(second)
             for _ in range(1000):
@@ -207,7 +207,7 @@ def test_a_defect_is_logged_once_a_minute_with_what_was_held_back(
     now = [0.0]
     counted: list[tuple[str, int]] = []
     noise = Noise("public", lambda kind, n: counted.append((kind, n)), clock=lambda: now[0])
-    with caplog.at_level(logging.ERROR, logger="anon_ticket.http"):
+    with caplog.at_level(logging.ERROR, logger="anon_ticket.httpd"):
         for second in range(0, 61, 20):  # at 0, 20, 40 and 60 s
             now[0] = float(second)
             noise.defect("the server failed on a request", RuntimeError("bug"))

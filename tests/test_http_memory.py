@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from anon_ticket.http.engine import connection_memory_bound
+from anon_ticket.httpd.engine import connection_memory_bound
 from tests.support.attack import connect
 from tests.support.daemon import DaemonProcess
 from tests.support.fake_wallet import FakeWallet
@@ -90,7 +90,7 @@ class PeakRss:
 def flood(address: tuple[str, int], opening: bytes, repeat: bytes, total: int) -> int:
     """Push `opening` then `repeat` for ever on a connection, reopening it when the daemon closes
     it, until `total` bytes went out or the daemon stops reading; returns how many connections the
-    daemon closed (i.e. refused)."""
+    daemon refused (answered 4xx, or closed)."""
     sent, refused = 0, 0
     block = repeat * max(1, 65536 // len(repeat))
     while sent < total:
@@ -101,6 +101,9 @@ def flood(address: tuple[str, int], opening: bytes, repeat: bytes, total: int) -
             while sent < total:
                 sock.sendall(block)
                 sent += len(block)
+            # All of it fitted in the kernel's buffers before the daemon got to it: its answer.
+            answer = sock.recv(12)
+            refused += answer == b"" or answer.startswith((b"HTTP/1.1 4", b"HTTP/1.1 5"))
         except TimeoutError:
             return refused  # the daemon stopped reading: nothing more can reach it
         except OSError:

@@ -15,24 +15,22 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from cheroot.errors import MaxSizeExceeded
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anon_ticket.domain import ServiceToken
+from anon_ticket.api import strict_json
+from anon_ticket.api.internal import loggable
+from anon_ticket.api.routing import OUTCOME, ROUTING_ARGS, Router
+from anon_ticket.api.wsgi import error_body, has_body, parse_object, read_body, respond
+from anon_ticket.core.domain import ServiceToken
 from anon_ticket.errors import (
     InvalidRequest,
     PayloadTooLarge,
-    RequestTimeout,
     SchemaTooNew,
     StorageError,
     Unavailable,
 )
-from anon_ticket.http import strict_json
-from anon_ticket.http.incidents import ClientErrorSummary, OncePerInterval
-from anon_ticket.http.internal import loggable
-from anon_ticket.http.routing import OUTCOME, ROUTING_ARGS, Router
-from anon_ticket.http.wsgi import error_body, parse_object, read_body, respond
+from anon_ticket.httpd.incidents import ClientErrorSummary, OncePerInterval
 
 # -- strict JSON -----------------------------------------------------------------------------------
 
@@ -99,66 +97,34 @@ def test_parse_object_wants_an_object() -> None:
         parse_object(b'{"pid": NaN}')
 
 
-# -- reading bodies whatever the server hands over --------------------------------------------------
+# -- reading bodies as our server hands them over ---------------------------------------------------
+# Framing (ambiguous lengths, chunked, a body cut short or too slow) is the server's, answered before
+# the application runs: tests/test_http_framing.py and tests/test_http_details.py.
 
 
-class FailingStream:
-    """An input stream that hands out `data`, then raises `error` (as a server's stream can)."""
-
-    def __init__(self, data: bytes, error: BaseException) -> None:
-        self._data = io.BytesIO(data)
-        self._error = error
-        self.remaining = 999
+class UnreadableStream:
+    """A body that must not be read: the application refuses it on its stated length alone."""
 
     def read(self, size: int = -1) -> bytes:
-        chunk = self._data.read(size)
-        if chunk:
-            return chunk
-        raise self._error
+        raise AssertionError("the body was read")
 
 
 def environ(stream: Any, **headers: str) -> dict[str, Any]:
     return {"wsgi.input": stream, **headers}
 
 
-@pytest.mark.parametrize(
-    ("error", "expected"),
-    [
-        (TimeoutError("timed out"), RequestTimeout),
-        (ValueError("Bad chunked transfer size: b'zz'"), InvalidRequest),
-        (ConnectionResetError(), InvalidRequest),
-        (OSError("Request Entity Too Large"), PayloadTooLarge),
-        (MaxSizeExceeded("Request Entity Too Large", 65536), PayloadTooLarge),
-        (RuntimeError("anything at all"), InvalidRequest),
-    ],
-)
-def test_a_failing_input_stream_is_the_clients_error(error: BaseException, expected: type) -> None:
-    for headers in ({"CONTENT_LENGTH": "20"}, {"HTTP_TRANSFER_ENCODING": "chunked"}):
-        stream = FailingStream(b'{"pid":', error)
-        with pytest.raises(expected):
-            read_body(environ(stream, **headers), 1024)
-        if expected is not PayloadTooLarge:
-            assert stream.remaining == 0  # the server is told not to wait for the rest
-
-
-def test_lengths_and_limits() -> None:
-    assert read_body(environ(io.BytesIO(b"{}xx"), CONTENT_LENGTH="2"), 10) == b"{}"
+def test_the_whole_body_is_read_and_its_stated_length_is_held_to_the_limit() -> None:
+    assert read_body(environ(io.BytesIO(b'{"pid":"x"}'), CONTENT_LENGTH="11"), 11) == b'{"pid":"x"}'
     assert read_body(environ(io.BytesIO(b""), CONTENT_LENGTH="0"), 10) == b""
-    assert read_body(environ(io.BytesIO(b"ignored")), 10) == b""
-    assert read_body(environ(io.BytesIO(b"x" * 10), HTTP_TRANSFER_ENCODING="chunked"), 10) == b"x" * 10
-    with pytest.raises(PayloadTooLarge):
-        read_body(environ(io.BytesIO(b"x" * 11), HTTP_TRANSFER_ENCODING="chunked"), 10)
-    with pytest.raises(PayloadTooLarge):
-        read_body(environ(io.BytesIO(b""), CONTENT_LENGTH="11"), 10)
-    with pytest.raises(InvalidRequest, match="ended before"):
-        read_body(environ(io.BytesIO(b"{}"), CONTENT_LENGTH="5"), 10)
-    for bad in ({"CONTENT_LENGTH": "5, 5"}, {"CONTENT_LENGTH": "+5"}, {"CONTENT_LENGTH": "5_0"}):
-        with pytest.raises(InvalidRequest, match="one decimal number"):
-            read_body(environ(io.BytesIO(b"{}"), **bad), 10)
-    with pytest.raises(InvalidRequest, match="both"):
-        read_body(environ(io.BytesIO(b"{}"), CONTENT_LENGTH="2", HTTP_TRANSFER_ENCODING="chunked"), 10)
-    with pytest.raises(InvalidRequest, match="chunked"):
-        read_body(environ(io.BytesIO(b"{}"), HTTP_TRANSFER_ENCODING="gzip"), 10)
+    assert read_body(environ(io.BytesIO(b"")), 10) == b""  # no CONTENT_LENGTH: no body
+    with pytest.raises(PayloadTooLarge, match="at most 10 bytes"):
+        read_body(environ(UnreadableStream(), CONTENT_LENGTH="11"), 10)
+
+
+def test_a_body_is_announced_by_a_non_zero_length() -> None:
+    assert has_body({"CONTENT_LENGTH": "2"})
+    assert not has_body({"CONTENT_LENGTH": "0"})
+    assert not has_body({})
 
 
 def test_503_messages_name_the_component_only() -> None:
@@ -241,12 +207,6 @@ def test_routing_404_405_and_head() -> None:
     ]
 
 
-def test_framing_is_checked_before_routing() -> None:
-    router = make_router([])
-    answer = Call(router, "GET", "/hello", CONTENT_LENGTH="3", HTTP_TRANSFER_ENCODING="chunked")
-    assert answer.code == 400 and json.loads(answer.body)["error"] == "invalid_request"
-
-
 def test_handlers_name_their_outcome() -> None:
     events: list[str] = []
     router = Router("public", count=events.append)
@@ -274,7 +234,7 @@ def test_defects_answer_a_generic_503_and_log_one_traceback_a_minute(
 
     router.add("/broken", "broken", GET=broken)
     router.add("/misused", "misused", GET=misused)
-    with caplog.at_level(logging.ERROR, logger="anon_ticket.http.routing"):
+    with caplog.at_level(logging.ERROR, logger="anon_ticket.api.routing"):
         answers = [Call(router, "GET", "/broken") for _ in range(50)] + [Call(router, "GET", "/misused")]
     for answer in answers:
         assert answer.code == 503

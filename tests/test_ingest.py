@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from anon_ticket.core.payments import Transfer, TransferFlag
 from anon_ticket.errors import WalletUnreachable
-from anon_ticket.ingest import height_fault, parse_transfers, plan_changes, scan_window
-from anon_ticket.payments import Transfer, TransferFlag
+from anon_ticket.wallet.ingest import height_fault, parse_transfers, plan_changes, scan_window
 
 SAMPLES = Path(__file__).resolve().parent / "support" / "samples"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from anon_ticket.domain import PaymentId
-from anon_ticket.payments import TokenStatus
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.core.payments import TokenStatus
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import CONFIRMATIONS, MIN_AMOUNT, Pipeline, pipeline_config
 

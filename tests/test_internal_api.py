@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from anon_ticket import __version__
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from tests.support.daemon import (
     DaemonProcess,
     claim_token,
@@ -141,7 +141,16 @@ def test_token_record(daemon: DaemonProcess, claimed: tuple[PaymentId, str]) -> 
     response = daemon.internal("GET", f"/api/v1/token/{token}")
     assert response.status_code == 200, response.text
     record = response.json()
-    assert set(record) == {"token", "status", "amount", "issued_at", "revoked_at", "revoke_reason"}
+    assert set(record) == {
+        "token",
+        "status",
+        "amount",
+        "issued_at",
+        "revoked_at",
+        "revoke_reason",
+        "private_tokens",  # docs/PROTOCOL.md §12
+    }
+    assert record["private_tokens"] == {"allowance": 100, "issued": 0}
     assert record["token"] == token
     assert record["status"] == "active"
     assert record["amount"] == daemon.min_payment_amount
@@ -283,10 +292,12 @@ def test_status_has_exactly_the_contract_fields(daemon: DaemonProcess, wallet: F
         "tokens",
         "abuse_level",
         "node",
+        "storage",
     }
     assert status["version"] == __version__
-    # One node on SQLite, which always polls (docs/PROTOCOL.md §11).
+    # One node on SQLite, which always polls (docs/PROTOCOL.md §11), and has no connection pool.
     assert status["node"] == {"id": f"{socket.gethostname()}:{daemon.pid}", "role": "leader"}
+    assert status["storage"] == {"pool": None}
     assert set(status["actors"]) == {"storage_writer", "pid_cache", "abuse_metrics", "wallet_poller"}
     for actor in status["actors"].values():
         assert set(actor) == {"state", "restarts"}

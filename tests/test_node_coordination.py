@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from actors.pid_cache import PidCache, _Listening
-from actors.published import PublishedState
+from anon_ticket.actors.pid_cache import PidCache, _Listening
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.core.payments import Transfer
 from anon_ticket.errors import CursorMoved, DatabaseLocked
-from anon_ticket.payments import Transfer
 from anon_ticket.storage.base import TransferBatch
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.leadership import PostgresLeadership, SoleLeader
@@ -30,15 +30,10 @@ from anon_ticket.storage.pid_feed import (
 )
 from anon_ticket.storage.postgres import PostgresStore, connect
 from tests.support.daemon import poll_until
+from tests.support.postgres import database_for, fresh_schema_url, raw
 from tests.support.stores import CONF, TX1, TX2
-from tests.test_storage_postgres import database_for, fresh_schema_url, raw
 
 WAIT_SECS = 20.0
-
-
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> str:
-    return fresh_schema_url(request.config)
 
 
 @pytest.fixture

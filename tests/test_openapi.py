@@ -21,8 +21,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from anon_ticket import __version__
-from anon_ticket.domain import PaymentId
-from anon_ticket.http import openapi
+from anon_ticket.api import openapi
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.privacypass import client
+from anon_ticket.privacypass.wire import TokenChallenge, b64url_decode, b64url_encode
 from tests.support.daemon import DaemonProcess, claim_token, pay, redeem_until
 from tests.support.fake_wallet import FakeWallet
 
@@ -61,6 +63,38 @@ PROTOCOL_TABLE: dict[tuple[str, str], tuple[str, bool, Statuses]] = {
             413: _codes("payload_too_large"),
             415: _codes("unsupported_media_type"),
             429: _codes("rate_limited"),
+            503: _codes("unavailable"),
+        },
+    ),
+    ("/.well-known/private-token-issuer-directory", "get"): (PUBLIC, False, {200: None}),
+    ("/.well-known/private-token-issuer-directory", "head"): (PUBLIC, False, {200: None}),
+    ("/api/v1/private-token/issue", "post"): (
+        PUBLIC,
+        False,  # authenticated by a service token, not the internal bearer (its own scheme below)
+        {
+            200: None,
+            400: _codes("invalid_request"),
+            401: _codes("unauthorized"),
+            402: _codes("allowance_exhausted"),
+            408: _codes("request_timeout"),
+            410: _codes("token_revoked"),
+            413: _codes("payload_too_large"),
+            415: _codes("unsupported_media_type"),
+            429: _codes("rate_limited"),
+            503: _codes("unavailable"),
+        },
+    ),
+    ("/api/v1/private-token/spend", "post"): (
+        INTERNAL,
+        True,
+        {
+            200: None,
+            400: _codes("invalid_request", "invalid_token"),
+            401: _codes("unauthorized"),
+            408: _codes("request_timeout"),
+            409: _codes("token_spent"),
+            413: _codes("payload_too_large"),
+            415: _codes("unsupported_media_type"),
             503: _codes("unavailable"),
         },
     ),
@@ -127,6 +161,11 @@ RETRY_AFTER_STATUSES = {429, 503}
 # What a test cannot provoke from outside without faults the daemon does not expose (408 is provoked
 # over a raw socket in test_http_details.py, against a daemon with a short request deadline).
 NOT_PROVOKED = {
+    ("/api/v1/private-token/issue", "post", 408),
+    ("/api/v1/private-token/issue", "post", 429),
+    ("/api/v1/private-token/issue", "post", 503),
+    ("/api/v1/private-token/spend", "post", 408),
+    ("/api/v1/private-token/spend", "post", 503),
     ("/api/v1/redeem", "post", 408),
     ("/api/v1/redeem", "post", 429),
     ("/api/v1/redeem", "post", 503),
@@ -191,7 +230,15 @@ class Checker:
         if "content" not in spec:  # HEAD: headers only
             assert response.content == b""
             return None
-        assert list(spec["content"]) == ["application/json"]
+        (media_type,) = spec["content"]
+        if media_type.startswith("application/private-token-"):  # docs/PROTOCOL.md §12's own types
+            assert response.headers["Content-Type"] == media_type
+            if media_type.endswith("-directory"):  # a JSON object under its RFC 9578 name
+                body = response.json()
+                _validator(f"{pointer}/content/{_pointer_part(media_type)}/schema").validate(body)
+                return body
+            return response.content
+        assert media_type == "application/json"
         assert response.headers["Content-Type"] == "application/json; charset=utf-8"
         body = response.json()
         _validator(f"{pointer}/content/application~1json/schema").validate(body)
@@ -286,6 +333,9 @@ def test_document_separates_the_listeners_and_secures_the_internal_one() -> None
             listener, needs_token, _ = PROTOCOL_TABLE[(path, method)]
             assert operation["tags"] == [listener]
             assert server["url"].endswith(PUBLIC_PORT if listener == PUBLIC else INTERNAL_PORT)
+            if path == "/api/v1/private-token/issue":
+                assert operation["security"] == [{"serviceToken": []}]
+                continue
             assert operation["security"] == ([{"internalBearer": []}] if needs_token else [])
     scheme = DOC["components"]["securitySchemes"]["internalBearer"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
@@ -320,6 +370,57 @@ def test_schemas_are_strict_enough_to_catch_drift() -> None:
 
 
 # -- the document against the running daemon ---------------------------------------------------
+
+
+def _token_request(daemon: DaemonProcess) -> bytes:
+    info = daemon.public("GET", "/api/v1/info").json()["private_token"]
+    challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
+    return client.prepare(b64url_decode(info["token_key"]), challenge)[0].encode()
+
+
+def _issue(daemon: DaemonProcess, token: str, body: bytes, **headers: str) -> requests.Response:
+    sent = {
+        "Content-Type": "application/private-token-request",
+        "Authorization": f"Bearer {token}",
+        **headers,
+    }
+    return daemon.public("POST", "/api/v1/private-token/issue", data=body, headers=sent)
+
+
+def check_private_tokens(check: Checker, daemon: DaemonProcess, wallet: FakeWallet, token: str) -> None:
+    """docs/PROTOCOL.md §12's paths, every status a test can provoke from outside."""
+    directory, issue, spend = (
+        "/.well-known/private-token-issuer-directory",
+        "/api/v1/private-token/issue",
+        "/api/v1/private-token/spend",
+    )
+    check.check(daemon.public("GET", directory), directory, "get")
+    check.check(daemon.public("HEAD", directory), directory, "head")
+    info = daemon.public("GET", "/api/v1/info").json()["private_token"]
+    challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
+    request, pending = client.prepare(b64url_decode(info["token_key"]), challenge)
+    signature = check.check(_issue(daemon, token, request.encode()), issue, "post")
+    check.check(_issue(daemon, token, b"\x00\x02"), issue, "post")
+    check.check(_issue(daemon, token, request.encode() + b"x"), issue, "post")
+    check.check(_issue(daemon, token, request.encode(), Authorization=""), issue, "post")
+    check.check(_issue(daemon, token, request.encode(), **{"Content-Type": "text/plain"}), issue, "post")
+    encoded = b64url_encode(pending.finalize(signature).encode())
+    check.check(daemon.internal("POST", spend, json={"token": encoded}), spend, "post")
+    check.check(daemon.internal("POST", spend, json={"token": encoded}), spend, "post")
+    check.check(daemon.internal("POST", spend, json={"token": "x"}), spend, "post")
+    check.check(daemon.internal("POST", spend, json={"token": encoded}, auth=False), spend, "post")
+    check.check(daemon.internal("POST", spend, json={"token": "x" * 5000}), spend, "post")
+    check.check(
+        daemon.internal("POST", spend, data=b"token=x", headers={"Content-Type": "text/plain"}), spend, "post"
+    )
+    # The allowance of another claim, used up (one minimum payment: 100 tokens by default).
+    _, spender = claim_token(daemon, wallet)
+    for _ in range(100):
+        assert _issue(daemon, spender, _token_request(daemon)).status_code == 200
+    body = check.check(_issue(daemon, spender, _token_request(daemon)), issue, "post")
+    assert (body["allowance"], body["issued"]) == (100, 100)
+    record = check.check(daemon.internal("GET", f"/api/v1/token/{spender}"), "/api/v1/token/{token}", "get")
+    assert record["private_tokens"] == {"allowance": 100, "issued": 100}
 
 
 @pytest.fixture(scope="module")
@@ -388,6 +489,8 @@ def test_real_answers_match_the_document(daemon: DaemonProcess, wallet: FakeWall
     check.check(daemon.internal("HEAD", f"/api/v1/token/{'cd' * 32}"), token_path, "head")
     check.check(daemon.internal("HEAD", f"/api/v1/token/{token}", auth=False), token_path, "head")
 
+    check_private_tokens(check, daemon, wallet, token)
+
     revoke = f"/api/v1/token/{token}/revoke"
     check.check(daemon.internal("POST", "/api/v1/token/xyz/revoke"), revoke_path, "post")
     check.check(daemon.internal("POST", f"/api/v1/token/{'cd' * 32}/revoke"), revoke_path, "post")
@@ -401,6 +504,9 @@ def test_real_answers_match_the_document(daemon: DaemonProcess, wallet: FakeWall
     body = check.check(daemon.internal("POST", revoke, json={"reason": "schema test"}), revoke_path, "post")
     assert body["status"] == "revoked"
     body = check.check(daemon.redeem(pid), redeem, "post")
+    assert body["reason"] == "revoked"
+    issue = "/api/v1/private-token/issue"
+    body = check.check(_issue(daemon, token, _token_request(daemon)), issue, "post")
     assert body["reason"] == "revoked"
 
     rescan = "/api/v1/rescan"

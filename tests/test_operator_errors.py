@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from anon_ticket import envfile
+from anon_ticket.commands import envfile
 from anon_ticket.errors import ConfigError
 from tests.support.daemon import REPO_ROOT, DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from actors.locator import ActorLocator
-from actors.published import PublishedState
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.api.internal import InternalApp
 from anon_ticket.config import BindAddress, Secret
 from anon_ticket.errors import StorageError
-from anon_ticket.http.internal import InternalApp
 from anon_ticket.panel.app import UNAVAILABLE_MESSAGE, build_panel
 from anon_ticket.panel.sessions import PanelSession
 from anon_ticket.panel.tools import CONTENT_SECURITY_POLICY, COOKIE_NAME, SESSION_MAX_SECS
@@ -42,7 +42,7 @@ class Answer:
 def call(
     app: Any, method: str, path: str, *, body: bytes = b"", headers: dict[str, str] | None = None
 ) -> Answer:
-    """One WSGI call as cheroot makes it (PEP 3333 environ)."""
+    """One WSGI call as a server makes it (PEP 3333 environ)."""
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anon_ticket.payments import (
+from anon_ticket.core.payments import (
     TokenStatus,
     Transfer,
     TransferFlag,

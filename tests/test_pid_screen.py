@@ -1,4 +1,4 @@
-"""The PID screen (anon_ticket/pid_screen.py): no false negatives, about the configured false positives,
+"""The PID screen (anon_ticket/core/pid_screen.py): no false negatives, about the configured false positives,
 and the start-up path (`add_many`, with its positions inlined for speed) setting exactly the bits that
 `_positions` names, the same positions as the plain double-hashing formula."""
 
@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from anon_ticket.pid_screen import PidScreen
+from anon_ticket.core.pid_screen import PidScreen
 
 
 def ids(count: int, seed: int) -> list[bytes]:

@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from anon_ticket.storage.sqlite import connect
 from tests.support.daemon import DaemonProcess, poll_until
 from tests.support.fake_wallet import FakeWallet

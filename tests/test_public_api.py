@@ -18,17 +18,17 @@ from typing import Any
 
 import pytest
 
-from actors.fatal import FatalSignal
-from actors.locator import ActorLocator
-from actors.pid_cache import PidCache, PidCacheProxy
-from actors.published import PublishedState
-from actors.wallet_poller import PollerSettings, WalletPoller
+from anon_ticket.actors.fatal import FatalSignal
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.pid_cache import PidCache, PidCacheProxy
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.actors.wallet_poller import PollerSettings, WalletPoller
 from anon_ticket.config import BindAddress
-from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId, ServiceToken
-from anon_ticket.http.server import Listener
+from anon_ticket.core.domain import PAYMENT_ID_SCHEME, PaymentId, ServiceToken
+from anon_ticket.httpd.listener import Listener
 from anon_ticket.service.redeem import Redeemer
 from anon_ticket.storage.sqlite import SqliteStore
-from anon_ticket.wallet_rpc import WalletRpc
+from anon_ticket.wallet.rpc import WalletRpc
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import CONFIRMATIONS, MIN_AMOUNT, Pipeline, pipeline_config
 
@@ -101,6 +101,8 @@ def test_info(wallet: FakeWallet, pipeline: Pipeline, public: Public) -> None:
     status, headers, body = public.request("GET", "/api/v1/info")
     assert status == 200
     assert headers["content-type"] == "application/json; charset=utf-8"
+    private_token = body.pop("private_token")  # docs/PROTOCOL.md §12, checked in test_private_tokens_api.py
+    assert set(private_token) == {"challenge", "token_key", "issuer_request_uri"}
     assert body == {
         "primary_address": wallet.address,
         "min_payment_amount": MIN_AMOUNT,
@@ -163,7 +165,7 @@ def test_a_poller_that_cannot_read_the_stored_address_still_starts(
         start_height=None,
         writer_timeout_secs=5,
     )
-    with caplog.at_level(logging.WARNING, logger="actors.wallet_poller"):
+    with caplog.at_level(logging.WARNING, logger="anon_ticket.actors.wallet_poller"):
         ref = WalletPoller.start(
             settings,
             ActorLocator(),

@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 import pytest
 
 from anon_ticket.client.address import integrated_address
-from anon_ticket.domain import ChainPaymentId, PaymentId
-from anon_ticket.payments import TransferFlag
+from anon_ticket.core.domain import ChainPaymentId, PaymentId
+from anon_ticket.core.payments import TransferFlag
 from tests.support import waiting
 from tests.support.buyer import expected_token, run_client, start_client
 from tests.support.daemon import DaemonProcess
@@ -223,7 +223,7 @@ def ensure_merchant_wallet_open(chain: RegtestChain) -> None:
     try:
         chain.merchant.height()
     except RpcCallError as exc:
-        if exc.code != NO_WALLET_OPEN:
+        if exc.rpc_code != NO_WALLET_OPEN:
             raise
         chain.merchant.open()
     chain.merchant.enable_auto_refresh(1)
@@ -459,7 +459,7 @@ def test_reorg_that_drops_the_payment_revokes_the_token_until_it_is_mined_again(
         assert txid not in chain.pool_txids()
         with pytest.raises(RpcCallError) as gone:
             chain.merchant.call("get_transfer_by_txid", txid=txid)
-        assert gone.value.code == -8
+        assert gone.value.rpc_code == -8
         refused = shop.wait_redeem(pid, 410)
         assert (refused["error"], refused["reason"]) == ("token_revoked", "payment_reorged")
         record = shop.token_record(token)

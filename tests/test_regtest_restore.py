@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from tests.support.buyer import expected_token
 from tests.support.regtest import RegtestChain
 from tests.test_regtest_e2e import (

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from anon_ticket.config import DatabaseUrl, Secret
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from anon_ticket.storage.database import Database
 from tests.support.daemon import (
     REPO_ROOT,
@@ -47,7 +47,7 @@ def backend(request: pytest.FixtureRequest) -> dict[str, str]:
     """The daemon's DATABASE_URL for each backend (a fresh PostgreSQL schema each time)."""
     if request.param == "sqlite":
         return {}
-    from tests.test_storage_postgres import fresh_schema_url  # noqa: PLC0415
+    from tests.support.postgres import fresh_schema_url  # noqa: PLC0415
 
     return {"DATABASE_URL": fresh_schema_url(request.config), "INTERNAL_API_TOKEN": TOKEN}
 
@@ -184,7 +184,7 @@ def test_the_lock_held_by_a_daemon_that_does_not_answer_means_nothing_is_written
         url = "sqlite:///anon_ticket.db"
         database = Database(DatabaseUrl("sqlite", tmp_path / "anon_ticket.db", None))
     else:
-        from tests.test_storage_postgres import fresh_schema_url  # noqa: PLC0415
+        from tests.support.postgres import fresh_schema_url  # noqa: PLC0415
 
         url = fresh_schema_url(request.config)
         database = Database(DatabaseUrl("postgresql", None, Secret(url)))

@@ -33,6 +33,12 @@ def wallet() -> Iterator[FakeWallet]:
         yield fake
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _token_request_bodies() -> None:
+    """docs/PROTOCOL.md §12's issuance body is raw bytes: sent as the octet streams schemathesis knows."""
+    schemathesis.serializer.alias("application/private-token-request", "application/octet-stream")
+
+
 def _served_schema(daemon: DaemonProcess) -> Any:
     return schemathesis.openapi.from_url(
         daemon.internal_url + "/api/v1/openapi.json", headers=daemon.auth_headers(), timeout=10
@@ -58,7 +64,14 @@ def test_public_listener_conforms(daemon: DaemonProcess, wallet: FakeWallet) -> 
     claim_token(daemon, wallet)  # a wallet address is known: /info answers 200, not 503
     schema = _served_schema(daemon).include(tag="public")
     operations = {(op.ok().method.upper(), op.ok().path) for op in schema.get_all_operations()}
-    assert operations == {("GET", "/api/v1/info"), ("HEAD", "/api/v1/info"), ("POST", "/api/v1/redeem")}
+    assert operations == {
+        ("GET", "/api/v1/info"),
+        ("HEAD", "/api/v1/info"),
+        ("POST", "/api/v1/redeem"),
+        ("GET", "/.well-known/private-token-issuer-directory"),  # docs/PROTOCOL.md §12
+        ("HEAD", "/.well-known/private-token-issuer-directory"),
+        ("POST", "/api/v1/private-token/issue"),
+    }
     strategy = st.one_of(
         schema.as_strategy(generation_mode=GenerationMode.POSITIVE),
         schema.as_strategy(generation_mode=GenerationMode.NEGATIVE),
@@ -72,6 +85,7 @@ def test_internal_listener_conforms(daemon: DaemonProcess, wallet: FakeWallet) -
     operations = {(op.ok().method.upper(), op.ok().path) for op in schema.get_all_operations()}
     assert ("POST", "/api/v1/token/{token}/revoke") in operations
     assert ("HEAD", "/api/v1/status") in operations
+    assert ("POST", "/api/v1/private-token/spend") in operations
     headers = daemon.auth_headers()
     strategy = schema.as_strategy(generation_mode=GenerationMode.POSITIVE, headers=headers)
     _run(strategy, lambda case: case.call_and_validate(base_url=daemon.internal_url, checks=CHECKS))

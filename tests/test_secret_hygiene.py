@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from actors.wallet_poller import PollerSettings
-from anon_ticket import internal_token
+from anon_ticket.actors.wallet_poller import PollerSettings
+from anon_ticket.api.internal import loggable
 from anon_ticket.client.transport import Reply
 from anon_ticket.config import Config
-from anon_ticket.domain import PaymentId, TxId
+from anon_ticket.core.domain import PaymentId, TxId
+from anon_ticket.core.payments import TokenStatus
 from anon_ticket.errors import ConfigError
-from anon_ticket.http.internal import loggable
-from anon_ticket.payments import TokenStatus
+from anon_ticket.process import internal_token
 from anon_ticket.service.redeem import RedeemAnswer
 from anon_ticket.storage.base import ClaimOutcome, ClaimRecord, ClaimRequest
-from anon_ticket.wallet_rpc import WalletRpc
+from anon_ticket.wallet.rpc import WalletRpc
 from tests.support.daemon import REPO_ROOT, DaemonProcess
 from tests.support.fake_wallet import FakeWallet
 
@@ -94,7 +94,7 @@ def test_short_hex_runs_stay_readable() -> None:
 def test_core_dumps_are_forbidden_from_the_first_moment() -> None:
     code = (
         "import resource\n"
-        "from anon_ticket import hardening\n"
+        "from anon_ticket.process import hardening\n"
         "assert hardening.dumpable() is True\n"
         "problems = hardening.forbid_core_dumps()\n"
         "print(problems, hardening.dumpable(), resource.getrlimit(resource.RLIMIT_CORE))\n"

@@ -24,11 +24,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from tests.support.daemon import DaemonProcess, free_ports, pay, poll_until, redeem_until
 from tests.support.fake_wallet import FakeWallet
+from tests.support.postgres import fresh_schema_url
 from tests.support.statsd_sink import StatsdSink
-from tests.test_storage_postgres import fresh_schema_url
 
 POLL_SECS = 1.0
 TAKEOVER_BOUND_SECS = 3 * POLL_SECS + 10  # docs/PROTOCOL.md §11

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from tests.support.attack import Attack, connect, honest_redeem, proxy_line, read_answer
 from tests.support.daemon import DaemonProcess, pay, poll_until, redeem_until, unused_udp_port
 from tests.support.fake_wallet import FakeWallet

@@ -1,10 +1,8 @@
 """The PostgreSQL backend on a real server: schema, sessions, migrations, the daemon lock, the daemon.
 
-Every test session creates its own database (`anon_ticket_test_<random>`, dropped at the end) and every
-test its own schema in it, reached through `?options=-csearch_path%3D<schema>` in the URL — the same
-way an operator hosts several instances in one database. The behaviour shared with SQLite is checked
-in test_store_contract.py. Set ANON_TICKET_TEST_POSTGRES to an admin URL to use another server; the
-tests skip, saying why, only when no server answers (and fail under CI=true: tests/support/services.py).
+Every test gets a schema of its own in the session's database (tests/support/postgres.py). The
+behaviour shared with SQLite is checked in test_store_contract.py; the node's connection pool in
+test_storage_pool.py.
 """
 
 from __future__ import annotations
@@ -12,14 +10,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,83 +24,23 @@ import psycopg  # the test extra: installed with the suite, never skipped for
 import pytest
 from psycopg import sql
 
-from anon_ticket.config import DatabaseUrl, Secret
-from anon_ticket.domain import PaymentId, ServiceToken
+from anon_ticket.core.domain import PaymentId, ServiceToken
+from anon_ticket.core.payments import Transfer
 from anon_ticket.errors import DatabaseLocked, SchemaTooNew, StorageError
-from anon_ticket.payments import Transfer
 from anon_ticket.storage import migrations
 from anon_ticket.storage.base import TransferBatch
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.lock import PostgresDaemonLock
 from anon_ticket.storage.postgres import PostgresStore, connect
-from tests.support.services import require
+
+# Re-exported for modules that still import them from here; the fixtures come from tests/conftest.py.
+from tests.support.postgres import database_for, fresh_schema_url, raw, session_database_url  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
-ADMIN_URL = os.environ.get("ANON_TICKET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-_SESSION_DB = pytest.StashKey[str]()
-_UNREACHABLE = pytest.StashKey[str]()
 
 MIN = 1000
 CONF = 10
 _TRANSFER = "INSERT INTO transfers (payment_id, txid, amount, height) VALUES (%s, %s, {amount}, 1)"
-
-
-# -- throwaway databases (shared with test_store_contract.py) -------------------------------------
-
-
-def session_database_url(config: pytest.Config) -> str:
-    """The URL of this session's own database, created on first use and dropped when pytest ends."""
-    if _UNREACHABLE in config.stash:
-        require("PostgreSQL", False, config.stash[_UNREACHABLE])
-    if _SESSION_DB in config.stash:
-        return config.stash[_SESSION_DB]
-    try:
-        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        config.stash[_UNREACHABLE] = f"no PostgreSQL server reachable at {ADMIN_URL}: {exc}".strip()
-        require("PostgreSQL", False, config.stash[_UNREACHABLE])
-    name = f"anon_ticket_test_{secrets.token_hex(6)}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-    def drop() -> None:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-    config.add_cleanup(drop)
-    parts = urllib.parse.urlsplit(ADMIN_URL)
-    url = urllib.parse.urlunsplit(parts._replace(path="/" + name))
-    config.stash[_SESSION_DB] = url
-    return url
-
-
-def fresh_schema_url(config: pytest.Config) -> str:
-    """A URL whose search_path is a new, empty schema in the session's database."""
-    base = session_database_url(config)
-    schema = f"s_{secrets.token_hex(6)}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    return f"{base}?options=-csearch_path%3D{schema}"
-
-
-def database_for(url: str) -> Database:
-    return Database(DatabaseUrl("postgresql", None, Secret(url)))
-
-
-# -- fixtures -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> str:
-    return fresh_schema_url(request.config)
-
-
-@pytest.fixture
-def pg_database(pg_url: str) -> Iterator[Database]:
-    db = database_for(pg_url)
-    db.migrate()
-    yield db
-    db.close()
 
 
 @pytest.fixture
@@ -115,13 +51,15 @@ def pg_store(pg_database: Database) -> Iterator[PostgresStore]:
     store.close()
 
 
-def raw(url: str) -> Any:
-    """A plain autocommit connection on the test's schema, for looking behind the store's back."""
-    return psycopg.connect(url, autocommit=True)
+def session_of(store: PostgresStore) -> Any:
+    """The dedicated connection under a writer store (its source lends always the same one)."""
+    with store._source.lease() as conn:
+        return conn
 
 
 def backend_pid(store: PostgresStore) -> int:
-    pid: int = store._connection().info.backend_pid
+    with store._source.lease() as conn:
+        pid: int = conn.info.backend_pid
     return pid
 
 
@@ -191,12 +129,12 @@ def test_readers_are_read_only(pg_database: Database) -> None:
     reader = pg_database.reader()
     with pytest.raises(StorageError, match="read-only"):
         reader.start_scan(5)
-    assert pg_database.reader() is reader  # one per thread
+    assert pg_database.reader() is reader
     other: list[object] = []
     thread = threading.Thread(target=lambda: other.append(pg_database.reader()))
     thread.start()
     thread.join()
-    assert other[0] is not reader
+    assert other[0] is reader  # every thread shares the one reader over the node's pool
 
 
 def terminate(url: str, store: PostgresStore) -> None:
@@ -259,11 +197,11 @@ def test_known_payment_ids_stream_from_a_server_side_cursor(pg_store: PostgresSt
     )
     stream = pg_store.known_payment_ids()
     first = next(stream)
-    cursors = pg_store._connection().execute("SELECT name FROM pg_cursors").fetchall()
+    cursors = session_of(pg_store).execute("SELECT name FROM pg_cursors").fetchall()
     assert ("known_payment_ids",) in cursors  # the rest is still on the server
     rest = list(stream)
     assert sorted([first, *rest]) == ids
-    assert pg_store._connection().execute("SELECT count(*) FROM pg_cursors").fetchone() == (0,)
+    assert session_of(pg_store).execute("SELECT count(*) FROM pg_cursors").fetchone() == (0,)
 
 
 def test_an_abandoned_stream_leaves_no_transaction_open(pg_store: PostgresStore) -> None:
@@ -275,7 +213,7 @@ def test_an_abandoned_stream_leaves_no_transaction_open(pg_store: PostgresStore)
     stream = pg_store.known_payment_ids()
     assert next(stream) == pid
     stream.close()
-    assert pg_store._connection().info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert session_of(pg_store).info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert pg_store.claim_for(pid) is None
 
 

@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from anon_ticket.config import DatabaseUrl
-from anon_ticket.domain import PaymentId, TxId
+from anon_ticket.core.access_time import AccessPolicy
+from anon_ticket.core.domain import PaymentId, TxId
+from anon_ticket.core.payments import TokenStatus, Transfer, TransferFlag
 from anon_ticket.errors import CursorMoved, DatabaseLocked, RescanRefused, StorageError, WalletMismatch
-from anon_ticket.payments import TokenStatus, Transfer, TransferFlag
-from anon_ticket.storage.base import ClaimOutcome, Store, TransferBatch
+from anon_ticket.storage.base import ClaimOutcome, ClaimRequest, Store, TransferBatch
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.sqlite import connect as sqlite_connect
 from tests.support.stores import CONF, MIN, TX1, TX2, TX3, batch, paid
@@ -29,7 +30,7 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
         database = Database(DatabaseUrl("sqlite", tmp_path / "anon_ticket.db", None))
     else:
-        from tests.test_storage_postgres import database_for, fresh_schema_url  # noqa: PLC0415
+        from tests.support.postgres import database_for, fresh_schema_url  # noqa: PLC0415
 
         database = database_for(fresh_schema_url(request.config))
     database.migrate()
@@ -364,31 +365,6 @@ def test_no_pid_or_token_reaches_the_tables(db: Database, store: Store) -> None:
     assert tokens[1].digest().raw in dump
 
 
-# -- what the operator sees -----------------------------------------------------------------------
-
-
-def test_flagged_transfers_are_listed_pool_first_then_newest_and_only_they(store: Store) -> None:
-    locked = PaymentId.generate().chain_payment_id().raw
-    spent = PaymentId.generate().chain_payment_id().raw
-    plain = PaymentId.generate().chain_payment_id().raw
-    batch(
-        store,
-        [
-            (locked, Transfer(TX1, 5, 150, TransferFlag.LOCKED)),
-            (spent, Transfer(TX2, 6, 0, TransferFlag.DOUBLE_SPEND)),
-            (plain, Transfer(TX3, 7, 160)),
-        ],
-    )
-    assert store.flagged_transfers(10) == [
-        (spent, Transfer(TX2, 6, 0, TransferFlag.DOUBLE_SPEND)),  # the pool first: it is happening now
-        (locked, Transfer(TX1, 5, 150, TransferFlag.LOCKED)),
-    ]
-    assert len(store.flagged_transfers(1)) == 1
-    # Once the flag clears (a double spend that was not), it leaves the list.
-    batch(store, [(spent, Transfer(TX2, 6, 170))])
-    assert [t.txid for _, t in store.flagged_transfers(10)] == [TX1]
-
-
 # -- the sticky COUNTED rule ------------------------------------------------------------------------
 
 
@@ -488,3 +464,51 @@ def test_the_offline_lock_excludes_a_daemon_and_the_other_way_round(db: Database
     again = db.daemon_lock()
     again.acquire()  # released for good: a daemon starts
     again.release()
+
+
+# -- paid time (docs/PROTOCOL.md §13) ---------------------------------------------------------------
+
+HOUR = AccessPolicy(3600, MIN)
+
+
+def test_paid_time_starts_at_the_claim_and_later_transfers_extend_it(store: Store) -> None:
+    """What counted by the claim runs from the claim; a transfer counted later adds its share from
+    the later of when it counted and the current end; a poll with nothing new credits nothing."""
+    pid = paid(store, 2 * MIN)  # two hours
+    payment_id = pid.chain_payment_id().raw
+    claimed_at = 1_800_000_000
+    outcome = store.claim_many([ClaimRequest(pid, claimed_at, MIN, CONF, HOUR)])[0]
+    assert outcome is not None
+    assert (outcome.record.access_until, outcome.record.access_credited) == (claimed_at + 7200, 2 * MIN)
+    # Before the end: half an hour more, from the end.
+    batch(
+        store,
+        [(payment_id, Transfer(TX2, MIN // 2, 180))],
+        height=200,
+        polled_at=claimed_at + 60,
+        access=HOUR,
+    )
+    record = store.claim_for(payment_id)
+    assert record is not None and record.access_until == claimed_at + 7200 + 1800
+    batch(store, height=201, polled_at=claimed_at + 120, access=HOUR)
+    assert store.claim_for(payment_id) == record
+    # After a lapse: from the moment it counted (here the poll that saw it confirmed).
+    lapsed = claimed_at + 86_400
+    batch(store, [(payment_id, Transfer(TX3, MIN, 195))], height=202, polled_at=lapsed - 1, access=HOUR)
+    batch(store, height=205, polled_at=lapsed, access=HOUR)  # 205 - 195 = 10 confirmations: counts now
+    record = store.claim_for(payment_id)
+    assert record is not None and (record.access_until, record.access_credited) == (
+        lapsed + 3600,
+        3 * MIN + MIN // 2,
+    )
+    assert store.claim_by_digest(outcome.token.digest().raw) == record
+
+
+def test_without_a_policy_nothing_of_paid_time_is_stored(store: Store) -> None:
+    pid = paid(store)
+    outcome = claimed(store, pid)
+    assert (outcome.record.access_until, outcome.record.access_credited) == (None, None)
+    payment_id = pid.chain_payment_id().raw
+    batch(store, [(payment_id, Transfer(TX2, MIN, 180))], height=200, access=HOUR)
+    record = store.claim_for(payment_id)
+    assert record is not None and record.access_until is None  # claimed without a policy: good until revoked

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from anon_ticket.domain import PaymentId
-from anon_ticket.payments import Transfer
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.core.payments import Transfer
 from anon_ticket.storage.base import (
     IssueOutcome,
     IssueRequest,
@@ -287,7 +287,7 @@ def test_the_writer_group_commits_issuances_and_answers_refusals_as_values(
     db: Database,  # noqa: F811
     store: Store,  # noqa: F811
 ) -> None:
-    from actors.storage_writer import StorageWriter, request_issue, request_spend  # noqa: PLC0415
+    from anon_ticket.actors.storage_writer import StorageWriter, request_issue, request_spend  # noqa: PLC0415
 
     _, digest = claimed_token_digest(store)
     ref = StorageWriter.start(db.open_writer)

@@ -33,12 +33,12 @@ from typing import Any
 
 import pytest
 
-from actors.locator import ActorLocator
-from actors.supervisor import ActorSpec, Supervisor
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.supervisor import ActorSpec, Supervisor
 from anon_ticket.config import BindAddress
+from anon_ticket.core.domain import PaymentId, TxId
 from anon_ticket.daemon import Daemon
-from anon_ticket.domain import PaymentId, TxId
-from anon_ticket.http.server import Listener
+from anon_ticket.httpd.listener import Listener
 from anon_ticket.storage.sqlite import connect
 from tests.support.daemon import DaemonProcess, claim_token, unused_udp_port
 from tests.support.fake_wallet import FakeWallet

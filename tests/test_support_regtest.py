@@ -127,7 +127,7 @@ def test_reorg_sequence_matches_the_fake(regtest_chain: RegtestChain) -> None:
             step("re-mined without it")
             with pytest.raises(RpcCallError) as gone:
                 merchant.call("get_transfer_by_txid", txid=txid)
-            assert gone.value.code == -8
+            assert gone.value.rpc_code == -8
         for name, real, faked in steps:
             assert real == faked, name
         assert steps[1][1] == {"in": [(XMR, 1)], "pool": [(0, None)]}  # listed twice, pool amount 0
@@ -145,7 +145,7 @@ def test_restarted_wallet_rpc_answers_minus_13_until_open_wallet(regtest_chain: 
         merchant.height()
     with FakeWallet(no_wallet=True) as fake, pytest.raises(RpcCallError) as fake_no_wallet:
         json_rpc(fake.url, "get_height")
-    assert (no_wallet.value.code, no_wallet.value.message) == (-13, "No wallet file")
-    assert (fake_no_wallet.value.code, fake_no_wallet.value.message) == (-13, "No wallet file")
+    assert (no_wallet.value.rpc_code, no_wallet.value.message) == (-13, "No wallet file")
+    assert (fake_no_wallet.value.rpc_code, fake_no_wallet.value.message) == (-13, "No wallet file")
     merchant.open()
     assert chain.sync_wallets(merchant) == merchant.height()

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from anon_ticket.systemd import Notifier
+from anon_ticket.process.systemd import Notifier
 from tests.support.daemon import REPO_ROOT, DaemonProcess
 from tests.support.fake_wallet import FakeWallet
 

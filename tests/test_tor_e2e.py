@@ -32,7 +32,7 @@ import pytest
 import requests
 
 from anon_ticket.client.address import integrated_address
-from anon_ticket.domain import PaymentId, TxId
+from anon_ticket.core.domain import PaymentId, TxId
 from tests.support import waiting
 from tests.support.buyer import expected_token, run_client, start_client
 from tests.support.chromium import chromium
@@ -344,7 +344,7 @@ CIRCUIT_REDEEMS = 5  # ABUSE_CIRCUIT_PER_MINUTE here (default 120)
 def circuit_shop(regtest_chain: RegtestChain, tor_network: TorNetwork, tmp_path: Path) -> Iterator[OnionShop]:
     """The daemon behind the `circuits` service (the snippet's HiddenServiceExportCircuitID line on),
     with PROXY_PROTOCOL=tor and small per-circuit limits; the per-PID limit is out of the way."""
-    if importlib.util.find_spec("anon_ticket.http.proxy_protocol") is None:
+    if importlib.util.find_spec("anon_ticket.httpd.proxy_protocol") is None:
         # Written against branch `siege` (PROXY_PROTOCOL, HTTP_MAX_CONNECTIONS_PER_CIRCUIT,
         # ABUSE_CIRCUIT_PER_MINUTE); it runs as soon as that is merged.
         pytest.skip("this daemon has no PROXY_PROTOCOL=tor yet (docs/PROTOCOL.md §8)")
@@ -434,7 +434,7 @@ def test_the_buyers_page_works_in_chromium_through_the_tor_client(
     """docs/PROTOCOL.md §10 over Tor: Chromium's only way out is the client tor's SocksPort (names
     resolved by Tor; local name resolution is switched off); the page makes the PID, shows the address,
     and turns a real payment into the token."""
-    if importlib.util.find_spec("anon_ticket.http.buyer_page") is None:
+    if importlib.util.find_spec("anon_ticket.api.buyer_page") is None:
         # Written against branch `buyerpage` (GET /, ?poll=1, the data-field hooks); it runs as soon as
         # that is merged.
         pytest.skip("this daemon has no buyer's page yet (docs/PROTOCOL.md §10)")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from tests.support.daemon import DaemonProcess, claim_token, pay, poll_until, redeem_until
 from tests.support.fake_wallet import FakeWallet
 from tests.support.statsd_sink import StatsdSink

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from anon_ticket.wallet_health import WalletHealth
+from anon_ticket.core.wallet_health import WalletHealth
 
 
 class Clock:

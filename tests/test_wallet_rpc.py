@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from anon_ticket.errors import WalletRpcError, WalletUnreachable
-from anon_ticket.wallet_rpc import MAX_ERROR_CHARS, WalletRpc
+from anon_ticket.wallet.rpc import MAX_ERROR_CHARS, WalletRpc
 from tests.support.daemon import free_ports, poll_until
 from tests.support.fake_wallet import FakeWallet
 from tests.support.services import need

@@ -17,12 +17,11 @@ from Cryptodome.Hash import keccak
 
 from anon_ticket.client import base58
 from anon_ticket.client.errors import InvalidAddress
-from anon_ticket.domain import ChainPaymentId
+from anon_ticket.core.domain import ChainPaymentId
 
 KEY_BYTES = 32
 CHECKSUM_BYTES = 4
 STANDARD_ADDRESS_BYTES = 1 + 2 * KEY_BYTES + CHECKSUM_BYTES  # 69 bytes, 95 characters
-INTEGRATED_ADDRESS_BYTES = STANDARD_ADDRESS_BYTES + 8  # 77 bytes, 106 characters
 
 
 class Network(enum.Enum):
@@ -39,10 +38,6 @@ class Network(enum.Enum):
     @property
     def integrated_byte(self) -> int:
         return self.value[1]
-
-    @property
-    def subaddress_byte(self) -> int:
-        return self.value[2]
 
     @property
     def label(self) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from anon_ticket.client.errors import ServerBusy, ServerError
 from anon_ticket.client.text import clean, format_xmr
-from anon_ticket.domain import ServiceToken
+from anon_ticket.core.domain import ServiceToken
 from anon_ticket.errors import InvalidToken
 
 CLAIM_STATUSES = frozenset({"claimed", "already_claimed"})

@@ -24,7 +24,7 @@ from anon_ticket.client.answers import (
 from anon_ticket.client.errors import RedemptionRefused, SchemeMismatch
 from anon_ticket.client.text import clean
 from anon_ticket.client.waiting import DEFAULT_POLL_INTERVAL, ProgressCallback, poll_until
-from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId
+from anon_ticket.core.domain import PAYMENT_ID_SCHEME, PaymentId
 
 DEFAULT_REQUEST_TIMEOUT = 60.0  # Tor circuits to an onion service can take tens of seconds
 INFO_PATH = "/api/v1/info"
@@ -57,6 +57,18 @@ class ClientSession:
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.close()
+
+    def get(self, path: str, *, timeout: float | None = None) -> transport.Reply:
+        """One GET of a path on this server (a JSON answer), with the session's guarantees."""
+        return transport.exchange(
+            self._http, "GET", self.server + path, body=None, timeout=timeout or self.timeout
+        )
+
+    def post_bytes(
+        self, url: str, payload: bytes, headers: dict[str, str], *, timeout: float | None = None
+    ) -> transport.RawReply:
+        """One POST of raw bytes to `url` (on this server), with the session's guarantees."""
+        return transport.exchange_bytes(self._http, url, payload, headers, timeout=timeout or self.timeout)
 
     def fetch_info(self, *, timeout: float | None = None) -> ServerInfo:
         """The server's payment parameters; refuses (`SchemeMismatch`) a server deriving ids otherwise.

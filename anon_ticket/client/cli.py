@@ -1,4 +1,5 @@
-"""`client new` and `client redeem` (docs/PROTOCOL.md §7): argument parsing and exit codes, nothing else.
+"""`client new`, `client redeem` (docs/PROTOCOL.md §7) and `client tokens` (docs/PROTOCOL.md §12):
+argument parsing and exit codes, nothing else.
 
 `main()` takes its streams as arguments so that `python -m anon_ticket client …`, tests and other
 programs can all call it; it returns the exit code instead of exiting.
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from anon_ticket.client import cmd_new, cmd_redeem
+from anon_ticket.client import cmd_new, cmd_redeem, cmd_tokens
 from anon_ticket.client.console import Console
 from anon_ticket.client.errors import ClientError, ExitCode
 from anon_ticket.client.waiting import DEFAULT_POLL_INTERVAL
@@ -27,9 +28,11 @@ _LOOKS_LIKE_PID = re.compile(r"[0-9a-fA-F]{64}")
 EXIT_CODES = """\
 exit codes:
   0  done (redeem: token printed)
-  2  usage: bad option, bad address, unreadable PID file or PID text, --out file already exists
+  2  usage: bad option, bad address, unreadable PID file or PID text, --out file already exists;
+     tokens --take: no token left in the file
   3  timed out: the server still said "not seen yet", "pending" or "rate limited" at --timeout
-  4  refused: 402 insufficient payment (pay the rest, redeem again) or 410 token revoked
+  4  refused: 402 insufficient payment (pay the rest, redeem again) or 410 token revoked;
+     tokens: allowance used up, service token revoked or unknown
   5  server or network error: unreachable or 503 until --timeout, an answer off the contract,
      or a server whose payment_id_scheme differs from this client's
 """
@@ -55,6 +58,24 @@ stdout: the token alone on one line, or with --json one object: token, status (c
 already_claimed), amount, claimed_at. With --json a refusal (exit 4) also prints the server's
 error object. Progress and errors go to stderr.
 """
+
+
+TOKENS_HELP = """\
+Fetch: read the service token from --token-file or standard input (never from the command line),
+read the server's published challenge and token key from /api/v1/info, then fetch --count single-use
+private tokens (Privacy Pass, docs/PROTOCOL.md §12), appending each, base64url, one per line, to
+--out FILE (created with mode 0600) as soon as it is finalised. A request that failed on the way is
+sent again unchanged, which the server answers for free. stdout: the number of tokens appended.
+
+Take: --take FILE prints `Authorization: PrivateToken token="…"` for the first token in FILE and
+removes it from the file (atomically: two takes never get the same token). Each token works once.
+"""
+
+
+def _count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 100_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 100000, not {text!r}")
+    return int(text)
 
 
 def _seconds(text: str) -> float:
@@ -151,6 +172,39 @@ def build_parser() -> argparse.ArgumentParser:
     redeem.add_argument("--proxy", metavar="URL", help="e.g. socks5h://127.0.0.1:9050 for Tor")
     redeem.add_argument("--json", action="store_true", help="print one JSON object")
     redeem.set_defaults(run=cmd_redeem.run)
+
+    tokens = commands.add_parser(
+        "tokens",
+        help="trade the service token for single-use private tokens, or take one",
+        description=TOKENS_HELP,
+        epilog=EXIT_CODES,
+        formatter_class=formatter,
+    )
+    tokens.add_argument("--server", metavar="URL", help="the server's base URL")
+    tokens.add_argument("--count", metavar="N", type=_count, help="how many tokens to fetch")
+    tokens.add_argument("--out", metavar="FILE", type=Path, help="append the tokens to FILE (mode 0600)")
+    tokens.add_argument(
+        "--token-file", metavar="FILE", type=Path, help="read the service token from FILE (default: stdin)"
+    )
+    tokens.add_argument(
+        "--take", metavar="FILE", type=Path, help="print the header for the next token in FILE and remove it"
+    )
+    tokens.add_argument(
+        "--timeout",
+        metavar="SECS",
+        type=_seconds,
+        default=cmd_tokens.DEFAULT_TIMEOUT,
+        help=f"give up retrying after SECS seconds (default {cmd_tokens.DEFAULT_TIMEOUT:.0f})",
+    )
+    tokens.add_argument(
+        "--poll-interval",
+        metavar="SECS",
+        type=_interval,
+        default=DEFAULT_POLL_INTERVAL,
+        help=argparse.SUPPRESS,
+    )
+    tokens.add_argument("--proxy", metavar="URL", help="e.g. socks5h://127.0.0.1:9050 for Tor")
+    tokens.set_defaults(run=cmd_tokens.run)
     return parser
 
 
@@ -170,8 +224,8 @@ def main(
     arguments = list(sys.argv[1:] if argv is None else argv)
     if any(_LOOKS_LIKE_PID.fullmatch(part) for arg in arguments for part in (arg, arg.partition("=")[2])):
         console.note(
-            "error: a PID does not belong on the command line, where `ps` and shell history show it; "
-            "use --pid-file FILE or standard input"
+            "error: a PID or service token does not belong on the command line, where `ps` and shell "
+            "history show it; use --pid-file / --token-file FILE or standard input"
         )
         return ExitCode.USAGE
     parser = build_parser()

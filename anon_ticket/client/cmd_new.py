@@ -19,7 +19,7 @@ from anon_ticket.client.errors import ExitCode, InvalidAddress, ServerError, Usa
 from anon_ticket.client.pidfile import write_new_pid_file
 from anon_ticket.client.text import format_xmr
 from anon_ticket.client.transport import proxy_warnings
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 
 
 @dataclass(frozen=True, slots=True, repr=False)

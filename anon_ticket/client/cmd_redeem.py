@@ -20,7 +20,7 @@ from anon_ticket.client.pidfile import parse_pid_text, read_pid_file, read_pid_s
 from anon_ticket.client.text import format_xmr
 from anon_ticket.client.transport import proxy_warnings
 from anon_ticket.client.waiting import Waiting
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 
 
 class ProgressPrinter:

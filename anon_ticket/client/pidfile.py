@@ -14,10 +14,10 @@ import stat
 from pathlib import Path
 from typing import TextIO
 
-from anon_ticket import durable
 from anon_ticket.client.errors import UsageError
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from anon_ticket.errors import InvalidPid
+from anon_ticket.process import durable
 
 PID_FILE_MODE = 0o600
 MAX_PID_TEXT = 4096  # a PID file holds 65 characters; anything far bigger is the wrong file

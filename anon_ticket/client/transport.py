@@ -111,6 +111,35 @@ def exchange(
     return Reply(status, _json_or_none(raw), retry_after)
 
 
+@dataclass(frozen=True, slots=True)
+class RawReply:
+    """An HTTP answer whose body is bytes (a Privacy Pass TokenResponse), with its JSON when it is JSON."""
+
+    status: int
+    content_type: str
+    raw: bytes = field(repr=False)
+    body: object = field(repr=False)
+    retry_after: int | None
+
+
+def exchange_bytes(
+    session: requests.Session, url: str, payload: bytes, headers: dict[str, str], *, timeout: float
+) -> RawReply:
+    """POST raw bytes; the same guarantees as `exchange` (no redirects, bounded body, no environment)."""
+    try:
+        with session.request(
+            "POST", url, data=payload, headers=headers, timeout=timeout, stream=True, allow_redirects=False
+        ) as response:
+            raw = _read_bounded(response)
+            status = response.status_code
+            content_type = response.headers.get("Content-Type", "")
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+    except requests.RequestException as exc:
+        via = " (through the proxy: is Tor running?)" if session.proxies else ""
+        raise NetworkError(f"cannot reach the server: {_what_failed(exc)}{via}") from exc
+    return RawReply(status, content_type, raw, _json_or_none(raw), retry_after)
+
+
 def _what_failed(exc: requests.RequestException) -> str:
     """A short cause; requests' own text repeats the URL and urllib3 internals."""
     if isinstance(exc, requests.exceptions.ProxyError):

@@ -21,10 +21,11 @@ from pathlib import Path
 import cherrypy
 import jinja2
 
-from actors.locator import ActorLocator
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.api.internal import InternalApp
 from anon_ticket.config import BindAddress
+from anon_ticket.core.timefmt import rfc3339
 from anon_ticket.errors import AnonTicketError
-from anon_ticket.http.internal import InternalApp
 from anon_ticket.panel import figures, tools
 from anon_ticket.panel.hosts import HostPolicy
 from anon_ticket.panel.pages import Pages
@@ -33,7 +34,6 @@ from anon_ticket.panel.throttle import LoginThrottle
 from anon_ticket.service.status import StatusService
 from anon_ticket.service.tokens import OperatorSettings, TokenService
 from anon_ticket.storage.base import Store
-from anon_ticket.timefmt import rfc3339
 
 log = logging.getLogger(__name__)
 

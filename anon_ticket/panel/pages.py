@@ -16,11 +16,11 @@ from typing import Any, TypeVar
 import cherrypy
 import jinja2
 
-from actors.abuse_metrics import AbuseMetricsProxy, MinuteSample
-from actors.locator import ActorLocator, wait
-from anon_ticket.domain import ServiceToken
+from anon_ticket.actors.abuse_metrics import AbuseMetricsProxy, MinuteSample
+from anon_ticket.actors.locator import ActorLocator, wait
+from anon_ticket.api.internal import MAX_REASON_CHARS, InternalApp
+from anon_ticket.core.domain import ServiceToken
 from anon_ticket.errors import AnonTicketError, InvalidRequest, InvalidToken, Unauthorized
-from anon_ticket.http.internal import MAX_REASON_CHARS, InternalApp
 from anon_ticket.panel import charts, figures, tools
 from anon_ticket.panel.throttle import LoginThrottle
 from anon_ticket.service.status import StatusService

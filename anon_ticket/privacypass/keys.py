@@ -3,7 +3,7 @@
 The file is PKCS#8 PEM, mode 0600. It is created exclusively and whole: the PEM is written and fsynced
 into a fresh temporary file of the same directory, then hard-linked to its name, which fails if the
 name exists. So two nodes starting at once on a shared directory end up with one key, and a reader
-never sees half a key. An existing file is only read; a file that group or others may read, or that
+never sees half a key. An existing file is only read; a file that group or others have access to, or that
 holds anything but an unencrypted RSA-2048 key, is refused with an error naming the path and never
 the key. Nothing here ever puts the private numbers into a repr, a log line or an exception.
 """
@@ -21,10 +21,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from anon_ticket.durable import sync_directory
 from anon_ticket.errors import PrivateTokenKeyError
 from anon_ticket.privacypass.blindrsa import PrivateCrt
 from anon_ticket.privacypass.spki import KEY_BITS, key_id, rsassa_pss_spki
+from anon_ticket.process.durable import sync_directory
 
 PUBLIC_EXPONENT = 65537
 FILE_MODE = 0o600
@@ -35,15 +35,16 @@ MAX_FILE_BYTES = 16 * 1024
 class IssuerKey:
     """The issuer's signing key and its public token key (SPKI with the RSASSA-PSS identifier)."""
 
-    __slots__ = ("_crt", "_key_id", "_private", "_spki")
+    __slots__ = ("_crt", "_key_id", "_private", "_public", "_spki")
 
     def __init__(self, private_key: rsa.RSAPrivateKey) -> None:
         """From a `cryptography` RSA-2048 key; `load_or_create`/`load` are how the daemon gets one."""
         if not isinstance(private_key, rsa.RSAPrivateKey) or private_key.key_size != KEY_BITS:
             raise PrivateTokenKeyError(f"the issuer key must be RSA-{KEY_BITS}")
         self._private = private_key
+        self._public = private_key.public_key()
         self._crt = PrivateCrt(private_key.private_numbers())
-        self._spki = rsassa_pss_spki(private_key.public_key())
+        self._spki = rsassa_pss_spki(self._public)
         self._key_id = key_id(self._spki)
 
     @classmethod
@@ -66,8 +67,8 @@ class IssuerKey:
                 raise PrivateTokenKeyError(f"issuer key file {path} is not a regular file")
             if info.st_mode & 0o077:
                 raise PrivateTokenKeyError(
-                    f"issuer key file {path} has mode {stat.S_IMODE(info.st_mode):04o}: group or others may"
-                    f" read it; make it {FILE_MODE:04o} (chmod 600) or remove it to create a new key"
+                    f"issuer key file {path} has mode {stat.S_IMODE(info.st_mode):04o}: group or others have"
+                    f" access to it; make it {FILE_MODE:04o} (chmod 600 {path})"
                 )
             if info.st_size > MAX_FILE_BYTES:
                 raise PrivateTokenKeyError(f"issuer key file {path} is too large to be an RSA-{KEY_BITS} key")
@@ -140,7 +141,7 @@ class IssuerKey:
 
     @property
     def public_key(self) -> rsa.RSAPublicKey:
-        return self._private.public_key()
+        return self._public
 
     @property
     def crt(self) -> PrivateCrt:

@@ -14,11 +14,13 @@ from typing import Any
 
 import pykka
 
-from actors.locator import ActorLocator, wait
-from actors.published import PublishedState
-from actors.storage_writer import request_claim
-from anon_ticket.abuse import PerKeyLimiter, TokenBucket
-from anon_ticket.domain import PaymentId, TxId
+from anon_ticket.actors.locator import ActorLocator, wait
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.actors.storage_writer import request_claim
+from anon_ticket.core.abuse import PerKeyLimiter, TokenBucket
+from anon_ticket.core.domain import PaymentId, TxId
+from anon_ticket.core.payments import PaymentView, TokenStatus, Transfer, evaluate
+from anon_ticket.core.timefmt import rfc3339
 from anon_ticket.errors import (
     InsufficientPayment,
     PaymentNotFound,
@@ -26,9 +28,7 @@ from anon_ticket.errors import (
     TokenRevoked,
     Unavailable,
 )
-from anon_ticket.payments import PaymentView, TokenStatus, Transfer, evaluate
 from anon_ticket.storage.base import ClaimRecord, ClaimRequest, Store
-from anon_ticket.timefmt import rfc3339
 
 # While the PID screen is rebuilt the daemon cannot tell unknown PIDs from real ones.
 STARTING_RETRY_AFTER = 5

@@ -1,7 +1,7 @@
 """The operator's rescan (docs/PROTOCOL.md §5, §7): move the scan cursor back through the running daemon.
 
 The storage writer is the daemon's only writer, so a rescan asked of a running daemon is one more
-message to it, answered once committed; the rules a rescan must follow live in `anon_ticket/rescan.py`
+message to it, answered once committed; the rules a rescan must follow live in `anon_ticket/core/rescan.py`
 and are checked again by the store inside its transaction.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from actors.locator import ActorLocator, wait
-from actors.storage_writer import StorageWriterProxy
-from anon_ticket import rescan
+from anon_ticket.actors.locator import ActorLocator, wait
+from anon_ticket.actors.storage_writer import StorageWriterProxy
+from anon_ticket.core import rescan
 
 log = logging.getLogger(__name__)
 

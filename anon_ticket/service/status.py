@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from actors.locator import ActorLocator
-from actors.published import PublishedState
 from anon_ticket import __version__
-from anon_ticket.node import node_id
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.published import PublishedState
+from anon_ticket.core.timefmt import rfc3339
+from anon_ticket.process.node import node_id
 from anon_ticket.service.tokens import OperatorSettings
 from anon_ticket.storage.base import Store
-from anon_ticket.timefmt import rfc3339
+from anon_ticket.storage.pool import PoolFigures
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,13 @@ class NodeStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageStatus:
+    """The node's PostgreSQL pool (docs/PROTOCOL.md §11); `pool` is None on SQLite, which has none."""
+
+    pool: PoolFigures | None
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     version: str
     actors: tuple[tuple[str, ActorStatus], ...]  # sorted by name
@@ -71,6 +79,7 @@ class Status:
     tokens: TokenCounts
     abuse_level: str
     node: NodeStatus | None = None  # always set by StatusService; None only in hand-made values
+    storage: StorageStatus | None = None  # the same
 
 
 def status_json(status: Status) -> dict[str, Any]:
@@ -98,6 +107,20 @@ def status_json(status: Status) -> dict[str, Any]:
     }
     if status.node is not None:
         body["node"] = {"id": status.node.id, "role": status.node.role}
+    if status.storage is not None:
+        pool = status.storage.pool
+        body["storage"] = {
+            "pool": None
+            if pool is None
+            else {
+                "size": pool.size,
+                "in_use": pool.in_use,
+                "waiting": pool.waiting,
+                "waits": pool.waits,
+                "timeouts": pool.timeouts,
+                "replaced": pool.replaced,
+            }
+        }
     return body
 
 
@@ -153,4 +176,5 @@ class StatusService:
             tokens=TokenCounts(active=counts.tokens_active, revoked=counts.tokens_revoked),
             abuse_level=self._published.abuse_level,
             node=NodeStatus(node_id(), self._published.node_role),
+            storage=StorageStatus(self._published.storage_pool()),
         )

@@ -10,15 +10,18 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from actors.locator import ActorLocator, wait
-from actors.storage_writer import StorageWriterProxy
-from anon_ticket.domain import ServiceToken
+from anon_ticket.actors.locator import ActorLocator, wait
+from anon_ticket.actors.storage_writer import StorageWriterProxy
+from anon_ticket.core.domain import ServiceToken
+from anon_ticket.core.payments import TokenStatus, evaluate
+from anon_ticket.core.timefmt import rfc3339
 from anon_ticket.errors import TokenNotFound
-from anon_ticket.payments import TokenStatus, evaluate
 from anon_ticket.storage.base import ClaimRecord, Store
-from anon_ticket.timefmt import rfc3339
+
+if TYPE_CHECKING:  # only for the annotation: private_tokens imports the Privacy Pass package
+    from anon_ticket.service.private_tokens import PrivateTokens
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ class OperatorSettings:
     min_payment_amount: int
     min_confirmations: int
     actor_timeout_secs: float
+    access_policy: bool = False  # ACCESS_SECONDS_PER_PAYMENT is set: records show `access_until`
 
 
 class TokenService:
@@ -41,11 +45,14 @@ class TokenService:
         reader: Callable[[], Store],
         settings: OperatorSettings,
         clock: Callable[[], float] = time.time,
+        private_tokens: PrivateTokens | None = None,
     ) -> None:
+        """`private_tokens`: the Privacy Pass issuer whose counts the record shows (None: it is off)."""
         self._actors = actors
         self._reader = reader
         self._settings = settings
         self._clock = clock
+        self._private_tokens = private_tokens
 
     def record(self, token: ServiceToken) -> dict[str, Any]:
         store = self._reader()
@@ -73,7 +80,7 @@ class TokenService:
         view = evaluate(
             snapshot.transfers, snapshot.wallet_height, self._settings.min_confirmations, claimed=True
         )
-        return {
+        shown: dict[str, Any] = {
             "token": token.hex(),
             "status": "active" if record.status is TokenStatus.ACTIVE else "revoked",
             "amount": view.counted_total,
@@ -81,3 +88,10 @@ class TokenService:
             "revoked_at": rfc3339(record.revoked_at),
             "revoke_reason": record.revoke_reason,
         }
+        if self._settings.access_policy:
+            # docs/PROTOCOL.md §13: the end of the paid time; null for a claim made before the policy
+            # (good until revoked). Without a policy the record is what it always was.
+            shown["access_until"] = rfc3339(record.access_until)
+        if self._private_tokens is not None:  # docs/PROTOCOL.md §12
+            shown["private_tokens"] = self._private_tokens.record_of(store, record)
+        return shown

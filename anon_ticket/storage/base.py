@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, Protocol, TypeVar
 
-from anon_ticket.domain import PaymentId, ServiceToken
-from anon_ticket.payments import TokenStatus, Transfer
+from anon_ticket.core.access_time import AccessPolicy
+from anon_ticket.core.domain import PaymentId, ServiceToken
+from anon_ticket.core.payments import TokenStatus, Transfer
 
 OPERATOR_REASON_DEFAULT = "revoked"
 SECONDS_PER_DAY = 86_400
@@ -32,6 +33,10 @@ class ClaimRecord:
     status: TokenStatus
     revoked_at: int | None
     operator_reason: str | None
+    # The end of the paid time (docs/PROTOCOL.md §13), None when no access policy applied at the
+    # claim; and the counted amount already turned into time, so no transfer is credited twice.
+    access_until: int | None = None
+    access_credited: int | None = None
 
     @property
     def revoke_reason(self) -> str | None:
@@ -51,6 +56,7 @@ class ClaimRequest:
     now: int
     min_amount: int
     min_confirmations: int
+    access: AccessPolicy | None = None  # ACCESS_SECONDS_PER_PAYMENT: the claim starts the paid time
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,7 @@ class TransferBatch:
     new_cursor: int
     polled_at: int
     min_confirmations: int
+    access: AccessPolicy | None = None  # ACCESS_SECONDS_PER_PAYMENT: later transfers extend the time
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,8 +240,6 @@ class PaymentStore(Protocol):
 
     def unsettled_transfers(self) -> list[tuple[bytes, Transfer]]: ...
 
-    def flagged_transfers(self, limit: int) -> list[tuple[bytes, Transfer]]: ...
-
     def counts(self, min_confirmations: int, min_amount: int) -> Counts: ...
 
 
@@ -261,7 +266,7 @@ class MonitorStateStore(Protocol):
 
     def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
         """Move the cursor (and floor) back to `height`, and with `reset_highest` lower the highest
-        height seen; `RescanRefused` when anon_ticket/rescan.py's rules forbid it."""
+        height seen; `RescanRefused` when anon_ticket/core/rescan.py's rules forbid it."""
         ...
 
     def apply_batch(self, batch: TransferBatch) -> BatchOutcome: ...

@@ -1,14 +1,16 @@
-"""One configured database: migrations, the writer's connection, a reader per thread, the daemon lock.
+"""One configured database: migrations, the writer's connection, the readers, the daemon lock.
 
 `DATABASE_URL` picks the backend: `sqlite:///…` (the embedded default) or `postgresql://…` (needs the
 `postgresql` extra, psycopg 3, imported only when that backend is chosen).
 
-Request threads never share a connection; each gets its own read-only one on first use. Only the
-storage writer actor opens a writable connection (`open_writer`), which is what serializes writes.
-On PostgreSQL that makes one connection per request thread plus the writer, the poller's reader and
-its leadership, the PID screen's listener and rebuild reads, and the daemon lock: with the default
-32 + 4 threads, about 43 of the server's `max_connections` (100 by default) per node. A reader
-whose connection broke reconnects on its next call.
+Only the storage writer actor opens a writable connection (`open_writer`), which is what serializes
+writes. Readers differ by backend:
+
+- SQLite: request threads never share a connection; each gets its own read-only one on first use.
+- PostgreSQL: every reader (`reader()`, `open_reader()`) is a view of the node's one bounded pool
+  (`anon_ticket/storage/pool.py`, `DATABASE_POOL_SIZE`), lent a connection per statement. A node
+  then holds `DATABASE_POOL_SIZE + 4` connections, whatever its thread counts: the pool, the writer,
+  the daemon lock, the poller's leadership and the payment-id feed (docs/OPERATIONS.md §15).
 """
 
 from __future__ import annotations
@@ -31,14 +33,27 @@ from anon_ticket.storage.lock import (
     PostgresOfflineLock,
 )
 from anon_ticket.storage.pid_feed import PaymentIdFeed
+from anon_ticket.storage.pool import DEFAULT_POOL_SIZE, PoolFigures, PostgresPool
 from anon_ticket.storage.sqlite import SqliteStore, connect
 
 LostLock = Callable[[str], None]
 
 
+# How long a reader waits for a free pooled connection unless told (the daemon passes ACTOR_TIMEOUT_SECS).
+DEFAULT_POOL_WAIT_SECS = 5.0
+
+
 class Database:
-    def __init__(self, url: DatabaseUrl) -> None:
+    def __init__(
+        self,
+        url: DatabaseUrl,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        pool_wait_secs: float = DEFAULT_POOL_WAIT_SECS,
+    ) -> None:
         self.url = url
+        self.pool_size = pool_size
+        self._pool_wait_secs = pool_wait_secs
         self._sqlite_path: Path | None = None
         self._dsn: str | None = None
         if url.backend == "sqlite" and url.sqlite_path is not None:
@@ -57,6 +72,9 @@ class Database:
         self._local = threading.local()
         self._readers: list[Store] = []
         self._readers_lock = threading.Lock()
+        self._pool: PostgresPool | None = None
+        self._pooled_reader: Store | None = None
+        self._closed = False
 
     @property
     def backend(self) -> str:
@@ -71,10 +89,34 @@ class Database:
 
     def _open(self, *, read_only: bool) -> Store:
         if self._dsn is not None:
-            from anon_ticket.storage.postgres import PostgresStore  # noqa: PLC0415 (optional extra)
+            from anon_ticket.storage.postgres import DedicatedConnection, PostgresStore  # noqa: PLC0415
 
-            return PostgresStore(self._dsn, read_only=read_only)
+            if read_only:
+                return self._pooled()
+            return PostgresStore(DedicatedConnection(self._dsn, role="writer"))
         return SqliteStore(self.path, query_only=read_only)
+
+    def _connection_pool(self) -> PostgresPool:
+        """The node's pool, opened on first use (so a command that only migrates opens none)."""
+        assert self._dsn is not None
+        with self._readers_lock:
+            if self._closed:
+                raise StorageError("the database has been closed (the daemon is stopping)")
+            if self._pool is None:
+                self._pool = PostgresPool(self._dsn, self.pool_size, self._pool_wait_secs)
+            return self._pool
+
+    def _pooled(self) -> Store:
+        from anon_ticket.storage.pool import PooledConnections  # noqa: PLC0415
+        from anon_ticket.storage.postgres import PostgresStore  # noqa: PLC0415 (optional extra)
+
+        return PostgresStore(PooledConnections(self._connection_pool()))
+
+    def pool_figures(self) -> PoolFigures | None:
+        """The pool's figures for status and statsd; None on SQLite, which has no pool."""
+        if self._dsn is None:
+            return None
+        return self._connection_pool().figures()
 
     def check_folder(self) -> None:
         """StorageError naming DATABASE_URL unless the SQLite file's folder exists and is writable.
@@ -102,7 +144,7 @@ class Database:
         if self._dsn is not None:
             from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
 
-            with postgres.connect(self._dsn) as conn:
+            with postgres.connect(self._dsn, role="migrate") as conn:
                 return migrations.migrate_postgres(conn)
         self.check_folder()
         try:
@@ -141,7 +183,7 @@ class Database:
 
             dsn = self._dsn
             return PostgresDaemonLock(
-                lambda: postgres.connect(dsn, read_only=True),
+                lambda: postgres.connect(dsn, read_only=True, role="lock"),
                 on_lost,
                 shared=True,
                 refusal="an offline anon_ticket command (rescan) holds this PostgreSQL database "
@@ -156,7 +198,9 @@ class Database:
             from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
 
             dsn = self._dsn
-            return PostgresLeadership(lambda: postgres.connect(dsn, read_only=True, watched=True))
+            return PostgresLeadership(
+                lambda: postgres.connect(dsn, read_only=True, watched=True, role="leader")
+            )
         return SoleLeader()
 
     def payment_id_feed(
@@ -170,7 +214,7 @@ class Database:
 
         dsn = self._dsn
         return PaymentIdFeed(
-            lambda: postgres.connect(dsn, read_only=True, watched=True), on_ids, on_listening
+            lambda: postgres.connect(dsn, read_only=True, watched=True, role="feed"), on_ids, on_listening
         )
 
     def _lock_path(self) -> Path:
@@ -187,7 +231,7 @@ class Database:
             from anon_ticket.storage import postgres  # noqa: PLC0415 (optional extra)
 
             dsn = self._dsn
-            return PostgresOfflineLock(lambda: postgres.connect(dsn, read_only=True))
+            return PostgresOfflineLock(lambda: postgres.connect(dsn, read_only=True, role="offline"))
         self.check_folder()
         return FileDaemonLock(self._lock_path())
 
@@ -195,11 +239,20 @@ class Database:
         return self._open(read_only=False)
 
     def open_reader(self) -> Store:
-        """A fresh read-only connection for one owner (an actor's rebuild, a CLI command)."""
+        """A read-only store for one owner (an actor, a command): its own connection on SQLite, a
+        view of the pool on PostgreSQL (closing it leaves the pool open)."""
         return self._open(read_only=True)
 
     def reader(self) -> Store:
-        """This thread's read-only connection, opened on first use."""
+        """A read-only store for the calling thread: on SQLite its own connection, opened on first
+        use; on PostgreSQL the one store over the pool that every thread shares."""
+        if self._dsn is not None:
+            shared = self._pooled_reader
+            if shared is None:
+                fresh = self._pooled()
+                with self._readers_lock:
+                    shared = self._pooled_reader = self._pooled_reader or fresh
+            return shared
         store: Store | None = getattr(self._local, "store", None)
         if store is None:
             store = self._open(read_only=True)
@@ -209,8 +262,12 @@ class Database:
         return store
 
     def close(self) -> None:
-        """Close every reader connection (call once request threads have stopped)."""
+        """Close every reader connection and the pool (call once request threads have stopped)."""
         with self._readers_lock:
             readers, self._readers = self._readers, []
+            pool, self._pool, self._pooled_reader = self._pool, None, None
+            self._closed = True
         for store in readers:
             store.close()
+        if pool is not None:
+            pool.close()

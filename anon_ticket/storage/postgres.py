@@ -26,19 +26,19 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Generator, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import conninfo
 from psycopg.rows import TupleRow
 
-from anon_ticket.domain import PaymentId
-from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
-from anon_ticket.payments import (
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.core.payments import (
     TokenStatus,
     Transfer,
 )
-from anon_ticket.rescan import RescanRequest, refusal
+from anon_ticket.core.rescan import RescanRequest, refusal
+from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
 from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
@@ -69,6 +69,7 @@ from anon_ticket.storage.rows import (
     HIDDEN_MASK,
     JOINED_CLAIM_COLUMNS,
     NEW_CLAIM_COLUMNS,
+    access_credits,
     claim_from_row,
     claim_view,
     day_totals_from_rows,
@@ -179,98 +180,163 @@ _NEVER_COUNTED_SQL = f"""
 """
 
 
-def connect(dsn: str, *, read_only: bool = False, watched: bool = False) -> Connection:
+def connection_string(dsn: str, *, watched: bool = False, role: str | None = None) -> str:
+    """`dsn` with our defaults added where the operator's URL does not set them itself.
+
+    `role` names the connection's job in `application_name` (`anon_ticket pool`, `anon_ticket lock`,
+    …), so that `pg_stat_activity` shows what each of a node's connections is for.
+    Errors never quote the URL (it may hold a password).
+    """
+    try:
+        given = conninfo.conninfo_to_dict(dsn)
+        defaults = {**CONNECT_DEFAULTS, **(LIVENESS_DEFAULTS if watched else {})}
+        if role is not None:
+            defaults["application_name"] = f"anon_ticket {role}"
+        extra = {key: value for key, value in defaults.items() if key not in given}
+        return conninfo.make_conninfo(dsn, **extra)
+    except psycopg.Error as exc:
+        raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+
+def configure_session(conn: Connection, *, read_only: bool, watched: bool) -> None:
+    """Set a new session up as every part of the daemon relies on (psycopg.Error on failure)."""
+    if watched:
+        conn.execute(_SERVER_LIVENESS_SQL)  # no effect over a Unix socket, where none is needed
+    if read_only:
+        conn.execute("SET default_transaction_read_only = on")
+    else:
+        # A DBA's cluster-wide `off` would let a returned token or revocation vanish in a crash.
+        conn.execute(
+            "SELECT set_config('synchronous_commit', 'on', false) "
+            "WHERE current_setting('synchronous_commit') = 'off'"
+        )
+
+
+def connect(
+    dsn: str, *, read_only: bool = False, watched: bool = False, role: str | None = None
+) -> Connection:
     """Open an autocommit connection configured the way every part of the daemon relies on.
 
     `watched`: a session whose loss must be noticed within seconds on both ends (LIVENESS_DEFAULTS).
     Errors never quote the URL (it may hold a password): libpq's message names host and port only.
     """
     try:
-        given = conninfo.conninfo_to_dict(dsn)
-        defaults = {**CONNECT_DEFAULTS, **(LIVENESS_DEFAULTS if watched else {})}
-        extra = {key: value for key, value in defaults.items() if key not in given}
-        conn = psycopg.connect(conninfo.make_conninfo(dsn, **extra), autocommit=True)
+        conn = psycopg.connect(connection_string(dsn, watched=watched, role=role), autocommit=True)
     except psycopg.Error as exc:
         raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
     try:
-        if watched:
-            conn.execute(_SERVER_LIVENESS_SQL)  # no effect over a Unix socket, where none is needed
-        if read_only:
-            conn.execute("SET default_transaction_read_only = on")
-        else:
-            # A DBA's cluster-wide `off` would let a returned token or revocation vanish in a crash.
-            conn.execute(
-                "SELECT set_config('synchronous_commit', 'on', false) "
-                "WHERE current_setting('synchronous_commit') = 'off'"
-            )
+        configure_session(conn, read_only=read_only, watched=watched)
     except psycopg.Error as exc:
         conn.close()
         raise StorageError(f"cannot configure the PostgreSQL session: {exc}") from exc
     return conn
 
 
-class PostgresStore:
-    """All three storage protocols over one connection. Not thread-safe by design: one per thread.
+class ConnectionSource(Protocol):
+    """Where a store's statements run: its own connection, or one lent by the node's pool."""
 
-    A connection broken by a server restart or a network cut is replaced on the next call, so no
-    owner needs to rebuild the store: a read outside a transaction retries once on the new
-    connection, a write fails with `StorageError` (and is never half-applied).
-    """
+    def lease(self) -> contextlib.AbstractContextManager[Connection]:
+        """A connection for one statement or one transaction, given back when the block ends."""
 
-    def __init__(self, dsn: str, *, read_only: bool = False) -> None:
+    def replace_broken(self) -> None:
+        """A lease's connection was found broken: make sure the next lease gets a live one."""
+
+    def close(self) -> None:
+        """No more leases from this source (a pool's view leaves the pool itself open)."""
+
+
+class DedicatedConnection:
+    """One connection for one owner thread (the storage writer, a command), reopened if it broke."""
+
+    def __init__(self, dsn: str, *, read_only: bool = False, role: str | None = None) -> None:
         self._dsn = dsn
         self._read_only = read_only
+        self._role = role
         self._closed = False
-        self._conn = connect(dsn, read_only=read_only)
+        self._conn = connect(dsn, read_only=read_only, role=role)
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[Connection]:
+        if self._closed:
+            raise StorageError("this store has been closed")
+        if self._conn.closed:
+            self._conn = connect(self._dsn, read_only=self._read_only, role=self._role)
+        yield self._conn
+
+    def replace_broken(self) -> None:
+        return None  # a broken connection is closed: the next lease opens a new one
 
     def close(self) -> None:
         self._closed = True
         self._conn.close()
 
-    # -- plumbing -------------------------------------------------------------------------------
 
-    def _connection(self) -> Connection:
-        if self._closed:
-            raise StorageError("this store has been closed")
-        if self._conn.closed:
-            self._conn = connect(self._dsn, read_only=self._read_only)
-        return self._conn
+class PostgresStore:
+    """All three storage protocols over a `ConnectionSource`.
+
+    Each read is one statement on one leased connection, each write one transaction on one: a store
+    over the node's pool is shared by every request thread (the pool bounds the connections), a
+    store over a `DedicatedConnection` belongs to one thread (the storage writer).
+
+    A connection broken by a server restart or a network cut is replaced, so no owner needs to
+    rebuild the store: a read outside a transaction retries once on a new lease, a write fails with
+    `StorageError` (and is never half-applied).
+    """
+
+    def __init__(self, source: ConnectionSource) -> None:
+        self._source = source
+
+    def close(self) -> None:
+        self._source.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        """BEGIN … COMMIT, rolled back on any error; psycopg errors become StorageError."""
+        """BEGIN … COMMIT on one leased connection, rolled back on any error; psycopg errors become
+        StorageError."""
         try:
-            conn = self._connection()
-            with conn.transaction():
+            with self._source.lease() as conn, conn.transaction():
                 yield conn
         except psycopg.Error as exc:
             raise StorageError(f"database write failed: {exc}") from exc
 
-    def _all(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[TupleRow]:
-        """Run one read; psycopg errors become StorageError.
+    def _all(
+        self,
+        query: str,
+        params: Sequence[Any] | dict[str, Any] = (),
+        conn: Connection | None = None,
+    ) -> list[TupleRow]:
+        """Run one read (on `conn` when inside a transaction); psycopg errors become StorageError.
 
-        Outside a transaction, a session that died while idle (server restart,
+        Outside a transaction, a session that died while idle (server restart, `pg_terminate_backend`,
         `idle_session_timeout`) is replaced and the read tried once more: a read is idempotent. A
         write is never retried here; its caller sees the error (a buyer retries a redeem safely).
         """
-        conn = self._connection()
-        idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        try:
-            return conn.execute(query, params).fetchall()
-        except psycopg.Error as exc:
-            if not (idle and conn.broken):
+        if conn is not None:
+            try:
+                return conn.execute(query, params).fetchall()
+            except psycopg.Error as exc:
                 raise StorageError(f"database read failed: {exc}") from exc
-        try:
-            return self._connection().execute(query, params).fetchall()
-        except psycopg.Error as exc:
-            raise StorageError(f"database read failed: {exc}") from exc
+        for attempt in (1, 2):
+            with self._source.lease() as leased:
+                idle = leased.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                try:
+                    return leased.execute(query, params).fetchall()
+                except psycopg.Error as exc:
+                    if attempt == 2 or not (idle and leased.broken):
+                        raise StorageError(f"database read failed: {exc}") from exc
+            self._source.replace_broken()
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _one(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> TupleRow | None:
-        rows = self._all(query, params)
+    def _one(
+        self, query: str, params: Sequence[Any] | dict[str, Any] = (), conn: Connection | None = None
+    ) -> TupleRow | None:
+        rows = self._all(query, params, conn)
         return rows[0] if rows else None
 
-    def _payment(self, payment_id: bytes) -> PaymentSnapshot:
-        rows = self._all(_PAYMENT_SQL, {"p": payment_id})
+    def _payment(self, payment_id: bytes, conn: Connection | None = None) -> PaymentSnapshot:
+        rows = self._all(_PAYMENT_SQL, {"p": payment_id}, conn)
         if not rows:
             raise StorageError("monitor_state has no row: the schema was not created by anon_ticket")
         return snapshot_from_rows(rows)
@@ -295,8 +361,11 @@ class PostgresStore:
         exhaust it) to end it.
         """
         try:
-            conn = self._connection()
-            with conn.transaction(), conn.cursor(name="known_payment_ids") as cursor:
+            with (
+                self._source.lease() as conn,
+                conn.transaction(),
+                conn.cursor(name="known_payment_ids") as cursor,
+            ):
                 cursor.itersize = STREAM_CHUNK
                 cursor.execute("SELECT DISTINCT payment_id FROM transfers")
                 for (payment_id,) in cursor:
@@ -306,15 +375,6 @@ class PostgresStore:
 
     def unsettled_transfers(self) -> list[tuple[bytes, Transfer]]:
         rows = self._all("SELECT payment_id, txid, amount, height, flags FROM transfers WHERE NOT settled")
-        return [(row[0], Transfer(*row[1:])) for row in rows]
-
-    def flagged_transfers(self, limit: int) -> list[tuple[bytes, Transfer]]:
-        """Transfers recorded but never counted (locked or double-spent), pool first, then newest."""
-        rows = self._all(
-            "SELECT payment_id, txid, amount, height, flags FROM transfers "
-            "WHERE (flags & 3) <> 0 ORDER BY (height = 0) DESC, height DESC LIMIT %(limit)s",
-            {"limit": limit},
-        )
         return [(row[0], Transfer(*row[1:])) for row in rows]
 
     def counts(self, min_confirmations: int, min_amount: int) -> Counts:
@@ -350,7 +410,10 @@ class PostgresStore:
     # -- TokenStore -----------------------------------------------------------------------------
 
     def claim_for(self, payment_id: bytes) -> ClaimRecord | None:
-        row = self._one(f"SELECT {CLAIM_COLUMNS} FROM claims WHERE payment_id = %s", (payment_id,))
+        return self._claim_row(payment_id)
+
+    def _claim_row(self, payment_id: bytes, conn: Connection | None = None) -> ClaimRecord | None:
+        row = self._one(f"SELECT {CLAIM_COLUMNS} FROM claims WHERE payment_id = %s", (payment_id,), conn)
         return claim_from_row(row) if row else None
 
     def claim_by_digest(self, token_digest: bytes) -> ClaimRecord | None:
@@ -376,7 +439,7 @@ class PostgresStore:
 
     def _claim_one(self, conn: Connection, request: ClaimRequest) -> ClaimOutcome | None:
         payment_id = request.pid.chain_payment_id().raw
-        seen = self._payment(payment_id)
+        seen = self._payment(payment_id, conn)
         view = claim_view(seen, request)
         existing = seen.claim
         if existing is None:
@@ -385,14 +448,14 @@ class PostgresStore:
                 return None
             token, values = claim
             row = conn.execute(
-                f"INSERT INTO claims ({NEW_CLAIM_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s) "
+                f"INSERT INTO claims ({NEW_CLAIM_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
                 f"ON CONFLICT (payment_id) DO NOTHING RETURNING {CLAIM_COLUMNS}",
                 values,
             ).fetchone()
             if row is not None:
                 return ClaimOutcome(claim_from_row(row), token, True, view.counted_total)
             # A racing claim committed first (its insert made ours wait): answer as a replay.
-            existing = self.claim_for(payment_id)
+            existing = self._claim_row(payment_id, conn)
             assert existing is not None, "ON CONFLICT found a claim that is not there"
         return replayed_claim(existing, view, request)
 
@@ -558,7 +621,7 @@ class PostgresStore:
     def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
         """Move the cursor back on purpose; transfers above it are watched again.
 
-        The rules (anon_ticket/rescan.py) are checked on the row locked for this write.
+        The rules (anon_ticket/core/rescan.py) are checked on the row locked for this write.
         """
         with self._transaction() as conn:
             row = conn.execute(
@@ -618,11 +681,15 @@ class PostgresStore:
                     batch.gone,
                 )
             # Transfers reaching the confirmations now count for good (see payments.evaluate).
-            conn.execute(
-                f"UPDATE transfers SET flags = flags | {COUNTED}, counted_at = %s WHERE NOT settled "
-                f"AND flags & {HIDDEN_MASK | COUNTED} = 0 AND height > 0 AND %s - height >= %s",
-                (batch.polled_at, batch.wallet_height, batch.min_confirmations),
-            )
+            newly_counted = {
+                bytes(row[0])
+                for row in conn.execute(
+                    f"UPDATE transfers SET flags = flags | {COUNTED}, counted_at = %s WHERE NOT settled "
+                    f"AND flags & {HIDDEN_MASK | COUNTED} = 0 AND height > 0 AND %s - height >= %s "
+                    "RETURNING payment_id",
+                    (batch.polled_at, batch.wallet_height, batch.min_confirmations),
+                ).fetchall()
+            }
             conn.execute(
                 "UPDATE transfers SET settled = true WHERE NOT settled AND "
                 f"(height BETWEEN 1 AND %s OR (height = 0 AND flags & {GONE} <> 0))",
@@ -638,11 +705,40 @@ class PostgresStore:
                 conn.execute(f"SELECT pg_notify({CHANNEL_SQL}, %s)", (payload,))
             touched = {pid for pid, _ in batch.upserts} | {pid for pid, _ in batch.gone}
             revoked, reinstated = self._judge_claims(conn, touched, batch)
+            self._credit_access(conn, newly_counted, batch)
         return BatchOutcome(
             revoked=tuple(revoked),
             reinstated=tuple(reinstated),
             changed_transfers=len(batch.upserts) + len(batch.gone),
         )
+
+    def _credit_access(self, conn: Connection, payment_ids: set[bytes], batch: TransferBatch) -> None:
+        """Transfers counted by this poll extend their claim's paid time (docs/PROTOCOL.md §13).
+
+        The claim rows are locked, as when judging them, so a racing revocation or claim is ordered."""
+        if batch.access is None or not payment_ids:
+            return
+        claims = [
+            claim_from_row(row)
+            for row in conn.execute(
+                f"SELECT {CLAIM_COLUMNS} FROM claims WHERE payment_id = ANY(%s) AND access_until IS NOT NULL "
+                "ORDER BY payment_id FOR UPDATE",
+                (sorted(payment_ids),),
+            )
+        ]
+        if not claims:
+            return
+        transfers: dict[bytes, list[Transfer]] = {record.payment_id: [] for record in claims}
+        for row in conn.execute(
+            "SELECT payment_id, txid, amount, height, flags FROM transfers WHERE payment_id = ANY(%s)",
+            (list(transfers),),
+        ):
+            transfers[bytes(row[0])].append(Transfer(*row[1:]))
+        credits = access_credits(((record, transfers[record.payment_id]) for record in claims), batch)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE claims SET access_until = %s, access_credited = %s WHERE payment_id = %s", credits
+            )
 
     def _judge_claims(
         self, conn: Connection, touched: set[bytes], batch: TransferBatch

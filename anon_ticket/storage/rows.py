@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
-from anon_ticket.domain import ServiceToken, TxId
-from anon_ticket.errors import WalletMismatch
-from anon_ticket.payments import (
+from anon_ticket.core.domain import ServiceToken, TxId
+from anon_ticket.core.payments import (
     PaymentView,
     TokenStatus,
     Transfer,
@@ -22,6 +21,7 @@ from anon_ticket.payments import (
     evaluate,
     reorg_decision,
 )
+from anon_ticket.errors import WalletMismatch
 from anon_ticket.storage.base import (
     ClaimOutcome,
     ClaimRecord,
@@ -42,8 +42,10 @@ from anon_ticket.storage.base import (
 T = TypeVar("T")
 
 CLAIM_COLUMNS = (
-    "payment_id, claim_txid, token_digest, claimed_at, min_amount, status, revoked_at, revoke_reason"
+    "payment_id, claim_txid, token_digest, claimed_at, min_amount, status, revoked_at, revoke_reason, "
+    "access_until, access_credited"
 )
+CLAIM_WIDTH = len(CLAIM_COLUMNS.split(","))
 # The claim columns prefixed with the `c` alias, for the one-statement payment snapshot's join.
 JOINED_CLAIM_COLUMNS = ", ".join("c." + name.strip() for name in CLAIM_COLUMNS.split(","))
 HIDDEN_MASK = int(TransferFlag.LOCKED | TransferFlag.DOUBLE_SPEND | TransferFlag.GONE)
@@ -63,6 +65,8 @@ def claim_from_row(row: Sequence[Any]) -> ClaimRecord:
         status=TokenStatus(row[5]),
         revoked_at=row[6],
         operator_reason=row[7],
+        access_until=row[8],
+        access_credited=None if row[9] is None else int(row[9]),
     )
 
 
@@ -71,8 +75,11 @@ def snapshot_from_rows(rows: Sequence[Sequence[Any]]) -> PaymentSnapshot:
     height, flags`, one row per transfer (claim columns repeated), or one row with NULL transfer
     columns when the payment has none."""
     first = rows[0]
-    claim = claim_from_row(first[1:9]) if first[1] is not None else None
-    transfers = [Transfer(bytes(row[9]), *row[10:13]) for row in rows if row[9] is not None]
+    txid = 1 + CLAIM_WIDTH  # where the transfer columns start
+    claim = claim_from_row(first[1:txid]) if first[1] is not None else None
+    transfers = [
+        Transfer(bytes(row[txid]), *row[txid + 1 : txid + 4]) for row in rows if row[txid] is not None
+    ]
     return PaymentSnapshot(claim, transfers, int(first[0] or 0))
 
 
@@ -122,7 +129,9 @@ def claim_view(seen: PaymentSnapshot, request: ClaimRequest) -> PaymentView:
 
 
 # The columns of a new claim's row, in the order of `new_claim`'s values.
-NEW_CLAIM_COLUMNS = "payment_id, claim_txid, token_digest, claimed_at, min_amount, status"
+NEW_CLAIM_COLUMNS = (
+    "payment_id, claim_txid, token_digest, claimed_at, min_amount, status, access_until, access_credited"
+)
 
 
 def new_claim(view: PaymentView, request: ClaimRequest) -> tuple[ServiceToken, tuple[Any, ...]] | None:
@@ -133,8 +142,46 @@ def new_claim(view: PaymentView, request: ClaimRequest) -> tuple[ServiceToken, t
         return None
     token = request.pid.service_token(TxId(txid))
     payment_id = request.pid.chain_payment_id().raw
-    values = (payment_id, txid, token.digest().raw, request.now, request.min_amount, int(TokenStatus.ACTIVE))
+    policy = request.access
+    access_until = None if policy is None else policy.first_end(request.now, view.counted_total)
+    access_credited = None if policy is None else view.counted_total
+    values = (
+        payment_id,
+        txid,
+        token.digest().raw,
+        request.now,
+        request.min_amount,
+        int(TokenStatus.ACTIVE),
+        access_until,
+        access_credited,
+    )
     return token, values
+
+
+def access_credits(
+    claims: Iterable[tuple[ClaimRecord, list[Transfer]]], batch: TransferBatch
+) -> list[tuple[int, int, bytes]]:
+    """`(access_until, access_credited, payment_id)` for each claim whose payment has more counted
+    than was turned into time, once `batch` is applied (docs/PROTOCOL.md §13).
+
+    What is new is the counted total less what was credited, so a transfer is credited once even if
+    a reorg hides it and brings it back; it counted at this poll, so its share runs from the later
+    of `polled_at` and the current end. Claims made without a policy (no end) stay good until
+    revoked; without a policy in the batch nothing is credited.
+    """
+    policy = batch.access
+    if policy is None:
+        return []
+    credits = []
+    for record, transfers in claims:
+        if record.access_until is None or record.status is not TokenStatus.ACTIVE:
+            continue
+        view = evaluate(transfers, batch.wallet_height, batch.min_confirmations, claimed=True)
+        new = view.counted_total - (record.access_credited or 0)
+        if new > 0:
+            end = policy.extended(record.access_until, batch.polled_at, new)
+            credits.append((end, view.counted_total, record.payment_id))
+    return credits
 
 
 def replayed_claim(record: ClaimRecord, view: PaymentView, request: ClaimRequest) -> ClaimOutcome:

@@ -18,13 +18,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from anon_ticket.domain import PaymentId
-from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
-from anon_ticket.payments import (
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.core.payments import (
     TokenStatus,
     Transfer,
 )
-from anon_ticket.rescan import RescanRequest, refusal
+from anon_ticket.core.rescan import RescanRequest, refusal
+from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
 from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
@@ -53,6 +53,7 @@ from anon_ticket.storage.rows import (
     HIDDEN_MASK,
     JOINED_CLAIM_COLUMNS,
     NEW_CLAIM_COLUMNS,
+    access_credits,
     claim_from_row,
     claim_view,
     day_totals_from_rows,
@@ -239,15 +240,6 @@ class SqliteStore:
         rows = self._all("SELECT payment_id, txid, amount, height, flags FROM transfers WHERE settled = 0")
         return [(row[0], Transfer(*row[1:])) for row in rows]
 
-    def flagged_transfers(self, limit: int) -> list[tuple[bytes, Transfer]]:
-        """Transfers recorded but never counted (locked or double-spent), pool first, then newest."""
-        rows = self._all(
-            "SELECT payment_id, txid, amount, height, flags FROM transfers "
-            "WHERE flags & 3 != 0 ORDER BY height = 0 DESC, height DESC LIMIT ?",
-            (limit,),
-        )
-        return [(row[0], Transfer(*row[1:])) for row in rows]
-
     def counts(self, min_confirmations: int, min_amount: int) -> Counts:
         with self._read_transaction():
             return self._counts(min_confirmations, min_amount)
@@ -341,7 +333,8 @@ class SqliteStore:
             return None
         token, values = claim
         row = conn.execute(
-            f"INSERT INTO claims ({NEW_CLAIM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) RETURNING {CLAIM_COLUMNS}",
+            f"INSERT INTO claims ({NEW_CLAIM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            f"RETURNING {CLAIM_COLUMNS}",
             values,
         ).fetchone()
         return ClaimOutcome(claim_from_row(row), token, True, view.counted_total)
@@ -453,10 +446,6 @@ class SqliteStore:
         )
         return MonitorState(*row)
 
-    def _wallet_height(self, conn: Any) -> int:
-        row = conn.execute("SELECT wallet_height FROM monitor_state WHERE id = 1").fetchone()
-        return int(row[0] or 0)
-
     def bind_wallet(self, address: str) -> None:
         """Record the wallet on first start; refuse a different one later (docs/PROTOCOL.md §3)."""
         with self._transaction() as conn:
@@ -479,7 +468,7 @@ class SqliteStore:
     def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
         """Move the cursor back on purpose; transfers above it are watched again.
 
-        The rules (anon_ticket/rescan.py) are checked inside the write's own transaction. Durable
+        The rules (anon_ticket/core/rescan.py) are checked inside the write's own transaction. Durable
         (FULL sync) before returning, like a revocation: the operator is told the cursor moved, and a
         power cut must not quietly move it forward again (tests/test_power_loss_store.py).
         """
@@ -530,11 +519,15 @@ class SqliteStore:
             )
             # Transfers reaching the confirmations now count for good (see payments.evaluate);
             # only the unsettled window can change, and the partial index holds just that.
-            conn.execute(
-                f"UPDATE transfers SET flags = flags | {COUNTED}, counted_at = ? WHERE settled = 0 "
-                f"AND flags & {HIDDEN_MASK | COUNTED} = 0 AND height > 0 AND ? - height >= ?",
-                (batch.polled_at, batch.wallet_height, batch.min_confirmations),
-            )
+            newly_counted = {
+                row[0]
+                for row in conn.execute(
+                    f"UPDATE transfers SET flags = flags | {COUNTED}, counted_at = ? WHERE settled = 0 "
+                    f"AND flags & {HIDDEN_MASK | COUNTED} = 0 AND height > 0 AND ? - height >= ? "
+                    "RETURNING payment_id",
+                    (batch.polled_at, batch.wallet_height, batch.min_confirmations),
+                ).fetchall()
+            }
             conn.execute(
                 "UPDATE transfers SET settled = 1 WHERE settled = 0 AND "
                 f"(height BETWEEN 1 AND ? OR (height = 0 AND flags & {GONE}))",
@@ -553,10 +546,24 @@ class SqliteStore:
                 )
             }
             revoked, reinstated = self._judge_claims(conn, touched, batch)
+            self._credit_access(conn, newly_counted, batch)
         return BatchOutcome(
             revoked=tuple(revoked),
             reinstated=tuple(reinstated),
             changed_transfers=len(batch.upserts) + len(batch.gone),
+        )
+
+    def _credit_access(self, conn: Any, payment_ids: set[bytes], batch: TransferBatch) -> None:
+        """Transfers counted by this poll extend their claim's paid time (docs/PROTOCOL.md §13)."""
+        if batch.access is None or not payment_ids:
+            return
+        records = (self.claim_for(payment_id) for payment_id in payment_ids)
+        credits = access_credits(
+            ((record, self.transfers_for(record.payment_id)) for record in records if record is not None),
+            batch,
+        )
+        conn.executemany(
+            "UPDATE claims SET access_until = ?, access_credited = ? WHERE payment_id = ?", credits
         )
 
     def _judge_claims(

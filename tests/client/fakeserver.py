@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from anon_ticket.client.cli import main
-from anon_ticket.domain import PAYMENT_ID_SCHEME
+from anon_ticket.core.domain import PAYMENT_ID_SCHEME
 
 PRIMARY = "48cdQyLdVoHhbTBqbFsts2fRPCF4GcDWcgm8UDofy7rpe2uqzK28U8tKRX8LSiRYWf3rPJRePskpS2hZ5eGx6ErKDeBYBFV"
 INFO = {

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from anon_ticket.client import base58
 from anon_ticket.client.address import Network, PrimaryAddress, integrated_address
 from anon_ticket.client.errors import InvalidAddress, UsageError
-from anon_ticket.domain import ChainPaymentId, PaymentId
+from anon_ticket.core.domain import ChainPaymentId, PaymentId
 from anon_ticket.errors import AnonTicketError
 from tests.support.addresses import PAYER_PRIMARY, PRIMARY, SUBADDRESS, WALLET_ANSWERS
 

@@ -8,7 +8,7 @@ from anon_ticket.client import ClientSession, NotSeen, Pending, Refused, Waiting
 from anon_ticket.client.errors import NetworkError, RedemptionRefused, ServerBusy, WaitTimedOut
 from anon_ticket.client.text import clean, format_xmr
 from anon_ticket.client.waiting import BACKOFF_CAP_FACTOR, MAX_RETRY_AFTER, Backoff
-from anon_ticket.domain import PAYMENT_ID_SCHEME, PaymentId, TxId
+from anon_ticket.core.domain import PAYMENT_ID_SCHEME, PaymentId, TxId
 
 from .fakeserver import INFO, NOT_FOUND_CODE, FakeServer, error, ok
 

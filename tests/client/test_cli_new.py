@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from anon_ticket.client.address import integrated_address
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 
 from .fakeserver import INFO, PRIMARY, FakeServer, error, ok, run_cli
 

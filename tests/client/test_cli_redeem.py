@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from anon_ticket.client.cli import main
-from anon_ticket.domain import PaymentId, TxId
+from anon_ticket.core.domain import PaymentId, TxId
 
 from .fakeserver import DROP, INFO, FakeServer, Step, error, ok, run_cli
 from .socksproxy import SocksProxy

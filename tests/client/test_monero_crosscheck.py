@@ -12,7 +12,7 @@ from monero import base58 as monero_base58
 
 from anon_ticket.client import base58
 from anon_ticket.client.address import Network, integrated_address
-from anon_ticket.domain import ChainPaymentId
+from anon_ticket.core.domain import ChainPaymentId
 
 
 def _primary(network: Network, keys: bytes) -> str:

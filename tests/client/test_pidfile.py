@@ -20,7 +20,7 @@ from anon_ticket.client.pidfile import (
     readable_by_others,
     write_new_pid_file,
 )
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 
 PID = PaymentId(bytes(31) + b"\x01")
 

@@ -4,12 +4,15 @@ issuer's answer that does not verify, a token key in the wrong form."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pickle
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anon_ticket.errors import PrivateTokenIssuerAnswer, PrivateTokenMalformed, PrivateTokenSigningFailed
 from anon_ticket.privacypass import blindrsa, client, issuer, origin
@@ -77,18 +80,25 @@ def _with_dmp1(numbers: rsa.RSAPrivateNumbers, dmp1: int) -> rsa.RSAPrivateNumbe
     )
 
 
+def _answer_of_another_key(blinded_msg: bytes) -> bytes:
+    """What a wrong issuer would answer: another key's signature of the same number (reduced below
+    that key's modulus, which may be smaller than ours)."""
+    other = IssuerKey.generate()
+    m = int.from_bytes(blinded_msg, "big") % other.public_key.public_numbers().n
+    return blindrsa.blind_sign(other.crt, m.to_bytes(256, "big"))
+
+
 @pytest.mark.parametrize("answer", ["garbage", "short", "long", "zero", "another key", "other request"])
 def test_an_answer_that_does_not_verify_never_becomes_a_token(key: IssuerKey, answer: str) -> None:
     request, pending = client.prepare(key.spki, CHALLENGE)
-    other_key = IssuerKey.generate()
     wrong = {
-        "garbage": bytes(range(256)),
-        "short": bytes(255),
-        "long": bytes(257),
-        "zero": bytes(256),
-        "another key": blindrsa.blind_sign(other_key.crt, request.blinded_msg),
-        "other request": issuer.blind_sign(key, client.prepare(key.spki, CHALLENGE)[0]),
-    }[answer]
+        "garbage": lambda: bytes(range(256)),
+        "short": lambda: bytes(255),
+        "long": lambda: bytes(257),
+        "zero": lambda: bytes(256),
+        "another key": lambda: _answer_of_another_key(request.blinded_msg),
+        "other request": lambda: issuer.blind_sign(key, client.prepare(key.spki, CHALLENGE)[0]),
+    }[answer]()
     with pytest.raises(PrivateTokenIssuerAnswer):
         pending.finalize(wrong)
 
@@ -130,3 +140,36 @@ def test_token_key_of_another_size_is_refused() -> None:
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
     with pytest.raises(PrivateTokenMalformed, match="RSA-2048"):
         public_key_from_spki(rsassa_pss_spki(small))
+
+
+SPKI = IssuerKey.generate().spki
+SIGNING_KEY = IssuerKey.generate()
+
+
+@given(st.binary(max_size=400))
+def test_any_bytes_as_a_token_key_give_a_key_or_malformed(data: bytes) -> None:
+    with contextlib.suppress(PrivateTokenMalformed):
+        public_key_from_spki(data)
+
+
+@given(st.integers(0, len(SPKI) - 1), st.integers(1, 255))
+def test_any_changed_byte_of_the_token_key_is_refused_or_changes_only_the_modulus(
+    index: int, change: int
+) -> None:
+    changed = bytearray(SPKI)
+    changed[index] ^= change
+    try:
+        public = public_key_from_spki(bytes(changed))
+    except PrivateTokenMalformed:
+        return
+    # Only a change inside n's or e's bytes can still be a valid RSA-2048 key in canonical form.
+    assert public.public_numbers() != public_key_from_spki(SPKI).public_numbers()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 2**2047))
+def test_every_blind_signature_is_the_rsa_root_of_its_message(m: int) -> None:
+    key = SIGNING_KEY
+    n, e = key.public_key.public_numbers().n, key.public_key.public_numbers().e
+    signature = issuer.blind_sign(key, TokenRequest(key.truncated_key_id, m.to_bytes(256, "big")))
+    assert pow(int.from_bytes(signature, "big"), e, n) == m

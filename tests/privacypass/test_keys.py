@@ -3,19 +3,29 @@ anything unsafe or not a key refused with an error that names the file and never
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import multiprocessing
 import os
 import pickle
+import re
 import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anon_ticket.errors import PrivateTokenKeyError
 from anon_ticket.privacypass.keys import IssuerKey
 from anon_ticket.privacypass.spki import key_id, public_key_from_spki
+from tests.support.services import need
 
 
 def _secrets_of(key: IssuerKey) -> list[str]:
@@ -181,3 +191,72 @@ def test_a_key_file_with_a_pem_others_cannot_read_is_not_quoted_when_bad(tmp_pat
         IssuerKey.load(path)
     body = pem.split(b"\n")[3].decode()
     assert body not in str(caught.value)
+
+
+_CREATE_KEY = """
+import sys
+from pathlib import Path
+from anon_ticket.privacypass.keys import IssuerKey
+IssuerKey.load_or_create(Path(sys.argv[1]))
+"""
+
+
+def _python(path: Path) -> list[str]:
+    return [sys.executable, "-c", _CREATE_KEY, str(path)]
+
+
+def test_the_new_key_is_synced_before_its_name_appears_and_the_name_after(tmp_path: Path) -> None:
+    """The system calls, as strace sees them: the key's bytes reach the disk (fsync of the file) before
+    its name exists (link), and the name is made durable (fsync of the directory) before the call
+    returns. A power cut can lose the new key, but never leave a named, partial one."""
+    strace = need("strace", "scripts/test installs it with apt-get as root")
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    path = folder / "privacy_pass_key.pem"
+    trace = tmp_path / "trace"
+    result = subprocess.run(
+        [strace, "-f", "-qq", "-e", "trace=openat,fsync,link,unlink", "-o", str(trace), *_python(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert result.returncode == 0, result.stderr
+    calls = []  # (name, arguments, result), in order
+    for line in trace.read_text().splitlines():
+        match = re.match(r"\d+ +(\w+)\((.*)\) += (-?\d+)", line)
+        if match:
+            calls.append((match.group(1), match.group(2), int(match.group(3))))
+
+    def first(after: int, name: str, condition: Callable[[str, int], bool]) -> int:
+        return next(i for i, (n, a, r) in enumerate(calls) if i > after and n == name and condition(a, r))
+
+    temporary = first(-1, "openat", lambda a, r: str(folder) in a and "O_EXCL" in a and r >= 0)
+    assert calls[temporary][1].endswith("0600")
+    file_fd = str(calls[temporary][2])
+    file_sync = first(temporary, "fsync", lambda a, r: a == file_fd and r == 0)
+    link = first(temporary, "link", lambda a, r: a.endswith(f'"{path}"') and r == 0)
+    directory = first(link, "openat", lambda a, r: a.startswith(f'AT_FDCWD, "{folder}", ') and r >= 0)
+    directory_sync = first(directory, "fsync", lambda a, r: a == str(calls[directory][2]) and r == 0)
+    assert temporary < file_sync < link < directory < directory_sync
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=3000),
+        st.binary(max_size=1200).map(
+            lambda body: (
+                b"-----BEGIN PRIVATE KEY-----\n" + base64.encodebytes(body) + b"-----END PRIVATE KEY-----\n"
+            )
+        ),
+    )
+)
+def test_any_file_content_gives_a_key_or_a_key_error(content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "k.pem"
+        _write(path, content)
+        with contextlib.suppress(PrivateTokenKeyError):
+            IssuerKey.load(path)
+        assert path.read_bytes() == content

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from anon_ticket.domain import PaymentId, TxId
+from anon_ticket.core.domain import PaymentId, TxId
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +39,7 @@ def start_client(*args: str) -> subprocess.Popen[str]:
 
 
 def expected_token(pid: PaymentId, txid: str) -> str:
-    """docs/PROTOCOL.md §2 twice: through anon_ticket.domain, and spelled out with hashlib."""
+    """docs/PROTOCOL.md §2 twice: through anon_ticket.core.domain, and spelled out with hashlib."""
     token = pid.service_token(TxId.parse(txid)).hex()
     assert token == hashlib.sha3_256(pid.raw + b"|" + bytes.fromhex(txid)).hexdigest()
     return token

@@ -1,4 +1,4 @@
-// Runs the buyer's page derivations (anon_ticket/http/static/buyer-core.js, with the vendored js-sha3)
+// Runs the buyer's page derivations (anon_ticket/api/static/buyer-core.js, with the vendored js-sha3)
 // in node, in a sandbox that looks like a browser window, for tests/test_buyer_page_js.py.
 // stdin: {"calls": [[function name, ...arguments], ...]}; stdout: [{"ok": value} | {"error": text}, ...]
 "use strict";
@@ -7,7 +7,7 @@ const path = require("path");
 const vm = require("vm");
 const crypto = require("crypto");
 
-const staticDir = path.join(__dirname, "..", "..", "anon_ticket", "http", "static");
+const staticDir = path.join(__dirname, "..", "..", "anon_ticket", "api", "static");
 const sandbox = { crypto: crypto.webcrypto, Uint8Array, BigInt, Number, String, Math, Error, Array };
 sandbox.window = sandbox;
 sandbox.self = sandbox;

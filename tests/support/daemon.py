@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from anon_ticket.domain import PaymentId
+from anon_ticket.core.domain import PaymentId
 from tests.support import waiting
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +58,7 @@ _OWN_PREFIXES = (
     "ACTOR_",
     "SUPERVISOR_",
     "ANON_TICKET_",
+    "ACCESS_",
     "PRIVACY_PASS",
     "NOTIFY_SOCKET",  # systemd's: a test runner started by systemd must not notify on the daemon's behalf
     "WATCHDOG_",

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 from anon_ticket.config import DatabaseUrl
-from anon_ticket.domain import PaymentId
-from anon_ticket.payments import Transfer
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.core.payments import Transfer
 from anon_ticket.storage.base import IssueRequest, IssueVerdict, SpendRequest, TransferBatch
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.sqlite import SqliteStore, connect

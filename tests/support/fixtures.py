@@ -1,4 +1,5 @@
-"""Pytest fixtures for the fake wallet, the regtest chain and the private Tor network.
+"""Pytest fixtures for the fake wallet, the regtest chain, the private Tor network and the Privacy Pass
+reference implementation (privacypass-ts in node).
 
 Load them once for the whole suite from tests/conftest.py with
 
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.fake_wallet import FakeWallet
+from tests.support.privacypass_node import ReferenceImplementation, install_web_packages
 from tests.support.regtest import RegtestChain, missing_binaries
 from tests.support.services import require
 from tests.support.tor_network import ServiceSpec, TorExited, TorNetwork
@@ -87,3 +89,13 @@ def tor_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorNetwork
         network.stop()
         if not os.environ.get("ANON_TICKET_KEEP_TOR"):
             network.remove_workdir()
+
+
+@pytest.fixture(scope="session")
+def privacypass_reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceImplementation]:
+    """`@cloudflare/privacypass-ts` as web/package-lock.json pins it (`npm ci --ignore-scripts`, once per
+    session), served by one node process: its client, origin and header codecs
+    (tests/support/privacypass_node.py). Skips without node and npm (fails under CI=true)."""
+    modules = install_web_packages(tmp_path_factory.mktemp("web-packages"))
+    with ReferenceImplementation(modules) as reference:
+        yield reference

@@ -10,12 +10,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from actors.locator import wait
-from actors.storage_writer import StorageWriterProxy
-from actors.wallet_poller import PollReport, WalletPollerProxy
+from anon_ticket.actors.locator import wait
+from anon_ticket.actors.storage_writer import StorageWriterProxy
+from anon_ticket.actors.wallet_poller import PollReport, WalletPollerProxy
 from anon_ticket.config import Config
+from anon_ticket.core.domain import PaymentId
 from anon_ticket.daemon import Daemon
-from anon_ticket.domain import PaymentId
 from anon_ticket.errors import AnonTicketError
 from anon_ticket.service.redeem import RedeemAnswer
 from anon_ticket.storage.base import ClaimRecord, MonitorState

@@ -11,9 +11,13 @@
 //   {"op": "authorization", "token": hex}                      -> {"header": str}
 //   {"op": "parse_authorization", "header": str}               -> {"token": hex}
 //   {"op": "spki_to_enc", "token_key": hex}                    -> {"spki": hex}  (util.convertRSASSAPSSToEnc)
+//   {"op": "issuer"}                                           -> {"issuer": n, "token_key": hex}  (a new key)
+//   {"op": "issue", "issuer": n, "token_request": hex}         -> {"token_response": hex}
+//   {"op": "version"}                                          -> {"version": str}  (the installed package's)
 //
 // Any exception becomes {"error": message}; the process keeps serving.
 
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -23,9 +27,10 @@ if (!modules) {
   process.stderr.write('usage: node privacypass_node.mjs <node_modules folder>\n');
   process.exit(2);
 }
-const pp = await import(pathToFileURL(join(modules, '@cloudflare', 'privacypass-ts', 'lib', 'src', 'index.js')).href);
+const packageDir = join(modules, '@cloudflare', 'privacypass-ts');
+const pp = await import(pathToFileURL(join(packageDir, 'lib', 'src', 'index.js')).href);
 const { publicVerif, TokenChallenge, Token, WWWAuthenticateHeader, AuthorizationHeader, util } = pp;
-const { Client, Origin, BlindRSAMode, BLIND_RSA } = publicVerif;
+const { Client, Issuer, Origin, BlindRSAMode, BLIND_RSA, TokenRequest, getPublicKeyBytes } = publicVerif;
 
 const hex = (bytes) => Buffer.from(bytes).toString('hex');
 const unhex = (text) => new Uint8Array(Buffer.from(text, 'hex'));
@@ -36,6 +41,7 @@ async function verifyingKey(tokenKey) {
 }
 
 const clients = new Map();
+const issuers = new Map();
 let nextId = 0;
 
 const operations = {
@@ -69,6 +75,19 @@ const operations = {
     const parsed = AuthorizationHeader.parse(BLIND_RSA, header);
     if (parsed.length !== 1) throw new Error(`${parsed.length} PrivateToken credentials`);
     return { token: hex(parsed[0].token.serialize()) };
+  },
+  async issuer() {
+    const keys = await Issuer.generateKey(BlindRSAMode.PSS, { modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) });
+    const id = nextId++;
+    issuers.set(id, new Issuer(BlindRSAMode.PSS, 'issuer.example', keys.privateKey, keys.publicKey));
+    return { issuer: id, token_key: hex(await getPublicKeyBytes(keys.publicKey)) };
+  },
+  async issue({ issuer, token_request }) {
+    const response = await issuers.get(issuer).issue(TokenRequest.deserialize(BLIND_RSA, unhex(token_request)));
+    return { token_response: hex(response.serialize()) };
+  },
+  async version() {
+    return { version: JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')).version };
   },
   async spki_to_enc({ token_key }) {
     return { spki: hex(util.convertRSASSAPSSToEnc(unhex(token_key))) };

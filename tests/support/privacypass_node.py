@@ -45,7 +45,7 @@ class ReferenceThrew(AssertionError):
 
 
 class ReferenceImplementation:
-    """privacypass-ts as client (request, finalize), origin (verify) and header codec."""
+    """privacypass-ts as client (request, finalize), issuer, origin (verify) and header codec."""
 
     def __init__(self, node_modules: Path) -> None:
         node = need("node", NODE_INSTALL)
@@ -100,6 +100,17 @@ class ReferenceImplementation:
         """That client's Token for the issuer's answer (privacypass-ts verifies it first)."""
         return bytes.fromhex(self.ask("finalize", id=client_id, token_response=token_response.hex())["token"])
 
+    def new_issuer(self) -> tuple[int, bytes]:
+        """A privacypass-ts Issuer with a fresh RSA-2048 key: (its id, its token key)."""
+        answer = self.ask("issuer")
+        return int(answer["issuer"]), bytes.fromhex(answer["token_key"])
+
+    def issue(self, issuer_id: int, token_request: bytes) -> bytes:
+        """That issuer's TokenResponse (the blind signature) for `token_request`."""
+        return bytes.fromhex(
+            self.ask("issue", issuer=issuer_id, token_request=token_request.hex())["token_response"]
+        )
+
     def verify(self, token: bytes, token_key: bytes) -> bool:
         """privacypass-ts' `Origin.verify` of `token` with `token_key` (the signature check)."""
         return bool(self.ask("verify", token=token.hex(), token_key=token_key.hex())["valid"])
@@ -117,3 +128,7 @@ class ReferenceImplementation:
     def rsa_encryption_spki(self, token_key: bytes) -> bytes:
         """privacypass-ts' `util.convertRSASSAPSSToEnc`: the token key as WebCrypto imports it."""
         return bytes.fromhex(self.ask("spki_to_enc", token_key=token_key.hex())["spki"])
+
+    def version(self) -> str:
+        """The version of the privacypass-ts package node loaded."""
+        return str(self.ask("version")["version"])

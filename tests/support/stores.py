@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from anon_ticket.domain import PaymentId
-from anon_ticket.payments import Transfer
+from anon_ticket.core.access_time import AccessPolicy
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.core.payments import Transfer
 from anon_ticket.storage.base import BatchOutcome, Store, TransferBatch
 
 MIN = 1000
@@ -20,6 +21,7 @@ def batch(
     height: int = 200,
     settle: int = 0,
     polled_at: int = 1_800_000_000,
+    access: AccessPolicy | None = None,
 ) -> BatchOutcome:
     state = store.monitor_state()
     if state.scan_cursor is None:
@@ -34,6 +36,7 @@ def batch(
             new_cursor=height,
             polled_at=polled_at,
             min_confirmations=CONF,
+            access=access,
         )
     )
 

@@ -11,7 +11,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from anon_ticket.domain import PAYMENT_ID_DOMAIN, PaymentId
+from anon_ticket.core.domain import PAYMENT_ID_DOMAIN, PaymentId
 
 START_HEIGHT = 3_200_000
 BLOCKS_PER_YEAR = 262_800  # one block per two minutes

@@ -1,0 +1,103 @@
+"""A person signs in through the gateway's page in headless Chromium behind nginx (docs/PROTOCOL.md §13).
+
+The browser opens a protected page, is shown the sign-in form (nginx's `error_page 401`, status 401),
+pastes the service token, and lands on the page it asked for, with the session cookie carrying it from
+then on; a crafted sign-in link cannot send it to another site. Chromium is the system's, driven by
+Playwright, with JavaScript off: the page needs none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.access import claim_token, served
+from tests.support.chromium import chromium
+from tests.support.fake_wallet import FakeWallet
+from tests.support.pipeline import Pipeline
+from tests.support.proxies import SECRET, Nginx
+from tests.support.services import require
+
+try:
+    from playwright.sync_api import Browser, sync_playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    sync_playwright = None  # type: ignore[assignment]
+
+WAIT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    require("playwright", sync_playwright is not None, "the test extra installs it")
+    executable = chromium()
+    require("chromium", executable is not None, "scripts/test installs it with apt-get as root")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def site(pipeline: Pipeline) -> Iterator[Nginx]:
+    with served(pipeline.daemon.access_app()) as port, Nginx(f"127.0.0.1:{port}") as nginx:
+        yield nginx
+
+
+def test_a_browser_signs_in_and_keeps_its_session(
+    browser: Browser, wallet: FakeWallet, pipeline: Pipeline, site: Nginx
+) -> None:
+    _, token = claim_token(wallet, pipeline)
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        first = page.goto(site.url + "/private/a.txt", timeout=WAIT_MS)
+        assert first is not None and first.status == 401
+        assert page.title() == "Sign in"
+        page.fill("#token", token)
+        with page.expect_navigation(timeout=WAIT_MS):
+            page.click("button[type=submit]")
+        assert page.url == site.url + "/private/a.txt"
+        assert page.inner_text("body").strip() == SECRET.decode().strip()
+        cookies = {c["name"]: c for c in context.cookies()}
+        session = cookies["anon_ticket_access"]
+        assert session["httpOnly"] and session["sameSite"] == "Strict" and session["path"] == "/"
+        again = page.goto(site.url + "/private/a.txt", timeout=WAIT_MS)
+        assert again is not None and again.status == 200
+    finally:
+        context.close()
+
+
+def test_a_wrong_token_is_explained_on_the_page(browser: Browser, site: Nginx) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(site.url + "/private/a.txt", timeout=WAIT_MS)
+        page.fill("#token", "ab" * 32)
+        with page.expect_navigation(timeout=WAIT_MS):
+            page.click("button[type=submit]")
+        assert "no service token with this value" in page.inner_text("#message")
+        assert context.cookies() == []
+    finally:
+        context.close()
+
+
+def test_a_crafted_sign_in_link_stays_on_the_site(
+    browser: Browser, wallet: FakeWallet, pipeline: Pipeline, site: Nginx
+) -> None:
+    _, token = claim_token(wallet, pipeline)
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(site.url + "/login?next=//evil.example/steal", timeout=WAIT_MS)
+        page.fill("#token", token)
+        with page.expect_navigation(timeout=WAIT_MS):
+            page.click("button[type=submit]")
+        assert page.url == site.url + "/"
+        assert "a public page" in page.inner_text("body")
+    finally:
+        context.close()

@@ -1,0 +1,328 @@
+"""docs/PROTOCOL.md §13, the access gateway, over a real socket to the real app, actors and database.
+
+The gateway runs in-process here (fast, and the test drives the wallet between requests); the same
+cases through real nginx and Caddy are in test_access_proxies.py, and the third listener of the
+daemon as a process in test_access_listener.py.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from anon_ticket.access.app import AccessApp, AccessSettings
+from anon_ticket.core.domain import ServiceToken
+from anon_ticket.core.timefmt import rfc3339
+from anon_ticket.storage.sqlite import SqliteStore
+from tests.support.access import Answer, bearer, claim_token, request, served, top_up
+from tests.support.fake_wallet import FakeWallet
+from tests.support.pipeline import MIN_AMOUNT, Pipeline, pipeline_config
+
+REASONS = {
+    "no_credential",
+    "unknown_token",
+    "token_revoked",
+    "access_expired",
+    "token_spent",
+    "invalid_token",
+}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def gateway(pipeline: Pipeline) -> Iterator[int]:
+    with served(pipeline.daemon.access_app()) as port:
+        yield port
+
+
+def timed_pipeline(tmp_path: Path, wallet: FakeWallet, seconds: int) -> Pipeline:
+    return Pipeline(
+        pipeline_config(
+            tmp_path / "timed.db",
+            wallet.url,
+            MONITOR_START_HEIGHT="100",
+            ACCESS_SECONDS_PER_PAYMENT=str(seconds),
+        )
+    )
+
+
+def assert_refused(answer: Answer, status: int, reason: str) -> None:
+    assert (answer.status, answer.header("X-Access-Reason")) == (status, reason), answer.body
+    body = answer.json()
+    assert body["error"] == reason and body["message"]
+    assert answer.header("Content-Type") == "application/json; charset=utf-8"
+    challenges = answer.all("WWW-Authenticate")
+    if status == 401:
+        assert challenges[-1] == 'Bearer realm="anon_ticket"'
+    else:
+        assert challenges == []
+
+
+def auth(port: int, headers: dict[str, str] | None = None, method: str = "GET") -> Answer:
+    return request(port, method, "/auth", headers)
+
+
+# -- /auth with a service token ------------------------------------------------------------------
+
+
+def test_no_credential_is_401_with_the_challenges(gateway: int) -> None:
+    answer = auth(gateway)
+    assert_refused(answer, 401, "no_credential")
+
+
+def test_an_unknown_or_malformed_token_is_401_unknown_token(gateway: int) -> None:
+    assert_refused(auth(gateway, bearer("ab" * 32)), 401, "unknown_token")
+    for value in ("Bearer", "Bearer xyz", "Bearer " + "ab" * 33, "bearer  " + "0" * 63):
+        assert_refused(auth(gateway, {"Authorization": value}), 401, "unknown_token")
+
+
+def test_an_active_token_passes_with_an_empty_body_and_no_end(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int
+) -> None:
+    _, token = claim_token(wallet, pipeline)
+    for header in (f"Bearer {token}", f"bearer   {token.upper()}", f"BEARER {token}"):
+        answer = auth(gateway, {"Authorization": header})
+        assert (answer.status, answer.body) == (200, b"")
+        assert answer.header("X-Access-Until") is None  # no policy: good until revoked
+        assert answer.header("Set-Cookie") is None  # a bearer request opens no session
+
+
+def test_every_method_gets_the_same_three_statuses(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int
+) -> None:
+    _, token = claim_token(wallet, pipeline)
+    for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "PROPFIND"):
+        assert auth(gateway, bearer(token), method).status == 200
+        assert auth(gateway, None, method).status == 401
+
+
+def test_a_revocation_takes_effect_at_the_next_request(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int
+) -> None:
+    """No cache: the claim is read on every decision, so the revocation counts at once (< 1 s)."""
+    _, token = claim_token(wallet, pipeline)
+    assert auth(gateway, bearer(token)).status == 200
+    assert pipeline.revoke(ServiceToken.parse(token).digest().raw, "abuse") is not None
+    assert_refused(auth(gateway, bearer(token)), 403, "token_revoked")
+
+
+def test_a_storage_failure_fails_closed_with_401(tmp_path: Path, pipeline: Pipeline) -> None:
+    """A database that cannot answer (here: a file with no schema) answers 401 `unavailable` with
+    Retry-After, never a 5xx that nginx would turn into a 500."""
+    broken = tmp_path / "broken.db"
+    sqlite3.connect(broken).close()
+    app = AccessApp(lambda: SqliteStore(broken, query_only=True), AccessSettings(3600, policy=False))
+    with served(app) as port:
+        answer = auth(port, bearer("ab" * 32))
+    assert (answer.status, answer.header("X-Access-Reason")) == (401, "unavailable")
+    assert answer.header("Retry-After") == "5"
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Basic dXNlcjpwYXNz",  # another scheme: judged by the cookie, of which there is none
+        "PrivateToken",
+        'PrivateToken token="not base64!"',
+        "PrivateToken token=" + "A" * 5000,
+        "\x01\x02",
+        "Bearer " + "é" * 10,
+    ],
+)
+def test_odd_authorization_headers_get_401(gateway: int, authorization: str) -> None:
+    """Even a header our HTTP server refuses to parse (a control character) is a 401 on this listener:
+    the server's own answers take the gateway's fault status, `invalid_request` in the body."""
+    answer = request(gateway, "GET", "/auth", {"Authorization": authorization})
+    assert answer.status == 401
+    reason = answer.header("X-Access-Reason")
+    assert reason in REASONS if reason is not None else answer.json()["error"] == "invalid_request"
+
+
+# -- the access policy ------------------------------------------------------------------------------
+
+
+def test_paid_time_ends_and_a_top_up_extends_it(tmp_path: Path, wallet: FakeWallet) -> None:
+    """One minimum payment buys 2 s here; past the end 403 `access_expired`; paying the same address
+    again adds 2 s from the later of now and the end (here: now, the time has lapsed)."""
+    timed = timed_pipeline(tmp_path, wallet, 2)
+    try:
+        with served(timed.daemon.access_app()) as port:
+            before = int(time.time())
+            pid, token = claim_token(wallet, timed)
+            answer = auth(port, bearer(token))
+            assert answer.status == 200
+            until = answer.header("X-Access-Until")
+            claim = timed.claim_of(pid)
+            assert claim is not None and claim.access_until == claim.claimed_at + 2
+            assert until == rfc3339(claim.claimed_at + 2) and claim.claimed_at >= before
+            time.sleep(max(0.0, claim.claimed_at + 2 - time.time()) + 0.1)
+            expired = auth(port, bearer(token))
+            assert_refused(expired, 403, "access_expired")
+            assert expired.json()["access_until"] == until
+            top_up(wallet, timed, pid, 2 * MIN_AMOUNT)  # twice the minimum: 4 s
+            extended = timed.claim_of(pid)
+            assert extended is not None and extended.access_until is not None
+            assert extended.access_until >= int(time.time()) + 3  # from now, not from the old end
+            again = auth(port, bearer(token))
+            assert (again.status, again.header("X-Access-Until")) == (200, rfc3339(extended.access_until))
+    finally:
+        timed.close()
+
+
+def test_a_top_up_before_the_end_extends_from_the_end(tmp_path: Path, wallet: FakeWallet) -> None:
+    timed = timed_pipeline(tmp_path, wallet, 3600)
+    try:
+        pid, _ = claim_token(wallet, timed, 2 * MIN_AMOUNT)
+        first = timed.claim_of(pid)
+        assert first is not None and first.access_until == first.claimed_at + 7200
+        top_up(wallet, timed, pid, MIN_AMOUNT // 2)
+        later = timed.claim_of(pid)
+        assert later is not None and later.access_until == first.claimed_at + 7200 + 1800
+        assert timed.poll().ok  # a poll with nothing new credits nothing again
+        assert timed.claim_of(pid) == later
+    finally:
+        timed.close()
+
+
+def test_a_claim_made_before_the_policy_stays_good_until_revoked(tmp_path: Path, wallet: FakeWallet) -> None:
+    config = pipeline_config(tmp_path / "p.db", wallet.url, MONITOR_START_HEIGHT="100")
+    plain = Pipeline(config)
+    try:
+        _, token = claim_token(wallet, plain)
+    finally:
+        plain.close()
+    timed = Pipeline(
+        pipeline_config(
+            tmp_path / "p.db", wallet.url, MONITOR_START_HEIGHT="100", ACCESS_SECONDS_PER_PAYMENT="1"
+        )
+    )
+    try:
+        with served(timed.daemon.access_app()) as port:
+            answer = auth(port, bearer(token))
+            assert (answer.status, answer.header("X-Access-Until")) == (200, None)
+    finally:
+        timed.close()
+
+
+# -- /login --------------------------------------------------------------------------------------
+
+
+def sign_in(port: int, **fields: str) -> Answer:
+    return request(port, "POST", "/login", FORM, urllib.parse.urlencode(fields).encode())
+
+
+def session_cookie(answer: Answer) -> str:
+    header = answer.header("Set-Cookie")
+    assert header is not None
+    attributes = [part.strip() for part in header.split(";")]
+    name, _, value = attributes[0].partition("=")
+    assert name == "anon_ticket_access" and len(value) >= 40
+    assert set(attributes[1:]) == {"Max-Age=3600", "Path=/", "HttpOnly", "SameSite=Strict"}
+    return f"{name}={value}"
+
+
+def test_the_sign_in_page_has_no_script_and_the_csp(gateway: int) -> None:
+    answer = request(gateway, "GET", "/login?next=/private/a.txt")
+    assert answer.status == 200
+    assert answer.header("Content-Type") == "text/html; charset=utf-8"
+    policy = answer.header("Content-Security-Policy") or ""
+    assert "default-src 'none'" in policy and "form-action 'self'" in policy and "script-src" not in policy
+    assert answer.header("X-Frame-Options") == "DENY"
+    assert b"<script" not in answer.body and b'value="/private/a.txt"' in answer.body
+    assert b'action="/login"' in answer.body
+
+
+def test_the_page_takes_next_from_the_proxy_when_the_query_has_none(gateway: int) -> None:
+    answer = request(gateway, "GET", "/login", {"X-Original-URI": "/docs/x?y=1&z=<2>"})
+    assert b'value="/docs/x?y=1&amp;z=&lt;2&gt;"' in answer.body
+
+
+def test_signing_in_with_a_service_token_opens_a_session(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int
+) -> None:
+    _, token = claim_token(wallet, pipeline)
+    answer = sign_in(gateway, token=token, next="/private/a.txt")
+    assert (answer.status, answer.header("Location")) == (303, "/private/a.txt")
+    cookie = session_cookie(answer)
+    assert auth(gateway, {"Cookie": f"other=1; {cookie}"}).status == 200
+    assert_refused(auth(gateway, {"Cookie": "anon_ticket_access=forged"}), 401, "no_credential")
+    # The session follows the token: revoked, it no longer passes.
+    assert pipeline.revoke(ServiceToken.parse(token).digest().raw) is not None
+    assert_refused(auth(gateway, {"Cookie": cookie}), 403, "token_revoked")
+
+
+def test_a_wrong_token_gets_the_page_again_with_the_reason(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int
+) -> None:
+    answer = sign_in(gateway, token="ab" * 32, next="/x")
+    assert answer.status == 401 and answer.header("Set-Cookie") is None
+    assert b"no service token with this value" in answer.body and b'value="/x"' in answer.body
+    _, token = claim_token(wallet, pipeline)
+    pipeline.revoke(ServiceToken.parse(token).digest().raw)
+    revoked = sign_in(gateway, token=token)
+    assert revoked.status == 403 and b"revoked" in revoked.body
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "/%2F%2Fevil.example",
+        "/%252F%252Fevil.example",
+        "/%5Cevil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "/ok\r\nSet-Cookie: x=1",
+        "/a\tb",
+        "http:/evil.example",
+        "/login",
+        "",
+    ],
+)
+def test_next_never_leaves_the_site(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int, target: str
+) -> None:
+    _, token = claim_token(wallet, pipeline)
+    answer = sign_in(gateway, token=token, next=target)
+    assert (answer.status, answer.header("Location")) == (303, "/")
+
+
+def test_failed_sign_ins_are_throttled_with_429(gateway: int) -> None:
+    for _ in range(5):
+        assert sign_in(gateway, token="cd" * 32).status == 401
+    throttled = sign_in(gateway, token="cd" * 32)
+    assert throttled.status == 429 and int(throttled.header("Retry-After") or 0) >= 1
+    # The proxies' decisions are never throttled: /auth still answers only 200/401/403.
+    assert auth(gateway).status == 401
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status"),
+    [
+        ({"Content-Type": "application/json"}, b'{"token": "x"}', 415),
+        (FORM, b"token=" + b"a" * 9000, 413),
+        (FORM, b"token=%ff%fe", 401),
+        (FORM, b"\xff\xfe", 400),
+        (FORM, b"&".join(b"f%d=1" % i for i in range(20)), 400),
+    ],
+)
+def test_a_bad_form_is_a_page_not_a_traceback(
+    gateway: int, headers: dict[str, str], body: bytes, status: int
+) -> None:
+    answer = request(gateway, "POST", "/login", headers, body)
+    assert answer.status == status
+    assert answer.header("Content-Type") == "text/html; charset=utf-8"
+
+
+def test_other_paths_and_methods_are_the_usual_json_errors(gateway: int) -> None:
+    assert request(gateway, "GET", "/").status == 404
+    assert request(gateway, "GET", "/authx").status == 404
+    assert request(gateway, "DELETE", "/login").status == 405
