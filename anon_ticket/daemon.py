@@ -39,6 +39,8 @@ from anon_ticket.panel.app import build_panel
 from anon_ticket.privacypass.keys import IssuerKey
 from anon_ticket.privacypass.wire import TokenChallenge
 from anon_ticket.process import internal_token, systemd
+from anon_ticket.service.info import PublicInfo
+from anon_ticket.service.metrics import Metrics
 from anon_ticket.service.private_tokens import PrivateTokens, PrivateTokenSettings
 from anon_ticket.service.redeem import Redeemer, RedeemSettings
 from anon_ticket.service.scan import ScanService
@@ -239,14 +241,15 @@ class Daemon:
             )
         return self._private_tokens
 
+    def metrics(self) -> Metrics:
+        return Metrics(self.actors, self.config.actor_timeout_secs)
+
     def public_app(self) -> PublicApp:
         config = self.config
         return PublicApp(
-            self.actors,
-            self.published,
+            self.metrics(),
+            PublicInfo(self.published, config.min_payment_amount, config.monitor_min_confirmations),
             self.redeemer(),
-            config.min_payment_amount,
-            config.monitor_min_confirmations,
             BuyerPage.load() if config.buyer_page else None,
             self.private_tokens(),
         )
@@ -264,7 +267,7 @@ class Daemon:
         status = StatusService(self.actors, self.published, self.database.reader, settings)
         scan = ScanService(self.actors, config.actor_timeout_secs)
         internal = InternalApp(
-            self.actors,
+            self.metrics(),
             internal_token.load_or_create(config),
             tokens,
             status,
@@ -276,7 +279,7 @@ class Daemon:
             internal,
             tokens,
             status,
-            self.actors,
+            self.metrics(),
             self.database.reader,
             settings,
             config.internal_unix_socket or config.internal_bind_address,

@@ -6,10 +6,11 @@ fake monero-wallet-rpc (tests/support/fake_wallet.py) holding `--pids` paid paym
 connections (keep-alive). Each variant, in this order in one run:
 
   before     the daemon as it was before the pool (`--baseline-ref`, a git worktree of that commit
-             made for the run): a connection per request thread. Measured first and again last;
-             the ratios use the mean of the two.
-  pool N     this checkout with DATABASE_POOL_SIZE=N, for each N of `--sizes` (default 2, 6, 16)
+             made for the run): a connection per request thread
+  pool N     this checkout with DATABASE_POOL_SIZE=N, for each N of `--sizes` (default 2, 6, 16, 40;
+             40 is more than the daemon's threads: a pool in which no thread ever waits)
 
+each measured `--rounds` times (default 3; every other round in reverse order), the medians shown,
 and for each two scenarios:
 
   claims     every paid PID redeemed once (200 `claimed`: a read through the pool, then the storage
@@ -55,8 +56,9 @@ for path in (REPO, REPO / "scripts"):
         sys.path.insert(0, str(path))
 
 ADMIN_URL = os.environ.get("ANON_TICKET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-# The last commit of main before the pool (issue 22): a connection per request thread.
-BASELINE_REF = "eedb66e"
+# main just before the pool landed (the first parent of the merge of branch 'pgpool', issue 22): a
+# connection per request thread, with everything else as in the pool's first version.
+BASELINE_REF = "3d9a208^1"
 TARGET = 0.9
 
 
@@ -251,6 +253,25 @@ def postgres_reachable(smoke: bool) -> bool:
     return True
 
 
+def median_of(runs: list[Variant]) -> Variant:
+    """One variant's rounds as one row: medians of the rates and latencies, the peak of the peaks."""
+    first = runs[0]
+    unexpected: Counter[str] = Counter()
+    for run in runs:
+        unexpected.update(run.unexpected)
+    return Variant(
+        first.name,
+        first.checkout,
+        first.pool_size,
+        claims_per_sec=statistics.median(run.claims_per_sec for run in runs),
+        replays_per_sec=statistics.median(run.replays_per_sec for run in runs),
+        claims_p99_ms=statistics.median(run.claims_p99_ms for run in runs),
+        replays_p99_ms=statistics.median(run.replays_p99_ms for run in runs),
+        peak_sessions=max(run.peak_sessions for run in runs),
+        unexpected=unexpected,
+    )
+
+
 def report(variants: list[Variant], smoke: bool) -> int:
     print()
     print("| variant | claims/s | claims p99 ms | replays/s | replays p99 ms | peak sessions | not 200 |")
@@ -269,14 +290,13 @@ def report(variants: list[Variant], smoke: bool) -> int:
     if not before:
         print("no baseline measured: no ratios")
         return 0
-    claims = statistics.mean(v.claims_per_sec for v in before)
-    replays = statistics.mean(v.replays_per_sec for v in before)
+    claims, replays = before[0].claims_per_sec, before[0].replays_per_sec
     missed = []
     print()
     for v in pooled:
         ratio_claims = v.claims_per_sec / claims if claims else 0.0
         ratio_replays = v.replays_per_sec / replays if replays else 0.0
-        print(f"{v.name}: claims {ratio_claims:.2f}x, replays {ratio_replays:.2f}x of before (mean of 2)")
+        print(f"{v.name}: claims {ratio_claims:.2f}x, replays {ratio_replays:.2f}x of before (medians)")
         if v.pool_size == 6 and min(ratio_claims, ratio_replays) < TARGET:
             missed.append(v.name)
         if v.unexpected:
@@ -297,12 +317,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pids", type=int, default=3000, help="paid PIDs per variant (default 3000)")
     parser.add_argument("--connections", type=int, default=32, help="client connections (default 32)")
     parser.add_argument("--threads", type=int, default=2, help="client processes for replays (default 2)")
-    parser.add_argument("--sizes", default="2,6,16", help="pool sizes (default 2,6,16)")
+    parser.add_argument("--sizes", default="2,6,16,40", help="pool sizes (default 2,6,16,40)")
     parser.add_argument("--baseline-ref", default=BASELINE_REF, help="the commit before the pool")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements per variant (default 3)")
     parser.add_argument("--smoke", action="store_true", help="seconds-long pass, no verdict")
     options = parser.parse_args(argv)
     if options.smoke:
         options.seconds, options.pids, options.connections, options.sizes = 1.0, 40, 4, "2"
+        options.rounds = 1
     if not postgres_reachable(options.smoke):
         return 0
     sizes = [int(size) for size in options.sizes.split(",")]
@@ -318,22 +340,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if base is None:
             print(f"  no commit {options.baseline_ref} in this checkout (shallow?): no baseline", flush=True)
         try:
-            variants: list[Variant] = []
+            specs: list[tuple[str, Path, int | None]] = []
             if base is not None:
-                variants.append(Variant("before (1)", base, None))
-            variants += [Variant(f"pool {size}", REPO, size) for size in sizes]
-            if base is not None:
-                variants.append(Variant("before (2)", base, None))
-            for variant in variants:
-                measure(variant, options.pids, options, workdir)
-                print(
-                    f"  {variant.name}: claims {variant.claims_per_sec:,.0f}/s, replays "
-                    f"{variant.replays_per_sec:,.0f}/s, peak sessions {variant.peak_sessions}",
-                    flush=True,
-                )
+                specs.append(("before", base, None))
+            specs += [(f"pool {size}", REPO, size) for size in sizes]
+            samples: dict[str, list[Variant]] = {name: [] for name, _, _ in specs}
+            for round_number in range(options.rounds):
+                # Every other round in reverse, so that a machine getting busier or quieter during the
+                # run weighs on every variant alike.
+                for name, checkout, size in specs if round_number % 2 == 0 else specs[::-1]:
+                    variant = Variant(name, checkout, size)
+                    measure(variant, options.pids, options, workdir)
+                    samples[name].append(variant)
+                    print(
+                        f"  round {round_number + 1} {name}: claims {variant.claims_per_sec:,.0f}/s, replays "
+                        f"{variant.replays_per_sec:,.0f}/s, peak sessions {variant.peak_sessions}",
+                        flush=True,
+                    )
         finally:
             if base is not None:
                 remove_checkout(base)
+    variants = [median_of(runs) for runs in samples.values()]
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return report(variants, options.smoke)
 

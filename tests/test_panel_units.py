@@ -17,10 +17,12 @@ from anon_ticket.service.status import (
     NodeStatus,
     PaymentCounts,
     Status,
+    StorageStatus,
     TokenCounts,
     WalletStatus,
 )
 from anon_ticket.storage.base import PendingSpan
+from anon_ticket.storage.pool import PoolFigures
 
 DAY = 86_400
 
@@ -192,3 +194,27 @@ def test_the_dashboard_names_the_node_and_its_role() -> None:
         plain = page.render(status=dataclasses.replace(status, node=node), **values)
         assert '<th>Node</th><td class="mono">shop-a:4711</td>' in plain
         assert f'<th>Role</th><td class="node-role {role}">{role} — {said}</td>' in plain
+
+
+def test_the_dashboard_shows_the_connection_pool_on_postgresql_only() -> None:
+    """docs/PROTOCOL.md §11: the node's pool (size, in use, waits); nothing about it on SQLite."""
+    from anon_ticket.panel.app import templates  # noqa: PLC0415
+
+    wallet = WalletStatus(None, None, None, None, stale=False, last_success_at=None)
+    status = Status(
+        version="0",
+        actors=(),
+        wallet=wallet,
+        scan_cursor=None,
+        payments=PaymentCounts(pending=0, redeemable=0, claimed=0),
+        tokens=TokenCounts(active=0, revoked=0),
+        abuse_level="normal",
+        storage=StorageStatus(None),
+    )
+    page = templates().get_template("dashboard.html")
+    values = {"signed_in": True, "csrf": "c", "section": "dashboard", "max_reason": 256, "abuse_chart": None}
+    assert "Database connections" not in page.render(status=status, **values)
+    busy = StorageStatus(PoolFigures(size=6, in_use=2, waiting=1, waits=40, timeouts=3, replaced=0))
+    plain = page.render(status=dataclasses.replace(status, storage=busy), **values)
+    assert '<th>Database connections</th><td class="mono">2 of 6 in use, 1 waiting</td>' in plain
+    assert '<th>Waited for one</th><td class="bad">40 requests, 3 of them answered 503</td>' in plain

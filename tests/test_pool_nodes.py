@@ -251,6 +251,16 @@ def test_a_pool_held_on_purpose_answers_503_within_the_bound_and_recovers(db_url
             gauges = poll_until(counted, 10, "the pool's figures in statsd")
             assert gauges["anon_ticket.node.n0.storage.pool.size"] == "1"
             assert "anon_ticket.node.n0.storage.pool.in_use" in gauges
+            # The pool's session ended by the server (as by a restart): the next redeem gets a new one.
+            with psycopg.connect(db_url, autocommit=True) as admin:
+                ended = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = 'anon_ticket pool'"
+                ).fetchone()
+            assert ended == (1,)
+            again = daemon.redeem(first)
+            assert again.status_code == 202, again.text
+            assert daemon.status()["storage"]["pool"]["replaced"] >= 1
         finally:
             daemon.stop()
             daemon.kill()

@@ -2,8 +2,9 @@
 
 Why a pool: a PostgreSQL backend is a process of its own, and a connection per request thread made
 a node ask for `PUBLIC_THREADS + INTERNAL_THREADS + 8` of the server's `max_connections` (100 by
-default), so three nodes already ran out. Every request thread of both listeners and the actors'
-reads (the poller's, the PID screen's rebuilds) share `DATABASE_POOL_SIZE` connections here;
+default), so three nodes already ran out. Every request thread of both listeners (and whatever app
+they serve: the panel, an access gateway) and the actors' reads (the poller's, the PID screen's
+rebuilds) share `DATABASE_POOL_SIZE` connections here; writes all go through the storage writer;
 a statement holds one only while it runs (a transaction while it is open), so a few are enough.
 `psycopg_pool` (by psycopg's authors) does the hard parts — a fair queue of waiting threads,
 replacing broken connections in the background, growing back after a server restart — which a
@@ -147,19 +148,22 @@ class PostgresPool:
             conn = self._pool.getconn(timeout=self._wait_secs)
         except self._timeout_error as exc:
             with self._counts:
+                self._asking -= 1
                 self._timeouts += 1
-                waiting = self._asking - 1
+                waiting = self._asking
             self._summary.timed_out(waiting)
             raise NoFreeConnection(
                 f"no free database connection within {self._wait_secs:g} s "
                 f"(all {self.size} of DATABASE_POOL_SIZE in use)"
             ) from exc
-        except self._closed_error as exc:
-            raise StorageError("the database pool is closed (the daemon is stopping)") from exc
-        finally:
+        except BaseException as exc:
             with self._counts:
                 self._asking -= 1
+            if isinstance(exc, self._closed_error):
+                raise StorageError("the database pool is closed (the daemon is stopping)") from exc
+            raise
         with self._counts:
+            self._asking -= 1
             self._in_use += 1
         try:
             yield conn
@@ -186,7 +190,8 @@ class PostgresPool:
             waiting=waiting,
             waits=stats.get("requests_queued", 0),
             timeouts=timeouts,
-            replaced=stats.get("connections_lost", 0),
+            # Found dead when checked (`connections_lost`) or given back broken (`returns_bad`).
+            replaced=stats.get("connections_lost", 0) + stats.get("returns_bad", 0),
         )
 
     def close(self) -> None:

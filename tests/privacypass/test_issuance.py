@@ -18,7 +18,7 @@ from anon_ticket.errors import PrivateTokenIssuerAnswer, PrivateTokenMalformed, 
 from anon_ticket.privacypass import blindrsa, client, issuer, origin
 from anon_ticket.privacypass.keys import IssuerKey
 from anon_ticket.privacypass.spki import public_key_from_spki, rsassa_pss_spki
-from anon_ticket.privacypass.wire import TokenChallenge, TokenRequest
+from anon_ticket.privacypass.wire import Token, TokenChallenge, TokenRequest
 
 CHALLENGE = TokenChallenge("anon_ticket", b"", ("service.onion",))
 
@@ -173,3 +173,16 @@ def test_every_blind_signature_is_the_rsa_root_of_its_message(m: int) -> None:
     n, e = key.public_key.public_numbers().n, key.public_key.public_numbers().e
     signature = issuer.blind_sign(key, TokenRequest(key.truncated_key_id, m.to_bytes(256, "big")))
     assert pow(int.from_bytes(signature, "big"), e, n) == m
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(min_size=256, max_size=256), st.binary(min_size=32, max_size=32))
+def test_verify_token_answers_false_for_any_forged_authenticator(authenticator: bytes, nonce: bytes) -> None:
+    """Our key id and challenge, any authenticator (including numbers at or above n): False, no exception."""
+    forged = Token(nonce, CHALLENGE.digest(), SIGNING_KEY.key_id, authenticator)
+    assert origin.verify_token(SIGNING_KEY, forged, CHALLENGE) is False
+
+
+def test_verify_token_answers_false_for_an_all_ones_authenticator() -> None:
+    forged = Token(bytes(32), CHALLENGE.digest(), SIGNING_KEY.key_id, b"\xff" * 256)
+    assert origin.verify_token(SIGNING_KEY, forged, CHALLENGE) is False

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from anon_ticket.privacypass import blindrsa, client, issuer, origin, pss
 from anon_ticket.privacypass.keys import IssuerKey
-from anon_ticket.privacypass.wire import Token, TokenChallenge, TokenRequest
+from anon_ticket.privacypass.wire import Token, TokenChallenge, TokenRequest, authorization, b64url_encode
 from tests.privacypass.vectors import number, rfc9474, rfc9578_type2
 
 RFC9474 = rfc9474()
@@ -140,3 +140,21 @@ def test_rfc9578_tokens_do_not_verify_under_another_challenge_or_key() -> None:
     other_challenge = TokenChallenge.decode(bytes.fromhex(second["token_challenge"]))
     assert not origin.verify_token(_issuer_key(first), token, other_challenge)
     assert not origin.verify_token(IssuerKey.generate(), token, own_challenge)
+
+
+def test_the_worked_example_of_the_protocol_document() -> None:
+    """docs/PROTOCOL.md §12 walks through the fourth RFC 9578 case with these values."""
+    vector = RFC9578[3]
+    challenge = TokenChallenge.decode(bytes.fromhex(vector["token_challenge"]))
+    assert challenge == TokenChallenge("issuer.example", b"", ())
+    assert b64url_encode(challenge.encode()) == "AAIADmlzc3Vlci5leGFtcGxlAAAA"
+    assert challenge.digest().hex() == "b741ec1b6fd05f1e95f8982906aec1612896d9ca97d53eef94ad3c9fe023f7a4"
+    key = _issuer_key(vector)
+    assert len(key.spki) == 342
+    assert key.key_id.hex() == "ca572f8982a9ca248a3056186322d93ca147266121ddeb5632c07f1f71cd2708"
+    assert vector["nonce"].startswith("494dae41") and vector["nonce"].endswith("40bfe8e6")
+    assert vector["token_request"].startswith("000208244840")
+    assert vector["token_response"].startswith("c2746ff644cffb28")
+    token = Token.decode(bytes.fromhex(vector["token"]))
+    assert token.encode().hex().startswith("0002494dae41")
+    assert authorization(token).startswith('PrivateToken token="AAJJTa5B')
