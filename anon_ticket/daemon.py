@@ -238,6 +238,7 @@ class Daemon:
                     min_payment_amount=config.min_payment_amount,
                     min_confirmations=config.monitor_min_confirmations,
                     writer_timeout_secs=config.actor_timeout_secs,
+                    issue_per_minute=config.privacy_pass_issue_per_minute,
                 ),
             )
         return self._private_tokens
