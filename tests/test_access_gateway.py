@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from anon_ticket.access.app import AccessApp, AccessSettings
+from anon_ticket.access.lookups import CACHE_SECS, ClaimLookups
 from anon_ticket.access.private_tokens import PrivateTokenSpender
 from anon_ticket.actors.locator import ActorLocator
 from anon_ticket.core.domain import ServiceToken
 from anon_ticket.core.timefmt import rfc3339
+from anon_ticket.errors import StorageError
 from anon_ticket.privacypass import client, issuer
 from anon_ticket.privacypass.keys import IssuerKey
 from anon_ticket.privacypass.wire import TokenChallenge, b64url_decode, b64url_encode
@@ -32,6 +34,7 @@ from tests.support.access import (
     private_header,
     private_token,
     request,
+    seen_by_the_gateway,
     served,
     top_up,
 )
@@ -180,13 +183,29 @@ def test_every_method_gets_the_same_three_statuses(
         assert auth(gateway, None, method).status == 401
 
 
-def test_a_revocation_takes_effect_at_the_next_request(
+def test_a_revocation_counts_within_half_a_second(wallet: FakeWallet, pipeline: Pipeline) -> None:
+    """Each claim read is reused for at most CACHE_SECS (0.5 s): until then a revoked token may still
+    pass, from then on it is refused (here on a clock the test moves, so the bound itself is shown)."""
+    _, token = claim_token(wallet, pipeline)
+    now = [1000.0]
+    lookups = ClaimLookups(pipeline.daemon.database.reader, clock=lambda: now[0])
+    app = AccessApp(pipeline.daemon.database.reader, AccessSettings(3600, policy=False), lookups=lookups)
+    with served(app) as port:
+        assert auth(port, bearer(token)).status == 200
+        assert pipeline.revoke(ServiceToken.parse(token).digest().raw, "abuse") is not None
+        now[0] += CACHE_SECS - 0.01
+        assert auth(port, bearer(token)).status == 200  # the read of 0.49 s ago
+        now[0] += 0.01
+        assert_refused(auth(port, bearer(token)), 403, "token_revoked")
+
+
+def test_a_revocation_counts_on_the_real_clock_too(
     wallet: FakeWallet, pipeline: Pipeline, gateway: int
 ) -> None:
-    """No cache: the claim is read on every decision, so the revocation counts at once (< 1 s)."""
     _, token = claim_token(wallet, pipeline)
     assert auth(gateway, bearer(token)).status == 200
     assert pipeline.revoke(ServiceToken.parse(token).digest().raw, "abuse") is not None
+    seen_by_the_gateway()
     assert_refused(auth(gateway, bearer(token)), 403, "token_revoked")
 
 
@@ -244,6 +263,7 @@ def test_paid_time_ends_and_a_top_up_extends_it(tmp_path: Path, wallet: FakeWall
             assert_refused(expired, 403, "access_expired")
             assert expired.json()["access_until"] == until
             top_up(wallet, timed, pid, 2 * MIN_AMOUNT)  # twice the minimum: 4 s
+            seen_by_the_gateway()
             extended = timed.claim_of(pid)
             assert extended is not None and extended.access_until is not None
             assert extended.access_until >= int(time.time()) + 3  # from now, not from the old end
@@ -332,6 +352,7 @@ def test_signing_in_with_a_service_token_opens_a_session(
     assert_refused(auth(gateway, {"Cookie": "anon_ticket_access=forged"}), 401, "no_credential")
     # The session follows the token: revoked, it no longer passes.
     assert pipeline.revoke(ServiceToken.parse(token).digest().raw) is not None
+    seen_by_the_gateway()
     assert_refused(auth(gateway, {"Cookie": cookie}), 403, "token_revoked")
 
 
@@ -448,3 +469,21 @@ def test_a_spend_that_cannot_be_recorded_fails_closed(wallet: FakeWallet, pipeli
     )
     with served(pipeline.daemon.access_app()) as port:
         assert auth(port, private_header(token)).status == 200
+
+
+def test_the_claim_cache_is_bounded_and_keeps_no_failure(
+    tmp_path: Path, wallet: FakeWallet, pipeline: Pipeline
+) -> None:
+    _, token = claim_token(wallet, pipeline)
+    digest = ServiceToken.parse(token).digest().raw
+    lookups = ClaimLookups(pipeline.daemon.database.reader, capacity=2)
+    assert lookups.claim(digest) is not None
+    for other in (b"\x01" * 32, b"\x02" * 32):
+        assert lookups.claim(other) is None
+    assert len(lookups._read) == 2 and digest not in lookups._read  # the oldest went first
+    broken = tmp_path / "broken.db"
+    sqlite3.connect(broken).close()
+    failing = ClaimLookups(lambda: SqliteStore(broken, query_only=True))
+    with pytest.raises(StorageError):
+        failing.claim(digest)
+    assert len(failing._read) == 0

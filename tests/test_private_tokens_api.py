@@ -348,3 +348,15 @@ def test_an_unusable_key_file_stops_the_start_naming_it(tmp_path: Path, wallet: 
     assert daemon.wait_exit() != 0
     assert str(key_file) in daemon.log_text()
     assert "Traceback" not in daemon.log_text()
+
+
+def test_the_worked_example_of_the_protocol_is_true() -> None:
+    """docs/PROTOCOL.md §12's HTTP example: its challenge, encodings and digest are what the code makes."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    example = text[text.index("### A worked example over HTTP") : text.index("### Buyer's client")]
+    challenge = TokenChallenge("anon_ticket", b"", ("search.example.onion",))
+    assert f'"challenge": "{b64url_encode(challenge.encode())}"' in example
+    assert challenge.encode().hex() == "".join(
+        example.split("The challenge is hex `")[1].split("`")[0].split()
+    )
+    assert challenge.digest().hex() in example
