@@ -303,3 +303,8 @@ def test_a_postgresql_node(deployment: Deployment, request: pytest.FixtureReques
     code, output = deployment.check()
     assert code == 0, output
     assert "wallet bound: the database is not bound yet" in output
+    assert "ok       database connections:" in output or "warning  database connections:" in output
+    deployment.env["DATABASE_POOL_SIZE"] = "1000"  # more than the server's max_connections (100)
+    code, output = deployment.check()
+    assert code == 0, output  # a warning: this node's own connections may be among those counted
+    assert "warning  database connections:" in output and "DATABASE_POOL_SIZE=1000 + 4" in output
