@@ -28,7 +28,7 @@ from anon_ticket.config import DatabaseUrl, Secret
 from anon_ticket.storage.database import Database
 from tests.support.daemon import REPO_ROOT, free_ports
 from tests.support.regtest import RegtestChain, WalletRpc
-from tests.test_storage_postgres import fresh_schema_url
+from tests.support.postgres import fresh_schema_url
 
 pytest_plugins = ("tests.support.fixtures",)
 pytestmark = pytest.mark.regtest
