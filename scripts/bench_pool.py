@@ -204,15 +204,19 @@ def measure(variant: Variant, pids_count: int, options: argparse.Namespace, work
                     "ABUSE_STORAGE_RATE": "1000000",
                     "ABUSE_STORAGE_BURST": "1000000",
                     "ABUSE_PID_PER_MINUTE": "1000000",
+                    # Redeems only: no issuer key (which PostgreSQL would put in the working folder).
+                    "PRIVACY_PASS": "off",
                 }
             )
             if variant.pool_size is not None:
                 env["DATABASE_POOL_SIZE"] = str(variant.pool_size)
             log = workdir / f"{variant.name.replace(' ', '_')}.log"
             with log.open("wb") as out:
+                folder = workdir / variant.name.replace(" ", "_")
+                folder.mkdir(exist_ok=True)
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "anon_ticket", "serve"],
-                    cwd=variant.checkout,
+                    cwd=folder,  # whatever the daemon writes beside a PostgreSQL database goes here
                     env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
