@@ -23,6 +23,8 @@ from anon_ticket.api.public import PublicApp
 from anon_ticket.config import BindAddress
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.httpd.listener import Listener
+from anon_ticket.service.info import PublicInfo
+from anon_ticket.service.metrics import Metrics
 from anon_ticket.service.redeem import Redeemer, RedeemSettings
 from anon_ticket.storage.sqlite import SqliteStore
 from tests.support.daemon import DaemonProcess, claim_token, poll_until
@@ -438,11 +440,9 @@ def test_503_names_the_component_never_a_path_or_database_error(
     actors, published = pipeline.daemon.actors, pipeline.daemon.published
     settings = RedeemSettings(MIN_AMOUNT, CONFIRMATIONS, writer_timeout_secs=2.0)
     app = PublicApp(
-        actors,
-        published,
+        Metrics(actors, 2.0),
+        PublicInfo(published, MIN_AMOUNT, CONFIRMATIONS),
         Redeemer(actors, published, broken_reader, settings),
-        MIN_AMOUNT,
-        CONFIRMATIONS,
     )
     listener = Listener("public", BindAddress("127.0.0.1", 0), app, threads=2)
     listener.bind()

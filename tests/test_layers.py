@@ -124,6 +124,15 @@ def test_the_actors_are_checked_as_part_of_the_package() -> None:
     assert not any(module.startswith("actors") for module in modules)
 
 
+def test_the_applications_reach_the_actors_only_through_the_services() -> None:
+    """The HTTP apps and the panel do the HTTP part; what touches the actors is a use case (service)."""
+    for module, path, is_package in project_modules():
+        if module.startswith(("anon_ticket.api", "anon_ticket.panel", "anon_ticket.httpd")):
+            names = imported_modules(path.read_text("utf-8"), module, is_package)
+            actors = [n for n in names if n == "anon_ticket.actors" or n.startswith("anon_ticket.actors.")]
+            assert actors == [], f"{module} imports {actors}"
+
+
 def test_the_buyers_client_stands_alone() -> None:
     """The client runs on a buyer's machine: of ours, only the pure rules, durable files, errors and the
     pure Privacy Pass crypto (`client tokens`)."""

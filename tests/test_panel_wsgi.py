@@ -24,6 +24,7 @@ from anon_ticket.errors import StorageError
 from anon_ticket.panel.app import UNAVAILABLE_MESSAGE, build_panel
 from anon_ticket.panel.sessions import PanelSession
 from anon_ticket.panel.tools import CONTENT_SECURITY_POLICY, COOKIE_NAME, SESSION_MAX_SECS
+from anon_ticket.service.metrics import Metrics
 from anon_ticket.service.scan import ScanService
 from anon_ticket.service.status import StatusService
 from anon_ticket.service.tokens import OperatorSettings, TokenService
@@ -97,8 +98,9 @@ def panel(fault: list[BaseException]) -> Any:
     operator = OperatorSettings(min_payment_amount=10, min_confirmations=2, actor_timeout_secs=1)
     tokens = TokenService(actors, reader, operator, clock=lambda: 1_800_000_000.0)
     status = StatusService(actors, PublishedState(), reader, operator)
-    internal = InternalApp(actors, Secret(API_TOKEN), tokens, status, ScanService(actors, 1))
-    return build_panel(internal, tokens, status, actors, reader, operator, BindAddress("127.0.0.1", 8081))
+    metrics = Metrics(actors, 1)
+    internal = InternalApp(metrics, Secret(API_TOKEN), tokens, status, ScanService(actors, 1))
+    return build_panel(internal, tokens, status, metrics, reader, operator, BindAddress("127.0.0.1", 8081))
 
 
 def _signed_in_cookie(panel: Any) -> str:

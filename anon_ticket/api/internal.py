@@ -12,8 +12,6 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 
-from anon_ticket.actors.abuse_metrics import Event
-from anon_ticket.actors.locator import ActorLocator
 from anon_ticket.api import openapi
 from anon_ticket.api.routing import ROUTING_ARGS, Router
 from anon_ticket.api.wsgi import (
@@ -29,6 +27,7 @@ from anon_ticket.config import Secret
 from anon_ticket.core import rescan
 from anon_ticket.core.domain import ServiceToken
 from anon_ticket.errors import InvalidRequest, PrivateTokenInvalid, TokenSpent, Unauthorized
+from anon_ticket.service.metrics import Metrics
 from anon_ticket.service.private_tokens import SPEND_PATH, PrivateTokens, SpendResult
 from anon_ticket.service.scan import ScanService
 from anon_ticket.service.status import StatusService, status_json
@@ -51,7 +50,7 @@ class InternalApp:
 
     def __init__(
         self,
-        actors: ActorLocator,
+        metrics: Metrics,
         api_token: Secret,
         tokens: TokenService,
         status: StatusService,
@@ -61,7 +60,7 @@ class InternalApp:
     ) -> None:
         """`private_tokens`: the Privacy Pass spend endpoint (docs/PROTOCOL.md §12); None: 404."""
         self._private_tokens = private_tokens
-        self._actors = actors
+        self._metrics = metrics
         self._expected = api_token.reveal().encode("utf-8")
         self._tokens = tokens
         self._status = status
@@ -97,7 +96,7 @@ class InternalApp:
             self.authenticate(environ.get("HTTP_AUTHORIZATION", ""))
 
     def _count(self, event: str) -> None:
-        self._actors.tell("abuse_metrics", Event(event))
+        self._metrics.count(event)
 
     def _healthz_route(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         return self._healthz(start_response)

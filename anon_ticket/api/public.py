@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from anon_ticket.actors.abuse_metrics import Event
-from anon_ticket.actors.locator import ActorLocator
-from anon_ticket.actors.published import PublishedState
 from anon_ticket.api.buyer_page import BuyerPage
 from anon_ticket.api.routing import OUTCOME, Router
 from anon_ticket.api.wsgi import (
@@ -25,9 +22,11 @@ from anon_ticket.api.wsgi import (
     respond,
     respond_bytes,
 )
-from anon_ticket.core.domain import PAYMENT_ID_SCHEME, PaymentId
-from anon_ticket.errors import InvalidRequest, Unavailable, UnsupportedMediaType
+from anon_ticket.core.domain import PaymentId
+from anon_ticket.errors import InvalidRequest, UnsupportedMediaType
 from anon_ticket.httpd.wsgi_bridge import CIRCUIT_KEY
+from anon_ticket.service.info import PublicInfo
+from anon_ticket.service.metrics import Metrics
 from anon_ticket.service.private_tokens import (
     DIRECTORY_PATH,
     DIRECTORY_TYPE,
@@ -47,22 +46,18 @@ class PublicApp:
 
     def __init__(
         self,
-        actors: ActorLocator,
-        published: PublishedState,
+        metrics: Metrics,
+        info: PublicInfo,
         redeemer: Redeemer,
-        min_payment_amount: int,
-        min_confirmations: int,
         buyer_page: BuyerPage | None = None,
         private_tokens: PrivateTokens | None = None,
     ) -> None:
         """`buyer_page` serves `/` and `/static/` (docs/PROTOCOL.md §10); None (BUYER_PAGE=off): 404.
         `private_tokens`: the Privacy Pass issuer (§12); None (PRIVACY_PASS=off): its paths are 404."""
         self._private_tokens = private_tokens
-        self._actors = actors
-        self._published = published
+        self._metrics = metrics
+        self._public_info = info
         self._redeemer = redeemer
-        self._min_payment_amount = min_payment_amount
-        self._min_confirmations = min_confirmations
         self.router = Router("public", count=self._count)
         self.router.add("/api/v1/info", "info", GET=self._info)
         self.router.add("/api/v1/redeem", "redeem", POST=self._redeem)
@@ -77,19 +72,10 @@ class PublicApp:
         return self.router(environ, start_response)
 
     def _count(self, event: str) -> None:
-        self._actors.tell("abuse_metrics", Event(event))
+        self._metrics.count(event)
 
     def _info(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
-        # Published by the wallet poller alone (the stored address at its start, then the wallet's).
-        address = self._published.primary_address
-        if address is None:
-            raise Unavailable("the wallet's address is not known yet", component="wallet")
-        info: dict[str, object] = {
-            "primary_address": address,
-            "min_payment_amount": self._min_payment_amount,
-            "required_confirmations": self._min_confirmations,
-            "payment_id_scheme": PAYMENT_ID_SCHEME,
-        }
+        info = self._public_info.body()
         if self._private_tokens is not None:
             info["private_token"] = self._private_tokens.info()
         return respond(start_response, 200, info)

@@ -21,7 +21,6 @@ from pathlib import Path
 import cherrypy
 import jinja2
 
-from anon_ticket.actors.locator import ActorLocator
 from anon_ticket.api.internal import InternalApp
 from anon_ticket.config import BindAddress
 from anon_ticket.core.timefmt import rfc3339
@@ -31,6 +30,7 @@ from anon_ticket.panel.hosts import HostPolicy
 from anon_ticket.panel.pages import Pages
 from anon_ticket.panel.sessions import PanelSession
 from anon_ticket.panel.throttle import LoginThrottle
+from anon_ticket.service.metrics import Metrics
 from anon_ticket.service.status import StatusService
 from anon_ticket.service.tokens import OperatorSettings, TokenService
 from anon_ticket.storage.base import Store
@@ -82,7 +82,7 @@ def build_panel(
     internal: InternalApp,
     tokens: TokenService,
     status: StatusService,
-    actors: ActorLocator,
+    metrics: Metrics,
     reader: Callable[[], Store],
     settings: OperatorSettings,
     address: BindAddress | Path,
@@ -92,7 +92,9 @@ def build_panel(
     """The `/admin/` Application for the internal listener bound at `address`."""
     env = templates()
     stylesheet = (importlib.resources.files("anon_ticket.panel") / "static" / "panel.css").read_text("utf-8")
-    pages = Pages(internal, tokens, status, actors, reader, settings, env, LoginThrottle(), stylesheet, clock)
+    pages = Pages(
+        internal, tokens, status, metrics, reader, settings, env, LoginThrottle(), stylesheet, clock
+    )
 
     def error_page(status: str, message: str, traceback: str, version: str) -> str:
         """CherryPy's error pages (404, 405, 400 …) as the panel's own small page, never a traceback."""

@@ -16,13 +16,12 @@ from typing import Any, TypeVar
 import cherrypy
 import jinja2
 
-from anon_ticket.actors.abuse_metrics import AbuseMetricsProxy, MinuteSample
-from anon_ticket.actors.locator import ActorLocator, wait
 from anon_ticket.api.internal import MAX_REASON_CHARS, InternalApp
 from anon_ticket.core.domain import ServiceToken
 from anon_ticket.errors import AnonTicketError, InvalidRequest, InvalidToken, Unauthorized
 from anon_ticket.panel import charts, figures, tools
 from anon_ticket.panel.throttle import LoginThrottle
+from anon_ticket.service.metrics import Metrics, MinuteSample
 from anon_ticket.service.status import StatusService
 from anon_ticket.service.tokens import OperatorSettings, TokenService
 from anon_ticket.storage.base import Store
@@ -55,7 +54,7 @@ class Pages:
         internal: InternalApp,
         tokens: TokenService,
         status: StatusService,
-        actors: ActorLocator,
+        metrics: Metrics,
         reader: Callable[[], Store],
         settings: OperatorSettings,
         templates: jinja2.Environment,
@@ -67,7 +66,7 @@ class Pages:
         self._internal = internal
         self._tokens = tokens
         self._status = status
-        self._actors = actors
+        self._metrics = metrics
         self._reader = reader
         self._settings = settings
         self._templates = templates
@@ -200,6 +199,23 @@ class Pages:
                 [charts.Point(_day(d), d.waiting_payments, f"{d.waiting_payments} waiting") for d in days],
                 integers=True,
             ),
+            # docs/PROTOCOL.md §12: day totals, the only trace storage keeps of them.
+            issued_chart=charts.bar_chart(
+                "Private tokens issued per day",
+                [
+                    charts.Point(_day(d), d.private_tokens_issued, f"{d.private_tokens_issued} issued")
+                    for d in days
+                ],
+                integers=True,
+            ),
+            spent_chart=charts.bar_chart(
+                "Private tokens spent per day",
+                [
+                    charts.Point(_day(d), d.private_tokens_spent, f"{d.private_tokens_spent} spent")
+                    for d in days
+                ],
+                integers=True,
+            ),
         )
 
     @cherrypy.expose
@@ -243,11 +259,7 @@ class Pages:
     # -- helpers --------------------------------------------------------------------------------
 
     def _abuse_history(self) -> tuple[MinuteSample, ...] | None:
-        try:
-            proxy = self._actors.proxy("abuse_metrics", AbuseMetricsProxy)
-            return wait(proxy.history(), self._settings.actor_timeout_secs, "abuse metrics")
-        except AnonTicketError:
-            return None
+        return self._metrics.abuse_history()
 
 
 def _day(day: figures.DayFigures) -> str:
