@@ -18,6 +18,7 @@ import pytest
 from anon_ticket.access.app import AccessApp, AccessSettings
 from anon_ticket.access.lookups import CACHE_SECS, ClaimLookups
 from anon_ticket.access.private_tokens import PrivateTokenSpender
+from anon_ticket.access.sessions import SESSIONS_PER_TOKEN, Sessions
 from anon_ticket.actors.locator import ActorLocator
 from anon_ticket.core.domain import ServiceToken
 from anon_ticket.core.timefmt import rfc3339
@@ -509,3 +510,26 @@ def test_no_token_reaches_the_log(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "sign-ins throttled" in logged  # the log was written to, and read here
     assert not [secret for secret in secrets if secret in logged]
+
+
+# -- the session store --------------------------------------------------------------------------------
+
+
+def test_sessions_expire_are_bounded_and_one_token_cannot_crowd_out_the_others() -> None:
+    now = [1000.0]
+    sessions = Sessions(60, capacity=40, clock=lambda: now[0])
+    mine, theirs = b"m" * 32, b"t" * 32
+    private = sessions.open()
+    others = [sessions.open(theirs) for _ in range(3)]
+    flood = [sessions.open(mine) for _ in range(SESSIONS_PER_TOKEN + 10)]
+    assert all(sessions.find(value) is None for value in flood[:10])  # that token's oldest gave way
+    assert all(sessions.find(value) is not None for value in flood[10:])
+    assert sessions.find(private) is not None and all(sessions.find(value) for value in others)
+    for _ in range(40):  # at the store's cap the oldest session of all goes first
+        sessions.open()
+    assert sessions.find(private) is None and len(sessions) == 40
+    now[0] += 60
+    assert sessions.find(flood[-1]) is None  # expired
+    assert sessions.find("x" * 65) is None and sessions.find("") is None
+    sessions.open(mine)
+    assert len(sessions) == 1  # the expired ones were dropped on the way
