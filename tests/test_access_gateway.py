@@ -7,6 +7,7 @@ daemon as a process in test_access_listener.py.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import time
 import urllib.parse
@@ -533,3 +534,38 @@ def test_sessions_expire_are_bounded_and_one_token_cannot_crowd_out_the_others()
     assert sessions.find("x" * 65) is None and sessions.find("") is None
     sessions.open(mine)
     assert len(sessions) == 1  # the expired ones were dropped on the way
+
+
+# -- what the HTTP server answers itself on this listener ----------------------------------------------
+
+
+def raw_status(port: int, data: bytes, wait: float = 0.0) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall(data)
+        if wait:
+            time.sleep(wait)
+        head = sock.recv(64)
+    return int(head.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET /auth HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"a" * 100_000 + b"\r\n\r\n",
+        b"GET /auth HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET /auth HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n",
+        b"BREW /auth HTCPCP/1.0\r\n\r\n",
+        b"GET /auth HTTP/1.1\r\nHost: x\r\n Folded: yes\r\n\r\n",
+    ],
+    ids=["huge-header", "cl-and-te", "huge-body", "not-http", "obs-fold"],
+)
+def test_what_the_server_refuses_itself_is_401_here(pipeline: Pipeline, data: bytes) -> None:
+    """A request the server refuses before the app (too large, ambiguous framing, not HTTP/1.1) gets
+    the gateway's fault status, 401, not the 400/413/431 the other listeners answer."""
+    with served(pipeline.daemon.access_app()) as port:
+        assert raw_status(port, data) == 401
+
+
+def test_a_request_too_slow_to_arrive_is_401_here(pipeline: Pipeline) -> None:
+    with served(pipeline.daemon.access_app(), request_deadline=0.5) as port:
+        assert raw_status(port, b"GET /auth HTTP/1.1\r\nHost: x\r\n", wait=1.5) == 401
