@@ -627,3 +627,32 @@ def test_soak_a_hundred_and_twenty_power_cuts(tmp_path: Path) -> None:
     print(report.line())
     assert report.cuts == 120
     assert not report.losses, report.losses[:10]
+
+
+def test_a_cut_right_after_the_first_start_keeps_the_token_and_key_files(tmp_path: Path) -> None:
+    """The files the daemon creates beside the database (the internal API token, the issuer key) are
+    fsynced and their folder synced before it serves, so a cut at once keeps both, while the file
+    system undoes the names not yet synced (often SQLite's new -wal and -shm files: it depends on
+    when the first checkpoint ran). SQLite's own directory syncs can cover them too, so this guards
+    the outcome, not which fsync gave it."""
+    require_fuse()
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    with (
+        FakeWallet(height=200) as wallet,
+        LazyMount(tmp_path / "disk", tmp_path / "mnt", log_path=workdir / "lazyfs.log") as mount,
+    ):
+        daemon = daemon_on(mount, workdir, wallet.url, "anon_ticket")
+        try:
+            daemon.start()
+            token = daemon.api_token
+            key = (mount.mountpoint / "privacy_pass_key.pem").read_bytes()
+            figures = mount.cut()
+            daemon.kill()
+            mount.remount()
+            assert (mount.mountpoint / "internal_api_token").read_text().strip() == token, figures
+            assert (mount.mountpoint / "privacy_pass_key.pem").read_bytes() == key
+            daemon.start()
+            assert daemon.api_token == token
+        finally:
+            daemon.kill()
