@@ -7,6 +7,7 @@ daemon as a process in test_access_listener.py.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import time
 import urllib.parse
@@ -16,10 +17,13 @@ from pathlib import Path
 import pytest
 
 from anon_ticket.access.app import AccessApp, AccessSettings
+from anon_ticket.access.lookups import CACHE_SECS, ClaimLookups
 from anon_ticket.access.private_tokens import PrivateTokenSpender
+from anon_ticket.access.sessions import SESSIONS_PER_TOKEN, Sessions
 from anon_ticket.actors.locator import ActorLocator
 from anon_ticket.core.domain import ServiceToken
 from anon_ticket.core.timefmt import rfc3339
+from anon_ticket.errors import StorageError
 from anon_ticket.privacypass import client, issuer
 from anon_ticket.privacypass.keys import IssuerKey
 from anon_ticket.privacypass.wire import TokenChallenge, b64url_decode, b64url_encode
@@ -32,6 +36,7 @@ from tests.support.access import (
     private_header,
     private_token,
     request,
+    seen_by_the_gateway,
     served,
     top_up,
 )
@@ -180,13 +185,29 @@ def test_every_method_gets_the_same_three_statuses(
         assert auth(gateway, None, method).status == 401
 
 
-def test_a_revocation_takes_effect_at_the_next_request(
+def test_a_revocation_counts_within_half_a_second(wallet: FakeWallet, pipeline: Pipeline) -> None:
+    """Each claim read is reused for at most CACHE_SECS (0.5 s): until then a revoked token may still
+    pass, from then on it is refused (here on a clock the test moves, so the bound itself is shown)."""
+    _, token = claim_token(wallet, pipeline)
+    now = [1000.0]
+    lookups = ClaimLookups(pipeline.daemon.database.reader, clock=lambda: now[0])
+    app = AccessApp(pipeline.daemon.database.reader, AccessSettings(3600, policy=False), lookups=lookups)
+    with served(app) as port:
+        assert auth(port, bearer(token)).status == 200
+        assert pipeline.revoke(ServiceToken.parse(token).digest().raw, "abuse") is not None
+        now[0] += CACHE_SECS - 0.01
+        assert auth(port, bearer(token)).status == 200  # the read of 0.49 s ago
+        now[0] += 0.01
+        assert_refused(auth(port, bearer(token)), 403, "token_revoked")
+
+
+def test_a_revocation_counts_on_the_real_clock_too(
     wallet: FakeWallet, pipeline: Pipeline, gateway: int
 ) -> None:
-    """No cache: the claim is read on every decision, so the revocation counts at once (< 1 s)."""
     _, token = claim_token(wallet, pipeline)
     assert auth(gateway, bearer(token)).status == 200
     assert pipeline.revoke(ServiceToken.parse(token).digest().raw, "abuse") is not None
+    seen_by_the_gateway()
     assert_refused(auth(gateway, bearer(token)), 403, "token_revoked")
 
 
@@ -244,6 +265,7 @@ def test_paid_time_ends_and_a_top_up_extends_it(tmp_path: Path, wallet: FakeWall
             assert_refused(expired, 403, "access_expired")
             assert expired.json()["access_until"] == until
             top_up(wallet, timed, pid, 2 * MIN_AMOUNT)  # twice the minimum: 4 s
+            seen_by_the_gateway()
             extended = timed.claim_of(pid)
             assert extended is not None and extended.access_until is not None
             assert extended.access_until >= int(time.time()) + 3  # from now, not from the old end
@@ -332,6 +354,7 @@ def test_signing_in_with_a_service_token_opens_a_session(
     assert_refused(auth(gateway, {"Cookie": "anon_ticket_access=forged"}), 401, "no_credential")
     # The session follows the token: revoked, it no longer passes.
     assert pipeline.revoke(ServiceToken.parse(token).digest().raw) is not None
+    seen_by_the_gateway()
     assert_refused(auth(gateway, {"Cookie": cookie}), 403, "token_revoked")
 
 
@@ -448,3 +471,101 @@ def test_a_spend_that_cannot_be_recorded_fails_closed(wallet: FakeWallet, pipeli
     )
     with served(pipeline.daemon.access_app()) as port:
         assert auth(port, private_header(token)).status == 200
+
+
+def test_the_claim_cache_is_bounded_and_keeps_no_failure(
+    tmp_path: Path, wallet: FakeWallet, pipeline: Pipeline
+) -> None:
+    _, token = claim_token(wallet, pipeline)
+    digest = ServiceToken.parse(token).digest().raw
+    lookups = ClaimLookups(pipeline.daemon.database.reader, capacity=2)
+    assert lookups.claim(digest) is not None
+    for other in (b"\x01" * 32, b"\x02" * 32):
+        assert lookups.claim(other) is None
+    assert len(lookups._read) == 2 and digest not in lookups._read  # the oldest went first
+    broken = tmp_path / "broken.db"
+    sqlite3.connect(broken).close()
+    failing = ClaimLookups(lambda: SqliteStore(broken, query_only=True))
+    with pytest.raises(StorageError):
+        failing.claim(digest)
+    assert len(failing._read) == 0
+
+
+def test_no_token_reaches_the_log(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever the gateway refuses or accepts, neither a service token nor a Privacy Pass token (nor
+    a session value) is written to the log."""
+    _, token = claim_token(wallet, pipeline)
+    spent = private_token(pipeline, token)
+    secrets = [token, b64url_encode(spent.encode())]
+    with caplog.at_level("DEBUG"):
+        auth(gateway, bearer(token))
+        cookie = session_cookie(auth(gateway, private_header(spent)))
+        auth(gateway, private_header(spent))
+        for _ in range(7):
+            sign_in(gateway, token="ef" * 32)
+        sign_in(gateway, token=token)
+        sign_in(gateway, private_token=secrets[1])
+    secrets.append(cookie.partition("=")[2])
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "sign-ins throttled" in logged  # the log was written to, and read here
+    assert not [secret for secret in secrets if secret in logged]
+
+
+# -- the session store --------------------------------------------------------------------------------
+
+
+def test_sessions_expire_are_bounded_and_one_token_cannot_crowd_out_the_others() -> None:
+    now = [1000.0]
+    sessions = Sessions(60, capacity=40, clock=lambda: now[0])
+    mine, theirs = b"m" * 32, b"t" * 32
+    private = sessions.open()
+    others = [sessions.open(theirs) for _ in range(3)]
+    flood = [sessions.open(mine) for _ in range(SESSIONS_PER_TOKEN + 10)]
+    assert all(sessions.find(value) is None for value in flood[:10])  # that token's oldest gave way
+    assert all(sessions.find(value) is not None for value in flood[10:])
+    assert sessions.find(private) is not None and all(sessions.find(value) for value in others)
+    for _ in range(40):  # at the store's cap the oldest session of all goes first
+        sessions.open()
+    assert sessions.find(private) is None and len(sessions) == 40
+    now[0] += 60
+    assert sessions.find(flood[-1]) is None  # expired
+    assert sessions.find("x" * 65) is None and sessions.find("") is None
+    sessions.open(mine)
+    assert len(sessions) == 1  # the expired ones were dropped on the way
+
+
+# -- what the HTTP server answers itself on this listener ----------------------------------------------
+
+
+def raw_status(port: int, data: bytes, wait: float = 0.0) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall(data)
+        if wait:
+            time.sleep(wait)
+        head = sock.recv(64)
+    return int(head.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET /auth HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"a" * 100_000 + b"\r\n\r\n",
+        b"GET /auth HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET /auth HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n",
+        b"BREW /auth HTCPCP/1.0\r\n\r\n",
+        b"GET /auth HTTP/1.1\r\nHost: x\r\n Folded: yes\r\n\r\n",
+    ],
+    ids=["huge-header", "cl-and-te", "huge-body", "not-http", "obs-fold"],
+)
+def test_what_the_server_refuses_itself_is_401_here(pipeline: Pipeline, data: bytes) -> None:
+    """A request the server refuses before the app (too large, ambiguous framing, not HTTP/1.1) gets
+    the gateway's fault status, 401, not the 400/413/431 the other listeners answer."""
+    with served(pipeline.daemon.access_app()) as port:
+        assert raw_status(port, data) == 401
+
+
+def test_a_request_too_slow_to_arrive_is_401_here(pipeline: Pipeline) -> None:
+    with served(pipeline.daemon.access_app(), request_deadline=0.5) as port:
+        assert raw_status(port, b"GET /auth HTTP/1.1\r\nHost: x\r\n", wait=1.5) == 401

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from anon_ticket.access.lookups import CACHE_SECS
 from anon_ticket.api.wsgi import WsgiApp
 from anon_ticket.config import BindAddress
 from anon_ticket.core.domain import PaymentId
@@ -53,6 +55,11 @@ def request(
         conn.close()
 
 
+def seen_by_the_gateway() -> None:
+    """Wait out the gateway's claim cache (access/lookups.py): a change made now counts after it."""
+    time.sleep(CACHE_SECS + 0.05)
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -88,10 +95,17 @@ def private_header(token: Token) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def served(app: WsgiApp, name: str = "access", threads: int = 4) -> Iterator[int]:
-    """`app` on our HTTP server on a loopback port; yields the port."""
+def served(
+    app: WsgiApp, name: str = "access", threads: int = 4, request_deadline: float = 10.0
+) -> Iterator[int]:
+    """`app` on our HTTP server on a loopback port, as the daemon serves the gateway; yields the port."""
     listener = Listener(
-        name, BindAddress("127.0.0.1", 0), app, threads=threads, fault_status=ACCESS_FAULT_STATUS
+        name,
+        BindAddress("127.0.0.1", 0),
+        app,
+        threads=threads,
+        fault_status=ACCESS_FAULT_STATUS,
+        request_deadline=request_deadline,
     )
     listener.bind()
     listener.serve_in_thread()
