@@ -28,8 +28,8 @@ from anon_ticket.config import DatabaseUrl, Secret
 from anon_ticket.storage.database import Database
 from tests.support.daemon import REPO_ROOT, DaemonProcess, free_ports
 from tests.support.fake_wallet import FakeWallet
+from tests.support.postgres import fresh_schema_url
 from tests.support.regtest import RegtestChain, WalletRpc
-from tests.test_storage_postgres import fresh_schema_url
 
 pytest_plugins = ("tests.support.fixtures",)
 pytestmark = pytest.mark.regtest
