@@ -2,8 +2,9 @@
 
 What the protocol calls durable (docs/PROTOCOL.md §4, §5, §12) must survive a power cut.
 
-The HTTP endpoints for private tokens are not in this test's reach; what makes an issuance or a spend
-durable is the store, so the store is what is cut here. `tests/support/durable_writer.py` writes to a
+tests/test_power_loss.py cuts the power under the whole daemon, Privacy Pass included; this cuts it
+under the store alone, where issuances and spends are made durable, at a rate the daemon's RSA
+signing would not reach. `tests/support/durable_writer.py` writes to a
 SQLite database on the forgetting file system (tests/support/lazyfs.py) and prints each write once the
 store has returned (the moment the daemon answers); the power is cut at a random moment, the writer
 killed, the file system mounted again, and every printed write must still hold:
