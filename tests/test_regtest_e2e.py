@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import pytest
 
 from anon_ticket.client.address import integrated_address
+from anon_ticket.config import DEFAULT_TOKENS_PER_PAYMENT
 from anon_ticket.core.domain import ChainPaymentId, PaymentId
 from anon_ticket.core.payments import TransferFlag
 from tests.support import waiting
@@ -402,6 +403,11 @@ def test_payment_after_the_claim_raises_the_tokens_amount(shop: Shop) -> None:
         "issued_at": claimed["claimed_at"],
         "revoked_at": None,
         "revoke_reason": None,
+        # The later payment raised the Privacy Pass allowance with the amount.
+        "private_tokens": {
+            "allowance": (MIN_AMOUNT + extra) * DEFAULT_TOKENS_PER_PAYMENT // MIN_AMOUNT,
+            "issued": 0,
+        },
     }
     # The claim txid and the token never change; the replay reports the new amount.
     assert shop.redeem(pid) == (
