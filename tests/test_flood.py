@@ -22,9 +22,9 @@ from anon_ticket.actors.abuse_metrics import AbuseMetricsProxy
 from anon_ticket.config import BindAddress
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.httpd.listener import Listener
-from tests.support.daemon import poll_until
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline
+from tests.support.waiting import wait_for
 
 FLOOD_ANSWERS = 1000
 FLOOD_THREADS = 8
@@ -88,7 +88,7 @@ def test_a_paying_buyer_is_served_during_a_flood_of_unknown_pids(
         status, body = redeem(conn, buyer.hex())  # served while the flood goes on
         conn.close()
         # The flood goes on until it has been answered FLOOD_ANSWERS times, however long that takes.
-        poll_until(lambda: True if answered[0] > FLOOD_ANSWERS else None, 120, "the flood's answers")
+        wait_for("the flood's answers", lambda: True if answered[0] > FLOOD_ANSWERS else None, 120)
     finally:
         stop.set()
         for thread in threads:

@@ -171,9 +171,9 @@ def test_the_allowance_is_used_up_then_refused_with_its_figures(
     def raised() -> bool | None:
         return True if counts(daemon, service_token)["allowance"] == PER_PAYMENT * 3 // 2 else None
 
-    from tests.support.daemon import poll_until  # noqa: PLC0415
+    from tests.support.waiting import wait_for  # noqa: PLC0415
 
-    poll_until(raised, 15, "the raised allowance")
+    wait_for("the raised allowance", raised, 15)
     assert [fetch(daemon, service_token)[1].status_code for _ in range(3)] == [200, 200, 402]
 
 
