@@ -27,6 +27,7 @@ DEFAULT_MIN_PAYMENT_AMOUNT = 10_000_000_000  # 0.01 XMR in atomic units
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024  # MONERO_RPC_MAX_RESPONSE_BYTES (docs/PROTOCOL.md §9)
 DEFAULT_ISSUER_NAME = "anon_ticket"  # PRIVACY_PASS_ISSUER_NAME (docs/PROTOCOL.md §12)
 DEFAULT_TOKENS_PER_PAYMENT = 100  # PRIVACY_PASS_TOKENS_PER_PAYMENT: one minimum payment buys 100 tokens
+DEFAULT_ISSUE_PER_MINUTE = 1200  # PRIVACY_PASS_ISSUE_PER_MINUTE: issuance requests per service token
 PRIVACY_PASS_KEY_FILE_NAME = "privacy_pass_key.pem"  # noqa: S105 (a file name, not a secret)
 # A TokenChallenge carries each name in a length-prefixed field; keep them short, printable, comma-free.
 MAX_CHALLENGE_NAME_CHARS = 255
@@ -145,6 +146,7 @@ class Config:
     privacy_pass_issuer_name: str = DEFAULT_ISSUER_NAME
     privacy_pass_origins: tuple[str, ...] = ()
     privacy_pass_tokens_per_payment: int = DEFAULT_TOKENS_PER_PAYMENT
+    privacy_pass_issue_per_minute: int = DEFAULT_ISSUE_PER_MINUTE
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Config:
@@ -216,6 +218,9 @@ class Config:
             privacy_pass_origins=env.get("PRIVACY_PASS_ORIGINS", _origin_names, ()),
             privacy_pass_tokens_per_payment=env.get(
                 "PRIVACY_PASS_TOKENS_PER_PAYMENT", _positive_int, DEFAULT_TOKENS_PER_PAYMENT
+            ),
+            privacy_pass_issue_per_minute=env.get(
+                "PRIVACY_PASS_ISSUE_PER_MINUTE", _positive_int, DEFAULT_ISSUE_PER_MINUTE
             ),
         )
         if env.problems:

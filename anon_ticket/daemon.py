@@ -20,6 +20,7 @@ from cherrypy.process import plugins, wspbus
 
 from anon_ticket import __version__
 from anon_ticket.access.app import AccessApp, AccessSettings
+from anon_ticket.access.private_tokens import PrivateTokenSpender
 from anon_ticket.actors.abuse_metrics import AbuseMetrics, AbuseSettings, Event
 from anon_ticket.actors.fatal import FatalSignal
 from anon_ticket.actors.locator import ActorLocator
@@ -39,6 +40,7 @@ from anon_ticket.panel.app import build_panel
 from anon_ticket.privacypass.keys import IssuerKey
 from anon_ticket.privacypass.wire import TokenChallenge
 from anon_ticket.process import internal_token, systemd
+from anon_ticket.process.descriptors import connection_cap, raise_descriptor_limit
 from anon_ticket.service.info import PublicInfo
 from anon_ticket.service.metrics import Metrics
 from anon_ticket.service.private_tokens import PrivateTokens, PrivateTokenSettings
@@ -60,30 +62,6 @@ INTERNAL_SOCKET_MODE = 0o600
 ACCESS_SOCKET_MODE = 0o660
 # Whatever the server answers itself on the gateway (a malformed request, a timeout) is a 401 there.
 ACCESS_FAULT_STATUS = 401
-# Descriptors kept for everything but client connections (database, wallet RPC, statsd, pipes).
-RESERVED_DESCRIPTORS = 128
-
-
-def raise_descriptor_limit() -> int:
-    """Raise the soft RLIMIT_NOFILE to the hard one and return the limit now in force.
-
-    Each open connection costs a descriptor (docs/PROTOCOL.md §8), and many systems start services
-    with a soft limit of 1,024 under a much higher hard one.
-    """
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-    if soft != wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-            soft = wanted
-        except (ValueError, OSError) as exc:
-            log.warning("cannot raise the descriptor limit from %d to %d: %s", soft, wanted, exc)
-    return int(soft)
-
-
-def connection_cap(configured: int, descriptor_limit: int) -> int:
-    """HTTP_MAX_CONNECTIONS, kept below what the descriptor limit allows each of the two listeners."""
-    return max(8, min(configured, (descriptor_limit - RESERVED_DESCRIPTORS) // 2))
 
 
 class SupervisorPlugin(plugins.SimplePlugin):
@@ -237,6 +215,7 @@ class Daemon:
                     min_payment_amount=config.min_payment_amount,
                     min_confirmations=config.monitor_min_confirmations,
                     writer_timeout_secs=config.actor_timeout_secs,
+                    issue_per_minute=config.privacy_pass_issue_per_minute,
                 ),
             )
         return self._private_tokens
@@ -295,9 +274,13 @@ class Daemon:
         def count(event: str) -> None:
             actors.tell("abuse_metrics", Event(event))
 
+        issuer = self.private_tokens()
+        spender = PrivateTokenSpender(issuer) if issuer is not None else None
         return AccessApp(
             self.database.reader,
             AccessSettings(config.access_session_secs, config.access_policy is not None),
+            spend_private_token=spender,
+            private_token_challenge=spender.challenge if spender is not None else None,
             count=count,
         )
 

@@ -16,10 +16,28 @@ from pathlib import Path
 import pytest
 
 from anon_ticket.access.app import AccessApp, AccessSettings
+from anon_ticket.access.lookups import CACHE_SECS, ClaimLookups
+from anon_ticket.access.private_tokens import PrivateTokenSpender
+from anon_ticket.actors.locator import ActorLocator
 from anon_ticket.core.domain import ServiceToken
 from anon_ticket.core.timefmt import rfc3339
+from anon_ticket.errors import StorageError
+from anon_ticket.privacypass import client, issuer
+from anon_ticket.privacypass.keys import IssuerKey
+from anon_ticket.privacypass.wire import TokenChallenge, b64url_decode, b64url_encode
+from anon_ticket.service.private_tokens import PrivateTokens, PrivateTokenSettings
 from anon_ticket.storage.sqlite import SqliteStore
-from tests.support.access import Answer, bearer, claim_token, request, served, top_up
+from tests.support.access import (
+    Answer,
+    bearer,
+    claim_token,
+    private_header,
+    private_token,
+    request,
+    seen_by_the_gateway,
+    served,
+    top_up,
+)
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline, pipeline_config
 
@@ -70,9 +88,73 @@ def auth(port: int, headers: dict[str, str] | None = None, method: str = "GET") 
 # -- /auth with a service token ------------------------------------------------------------------
 
 
-def test_no_credential_is_401_with_the_challenges(gateway: int) -> None:
+def test_no_credential_is_401_with_the_challenges(pipeline: Pipeline, gateway: int) -> None:
+    """The RFC 9577 challenge first (nginx passes on only the first), the Bearer one second."""
     answer = auth(gateway)
     assert_refused(answer, 401, "no_credential")
+    issuer_service = pipeline.daemon.private_tokens()
+    assert issuer_service is not None
+    challenge, key = issuer_service.encoded_challenge, issuer_service.token_key
+    assert answer.all("WWW-Authenticate") == [
+        f'PrivateToken challenge="{challenge}", token-key="{key}"',
+        'Bearer realm="anon_ticket"',
+    ]
+
+
+def test_without_privacy_pass_only_the_bearer_challenge(tmp_path: Path, wallet: FakeWallet) -> None:
+    plain = Pipeline(pipeline_config(tmp_path / "off.db", wallet.url, PRIVACY_PASS="off"))
+    try:
+        with served(plain.daemon.access_app()) as port:
+            answer = auth(port)
+            assert answer.all("WWW-Authenticate") == ['Bearer realm="anon_ticket"']
+            assert_refused(auth(port, {"Authorization": 'PrivateToken token="AAIA"'}), 401, "invalid_token")
+    finally:
+        plain.close()
+
+
+# -- /auth with a Privacy Pass token -------------------------------------------------------------------
+
+
+def test_a_private_token_is_spent_once_and_opens_a_session(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int
+) -> None:
+    _, service_token = claim_token(wallet, pipeline)
+    token = private_token(pipeline, service_token)
+    first = auth(gateway, private_header(token))
+    assert (first.status, first.body) == (200, b"")
+    assert first.header("X-Access-Until") is None
+    cookie = session_cookie(first)
+    assert auth(gateway, {"Cookie": cookie}).status == 200
+    assert_refused(auth(gateway, private_header(token)), 403, "token_spent")
+
+
+def test_a_private_token_session_keeps_nothing_of_the_token(wallet: FakeWallet, pipeline: Pipeline) -> None:
+    """A Privacy Pass session is a random value's digest and an expiry: no token digest, no nonce."""
+    _, service_token = claim_token(wallet, pipeline)
+    token = private_token(pipeline, service_token)
+    app = pipeline.daemon.access_app()
+    with served(app) as port:
+        cookie = session_cookie(auth(port, private_header(token)))
+    value = cookie.partition("=")[2]
+    session = app.sessions.find(value)
+    assert session is not None and session.token_digest is None
+    assert session.expires_at > time.time() + 3500
+    encoded = b64url_encode(token.encode())
+    assert value not in encoded and encoded not in value
+
+
+def test_a_token_of_another_key_or_garbage_is_401_invalid_token(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int
+) -> None:
+    issuer_service = pipeline.daemon.private_tokens()
+    assert issuer_service is not None
+    challenge = TokenChallenge.decode(b64url_decode(issuer_service.encoded_challenge))
+    other = IssuerKey.generate()
+    request, pending = client.prepare(other.spki, challenge)
+    forged = pending.finalize(issuer.blind_sign(other, request))
+    assert_refused(auth(gateway, private_header(forged)), 401, "invalid_token")
+    assert_refused(auth(gateway, {"Authorization": 'PrivateToken token="AAIA"'}), 401, "invalid_token")
+    assert_refused(auth(gateway, {"Authorization": "PrivateToken nonsense"}), 401, "invalid_token")
 
 
 def test_an_unknown_or_malformed_token_is_401_unknown_token(gateway: int) -> None:
@@ -101,13 +183,29 @@ def test_every_method_gets_the_same_three_statuses(
         assert auth(gateway, None, method).status == 401
 
 
-def test_a_revocation_takes_effect_at_the_next_request(
+def test_a_revocation_counts_within_half_a_second(wallet: FakeWallet, pipeline: Pipeline) -> None:
+    """Each claim read is reused for at most CACHE_SECS (0.5 s): until then a revoked token may still
+    pass, from then on it is refused (here on a clock the test moves, so the bound itself is shown)."""
+    _, token = claim_token(wallet, pipeline)
+    now = [1000.0]
+    lookups = ClaimLookups(pipeline.daemon.database.reader, clock=lambda: now[0])
+    app = AccessApp(pipeline.daemon.database.reader, AccessSettings(3600, policy=False), lookups=lookups)
+    with served(app) as port:
+        assert auth(port, bearer(token)).status == 200
+        assert pipeline.revoke(ServiceToken.parse(token).digest().raw, "abuse") is not None
+        now[0] += CACHE_SECS - 0.01
+        assert auth(port, bearer(token)).status == 200  # the read of 0.49 s ago
+        now[0] += 0.01
+        assert_refused(auth(port, bearer(token)), 403, "token_revoked")
+
+
+def test_a_revocation_counts_on_the_real_clock_too(
     wallet: FakeWallet, pipeline: Pipeline, gateway: int
 ) -> None:
-    """No cache: the claim is read on every decision, so the revocation counts at once (< 1 s)."""
     _, token = claim_token(wallet, pipeline)
     assert auth(gateway, bearer(token)).status == 200
     assert pipeline.revoke(ServiceToken.parse(token).digest().raw, "abuse") is not None
+    seen_by_the_gateway()
     assert_refused(auth(gateway, bearer(token)), 403, "token_revoked")
 
 
@@ -165,6 +263,7 @@ def test_paid_time_ends_and_a_top_up_extends_it(tmp_path: Path, wallet: FakeWall
             assert_refused(expired, 403, "access_expired")
             assert expired.json()["access_until"] == until
             top_up(wallet, timed, pid, 2 * MIN_AMOUNT)  # twice the minimum: 4 s
+            seen_by_the_gateway()
             extended = timed.claim_of(pid)
             assert extended is not None and extended.access_until is not None
             assert extended.access_until >= int(time.time()) + 3  # from now, not from the old end
@@ -253,6 +352,7 @@ def test_signing_in_with_a_service_token_opens_a_session(
     assert_refused(auth(gateway, {"Cookie": "anon_ticket_access=forged"}), 401, "no_credential")
     # The session follows the token: revoked, it no longer passes.
     assert pipeline.revoke(ServiceToken.parse(token).digest().raw) is not None
+    seen_by_the_gateway()
     assert_refused(auth(gateway, {"Cookie": cookie}), 403, "token_revoked")
 
 
@@ -266,6 +366,20 @@ def test_a_wrong_token_gets_the_page_again_with_the_reason(
     pipeline.revoke(ServiceToken.parse(token).digest().raw)
     revoked = sign_in(gateway, token=token)
     assert revoked.status == 403 and b"revoked" in revoked.body
+
+
+def test_signing_in_with_a_private_token_spends_it(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int
+) -> None:
+    _, service_token = claim_token(wallet, pipeline)
+    token = private_token(pipeline, service_token)
+    encoded = b64url_encode(token.encode())
+    answer = sign_in(gateway, private_token=f"  {encoded}\n", next="/x/y")
+    assert (answer.status, answer.header("Location")) == (303, "/x/y")
+    assert auth(gateway, {"Cookie": session_cookie(answer)}).status == 200
+    again = sign_in(gateway, private_token=encoded)
+    assert again.status == 403 and b"already been spent" in again.body
+    assert sign_in(gateway, private_token="not a token").status == 401
 
 
 @pytest.mark.parametrize(
@@ -326,3 +440,50 @@ def test_other_paths_and_methods_are_the_usual_json_errors(gateway: int) -> None
     assert request(gateway, "GET", "/").status == 404
     assert request(gateway, "GET", "/authx").status == 404
     assert request(gateway, "DELETE", "/login").status == 405
+
+
+def test_a_spend_that_cannot_be_recorded_fails_closed(wallet: FakeWallet, pipeline: Pipeline) -> None:
+    """No storage writer to record the spend (a restart under way): 401 `unavailable`, the token not
+    used up, so it still opens a session once the writer is back."""
+    _, service_token = claim_token(wallet, pipeline)
+    token = private_token(pipeline, service_token)
+    running = pipeline.daemon.private_tokens()
+    assert running is not None
+    key = IssuerKey.load(pipeline.daemon.config.privacy_pass_key_path)
+    challenge = TokenChallenge.decode(b64url_decode(running.encoded_challenge))
+    settings = PrivateTokenSettings(100, MIN_AMOUNT, 10, 2.0)
+    writerless = PrivateTokens(ActorLocator(), pipeline.daemon.database.reader, key, challenge, 0, settings)
+    spender = PrivateTokenSpender(writerless)
+    app = AccessApp(
+        pipeline.daemon.database.reader,
+        AccessSettings(3600, policy=False),
+        spend_private_token=spender,
+        private_token_challenge=spender.challenge,
+    )
+    with served(app) as port:
+        answer = auth(port, private_header(token))
+    assert (answer.status, answer.header("X-Access-Reason"), answer.header("Retry-After")) == (
+        401,
+        "unavailable",
+        "5",
+    )
+    with served(pipeline.daemon.access_app()) as port:
+        assert auth(port, private_header(token)).status == 200
+
+
+def test_the_claim_cache_is_bounded_and_keeps_no_failure(
+    tmp_path: Path, wallet: FakeWallet, pipeline: Pipeline
+) -> None:
+    _, token = claim_token(wallet, pipeline)
+    digest = ServiceToken.parse(token).digest().raw
+    lookups = ClaimLookups(pipeline.daemon.database.reader, capacity=2)
+    assert lookups.claim(digest) is not None
+    for other in (b"\x01" * 32, b"\x02" * 32):
+        assert lookups.claim(other) is None
+    assert len(lookups._read) == 2 and digest not in lookups._read  # the oldest went first
+    broken = tmp_path / "broken.db"
+    sqlite3.connect(broken).close()
+    failing = ClaimLookups(lambda: SqliteStore(broken, query_only=True))
+    with pytest.raises(StorageError):
+        failing.claim(digest)
+    assert len(failing._read) == 0

@@ -18,7 +18,17 @@ from pathlib import Path
 import pytest
 
 from anon_ticket.core.domain import ServiceToken
-from tests.support.access import Answer, bearer, claim_token, request, served, top_up
+from tests.support.access import (
+    Answer,
+    bearer,
+    claim_token,
+    private_header,
+    private_token,
+    request,
+    seen_by_the_gateway,
+    served,
+    top_up,
+)
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline, pipeline_config
 from tests.support.proxies import PROXIES, SECRET, Proxy
@@ -93,10 +103,13 @@ def test_an_active_token_reads_the_file_with_its_end(
     )
 
 
-def test_a_revoked_token_is_403_at_once(wallet: FakeWallet, shop: Pipeline, proxy: Proxy) -> None:
+def test_a_revoked_token_is_403_within_half_a_second(
+    wallet: FakeWallet, shop: Pipeline, proxy: Proxy
+) -> None:
     _, token = claim_token(wallet, shop, LONG)
     assert get(proxy, headers=bearer(token)).status == 200
     shop.revoke(ServiceToken.parse(token).digest().raw, "test")
+    seen_by_the_gateway()
     assert_denied(get(proxy, headers=bearer(token)), 403, "token_revoked")
 
 
@@ -107,6 +120,7 @@ def test_an_expired_token_is_403_until_a_top_up(wallet: FakeWallet, shop: Pipeli
     time.sleep(max(0.0, claim.access_until - time.time()) + 0.1)
     assert_denied(get(proxy, headers=bearer(token)), 403, "access_expired")
     top_up(wallet, shop, pid, LONG)
+    seen_by_the_gateway()
     again = get(proxy, headers=bearer(token))
     assert (again.status, again.body) == (200, SECRET)
 
@@ -121,7 +135,27 @@ def test_signing_in_through_the_proxy_opens_a_session(
     assert cookie.startswith("anon_ticket_access=")
     assert get(proxy, headers={"Cookie": cookie}).body == SECRET
     shop.revoke(ServiceToken.parse(token).digest().raw)
+    seen_by_the_gateway()
     assert_denied(get(proxy, headers={"Cookie": cookie}), 403, "token_revoked")
+
+
+def test_a_private_token_opens_a_session_once(wallet: FakeWallet, shop: Pipeline, proxy: Proxy) -> None:
+    """Spent at the first request, its session cookie handed on by the proxy; the same token again 403."""
+    _, service_token = claim_token(wallet, shop, LONG)
+    token = private_token(shop, service_token)
+    first = get(proxy, headers=private_header(token))
+    assert (first.status, first.body) == (200, SECRET)
+    cookie = (first.header("Set-Cookie") or "").split(";")[0]
+    assert cookie.startswith("anon_ticket_access=")
+    assert get(proxy, headers={"Cookie": cookie}).body == SECRET
+    assert_denied(get(proxy, headers=private_header(token)), 403, "token_spent")
+
+
+def test_the_first_challenge_a_client_sees_is_privacy_pass(shop: Pipeline, proxy: Proxy) -> None:
+    issuer = shop.daemon.private_tokens()
+    assert issuer is not None
+    expected = f'PrivateToken challenge="{issuer.encoded_challenge}", token-key="{issuer.token_key}"'
+    assert get(proxy).all("WWW-Authenticate")[0] == expected
 
 
 @pytest.mark.parametrize(

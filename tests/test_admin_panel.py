@@ -13,6 +13,7 @@ import csv
 import html
 import io
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from anon_ticket import __version__
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.panel.figures import CSV_COLUMNS, xmr
 from anon_ticket.panel.tools import CONTENT_SECURITY_POLICY, COOKIE_NAME
+from anon_ticket.privacypass import client as privacypass_client
+from anon_ticket.privacypass.wire import TokenChallenge, b64url_decode, b64url_encode
 from tests.support.chromium import ARTIFACTS, CookieTunnel, chromium, png_size, screenshot
 from tests.support.daemon import DaemonProcess, claim_token, pay, redeem_until
 from tests.support.fake_wallet import FakeWallet
@@ -373,14 +376,55 @@ def test_unknown_pages_and_methods(signed_in: Browser) -> None:
 # -- figures, funds, abuse -------------------------------------------------------------------
 
 
+def _fetch_and_spend_private_tokens(
+    daemon: DaemonProcess, service_token: str, fetch: int, spend: int
+) -> tuple[int, int]:
+    """Privacy Pass tokens fetched and some spent (docs/PROTOCOL.md §12); the daemon's totals after."""
+    info = daemon.public("GET", "/api/v1/info").json()["private_token"]
+    challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
+    for index in range(fetch):
+        request, pending = privacypass_client.prepare(b64url_decode(info["token_key"]), challenge)
+        answer = daemon.public(
+            "POST",
+            "/api/v1/private-token/issue",
+            data=request.encode(),
+            headers={
+                "Content-Type": "application/private-token-request",
+                "Authorization": f"Bearer {service_token}",
+            },
+        )
+        assert answer.status_code == 200, answer.text
+        if index < spend:
+            token = b64url_encode(pending.finalize(answer.content).encode())
+            assert (
+                daemon.internal("POST", "/api/v1/private-token/spend", json={"token": token}).status_code
+                == 200
+            )
+    days = daemon.internal("GET", f"/api/v1/token/{service_token}").json()["private_tokens"]
+    assert days["issued"] == fetch
+    database = sqlite3.connect(daemon.database_path)
+    try:
+        row = database.execute("SELECT sum(issued), sum(spent) FROM private_token_days").fetchone()
+    finally:
+        database.close()
+    return int(row[0]), int(row[1])
+
+
 def test_figures_page_and_csv(signed_in: Browser, daemon: DaemonProcess, wallet: FakeWallet) -> None:
-    claim_token(daemon, wallet)
+    _, service_token = claim_token(daemon, wallet)
+    issued, spent = _fetch_and_spend_private_tokens(daemon, service_token, 3, 2)
     claims = daemon.status()["payments"]["claimed"]
     page = signed_in.get("/admin/figures")
     assert page.status_code == 200
     _assert_page_headers(page)
-    assert page.text.count("<svg") == 3
-    for title in ("Claims per day", "XMR counted per day", "Payments waiting for confirmations"):
+    assert page.text.count("<svg") == 5
+    for title in (
+        "Claims per day",
+        "XMR counted per day",
+        "Payments waiting for confirmations",
+        "Private tokens issued per day",
+        "Private tokens spent per day",
+    ):
         assert title in page.text
     assert 'href="/admin/figures.csv"' in page.text
 
@@ -398,6 +442,8 @@ def test_figures_page_and_csv(signed_in: Browser, daemon: DaemonProcess, wallet:
     assert counted >= claims * daemon.min_payment_amount
     for row in rows:
         assert row["counted_xmr"] == xmr(int(row["counted_atomic"]))
+    assert sum(int(row["private_tokens_issued"]) for row in rows) == issued  # docs/PROTOCOL.md §12
+    assert sum(int(row["private_tokens_spent"]) for row in rows) == spent
     today = rows[-1]
     assert int(today["claims"]) >= 1
     assert f"{today['claims']} claims" in page.text  # the bar's tooltip

@@ -26,7 +26,8 @@ import pytest
 
 from anon_ticket.config import DatabaseUrl, Secret
 from anon_ticket.storage.database import Database
-from tests.support.daemon import REPO_ROOT, free_ports
+from tests.support.daemon import REPO_ROOT, DaemonProcess, free_ports
+from tests.support.fake_wallet import FakeWallet
 from tests.support.regtest import RegtestChain, WalletRpc
 from tests.test_storage_postgres import fresh_schema_url
 
@@ -190,6 +191,15 @@ def test_a_token_file_others_can_read(deployment: Deployment) -> None:
     assert "a-token-of-at-least" not in output  # only its mode was read
 
 
+def test_a_privacy_pass_key_file_others_can_read(deployment: Deployment) -> None:
+    key = deployment.folder / "privacy_pass_key.pem"
+    key.write_text("not read by check\n")
+    key.chmod(0o640)
+    code, output = deployment.check()
+    assert code == 1
+    assert f"chmod 600 {key}" in the_problem(output, "Privacy Pass key")
+
+
 def test_a_descriptor_limit_too_low_for_the_connection_cap(deployment: Deployment) -> None:
     def low_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
@@ -261,6 +271,18 @@ def test_a_listener_port_another_program_holds(deployment: Deployment) -> None:
     assert "in use by another program" in the_problem(output, "public listener")
 
 
+def test_listeners_held_by_a_running_daemon_are_fine(deployment: Deployment, tmp_path: Path) -> None:
+    other = tmp_path / "running"
+    other.mkdir()
+    with FakeWallet() as wallet, DaemonProcess(other, wallet_url=wallet.url) as daemon:
+        for name in ("API_BIND_ADDRESS", "INTERNAL_BIND_ADDRESS"):
+            deployment.env[name] = str(daemon.env[name])
+        code, output = deployment.check()
+    assert code == 0, output
+    assert "ok       public listener: 127.0.0.1:" in output
+    assert output.count("is bound by a running anon_ticket daemon") == 2, output
+
+
 def test_a_world_writable_database_folder(deployment: Deployment, tmp_path: Path) -> None:
     tmp_path.chmod(0o777)
     try:
@@ -281,3 +303,8 @@ def test_a_postgresql_node(deployment: Deployment, request: pytest.FixtureReques
     code, output = deployment.check()
     assert code == 0, output
     assert "wallet bound: the database is not bound yet" in output
+    assert "ok       database connections:" in output or "warning  database connections:" in output
+    deployment.env["DATABASE_POOL_SIZE"] = "1000"  # more than the server's max_connections (100)
+    code, output = deployment.check()
+    assert code == 0, output  # a warning: this node's own connections may be among those counted
+    assert "warning  database connections:" in output and "DATABASE_POOL_SIZE=1000 + 4" in output

@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from anon_ticket.core.domain import PaymentId
+from tests.support import waiting
 from tests.support.daemon import REPO_ROOT
 from tests.support.regtest import missing_binaries
 from tests.support.services import require
@@ -167,6 +168,16 @@ def test_the_demo_sells_a_token_in_the_browser_and_cleans_up(demo: Demo, browser
     assert b"--regtest" in monerod and b"--offline" in monerod  # never a real chain
     assert listening_addresses(children) <= LOOPBACK
 
+    second = subprocess.run(
+        [sys.executable, "-m", "anon_ticket", "demo"],
+        env=demo.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 1 and f"a demo already runs (pid {demo.popen.pid}" in second.stderr
+
     origin = first_url.rstrip("/")
     buyer = Watched(browser, origin, width=900)  # type: ignore[arg-type]
     page = buyer.page
@@ -212,6 +223,24 @@ def test_the_demo_sells_a_token_in_the_browser_and_cleans_up(demo: Demo, browser
     assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
     assert not folder.exists()
     assert not (Path(demo.env["XDG_RUNTIME_DIR"]) / "anon_ticket-demo" / "state.json").exists()
+
+
+@pytest.mark.regtest
+def test_sigterm_while_the_chain_starts_leaves_nothing_behind(demo: Demo) -> None:
+    folder = Path(demo.wait_line(re.compile(r"in (/\S+) "), 60).group(1))
+    assert folder.is_dir()
+    children = waiting.wait_for(  # monerod and both monero-wallet-rpc
+        "the chain's processes",
+        lambda: found if len(found := descendants(demo.popen.pid)) >= 3 else None,
+        60,
+        interval=0.2,
+    )
+    started = time.monotonic()
+    demo.popen.send_signal(signal.SIGTERM)
+    assert demo.popen.wait(STOP_TIMEOUT) == 0
+    print(f"stopped while starting in {time.monotonic() - started:.1f} s")
+    assert not [pid for pid in children | descendants(demo.popen.pid) if Path(f"/proc/{pid}").exists()]
+    assert not folder.exists()
 
 
 def test_without_monerod_the_demo_says_how_to_install_it(tmp_path: Path) -> None:

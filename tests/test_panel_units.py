@@ -60,10 +60,11 @@ def test_csv_and_xmr() -> None:
         "1",
         "1.5",
     ]
-    rows = [DayFigures(datetime.date(2026, 12, 1), 2, 10**10, 1, 3)]
+    rows = [DayFigures(datetime.date(2026, 12, 1), 2, 10**10, 1, 3, 7, 5)]
     assert to_csv(rows) == (
-        "date,claims,counted_atomic,counted_xmr,counted_transfers,waiting_payments\r\n"
-        "2026-12-01,2,10000000000,0.01,1,3\r\n"
+        "date,claims,counted_atomic,counted_xmr,counted_transfers,waiting_payments,"
+        "private_tokens_issued,private_tokens_spent\r\n"
+        "2026-12-01,2,10000000000,0.01,1,3,7,5\r\n"
     )
 
 

@@ -22,6 +22,7 @@ from anon_ticket.privacypass import client
 from anon_ticket.privacypass.wire import Token, TokenChallenge, TokenRequest, b64url_decode, b64url_encode
 from tests.support.daemon import DaemonProcess, claim_token, pay
 from tests.support.fake_wallet import FakeWallet
+from tests.support.waiting import wait_for
 
 PER_PAYMENT = 4
 ISSUE = "/api/v1/private-token/issue"
@@ -41,7 +42,13 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, wallet: FakeWallet) -> Iter
     folder = tmp_path_factory.mktemp("private_tokens")
     env = {"PRIVACY_PASS_TOKENS_PER_PAYMENT": str(PER_PAYMENT), "PRIVACY_PASS_ORIGINS": "a.onion,b.onion"}
     with DaemonProcess(folder, wallet_url=wallet.url, env=env) as running:
+        wait_for_info(running)
         yield running
+
+
+def wait_for_info(daemon: DaemonProcess) -> None:
+    """Until /api/v1/info answers 200: the wallet's address is known (after the first poll)."""
+    wait_for("the wallet's address", lambda: True if daemon.public("GET", "/api/v1/info").ok else None, 15)
 
 
 def published(daemon: DaemonProcess) -> tuple[bytes, TokenChallenge]:
@@ -108,6 +115,7 @@ def test_the_key_file_is_beside_the_database_private_and_kept_across_restarts(da
     before, _ = published(daemon)
     daemon.stop()
     daemon.start()
+    wait_for_info(daemon)
     after, _ = published(daemon)
     assert after == before and key_file.read_bytes() == pem
     assert pem.decode() not in daemon.log_text()  # nor any line of it
@@ -170,8 +178,6 @@ def test_the_allowance_is_used_up_then_refused_with_its_figures(
 
     def raised() -> bool | None:
         return True if counts(daemon, service_token)["allowance"] == PER_PAYMENT * 3 // 2 else None
-
-    from tests.support.waiting import wait_for  # noqa: PLC0415
 
     wait_for("the raised allowance", raised, 15)
     assert [fetch(daemon, service_token)[1].status_code for _ in range(3)] == [200, 200, 402]
@@ -343,3 +349,47 @@ def test_an_unusable_key_file_stops_the_start_naming_it(tmp_path: Path, wallet: 
     assert daemon.wait_exit() != 0
     assert str(key_file) in daemon.log_text()
     assert "Traceback" not in daemon.log_text()
+
+
+def test_the_worked_example_of_the_protocol_is_true() -> None:
+    """docs/PROTOCOL.md §12's HTTP example: its challenge, encodings and digest are what the code makes."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    example = text[text.index("### A worked example over HTTP") : text.index("### Buyer's client")]
+    challenge = TokenChallenge("anon_ticket", b"", ("search.example.onion",))
+    assert f'"challenge": "{b64url_encode(challenge.encode())}"' in example
+    assert challenge.encode().hex() == "".join(
+        example.split("The challenge is hex `")[1].split("`")[0].split()
+    )
+    assert challenge.digest().hex() in example
+
+
+def test_issuance_is_rate_limited_per_service_token(tmp_path: Path, wallet: FakeWallet) -> None:
+    env = {"PRIVACY_PASS_ISSUE_PER_MINUTE": "3"}
+    with DaemonProcess(tmp_path, wallet_url=wallet.url, env=env) as limited:
+        _, first = claim_token(limited, wallet)
+        _, second = claim_token(limited, wallet)
+        statuses = [fetch(limited, first)[1].status_code for _ in range(3)]
+        refused = fetch(limited, first)[1]
+        assert statuses == [200, 200, 200]
+        assert refused.status_code == 429 and refused.json()["error"] == "rate_limited"
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert fetch(limited, second)[1].status_code == 200  # another buyer is not held back
+        assert counts(limited, first)["issued"] == 3
+
+
+def test_a_new_key_makes_tokens_fetched_before_stop_verifying(tmp_path: Path, wallet: FakeWallet) -> None:
+    """docs/OPERATIONS.md §17, rotating the key: what the operator is told happens."""
+    with DaemonProcess(tmp_path, wallet_url=wallet.url) as rotated:
+        _, service_token = claim_token(rotated, wallet)
+        old_key, _ = published(rotated)
+        kept = token_for(rotated, service_token)
+        rotated.stop()
+        key_file = rotated.database_path.with_name("privacy_pass_key.pem")
+        key_file.rename(tmp_path / "old_key.pem")
+        rotated.start()
+        wait_for_info(rotated)
+        new_key, _ = published(rotated)
+        assert new_key != old_key
+        refused = spend(rotated, kept)
+        assert (refused.status_code, refused.json()["error"]) == (400, "invalid_token")
+        assert spend(rotated, token_for(rotated, service_token)).status_code == 200

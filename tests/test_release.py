@@ -3,7 +3,8 @@
 From a clean clone of this repository at HEAD (so it tests what is committed: uncommitted changes are
 not in it), build the sdist and, from the sdist, the wheel, as `python -m build` does; install the
 wheel into a fresh virtualenv outside the repository; then, from an unrelated directory and without
-the checkout on PYTHONPATH, run `migrate`, `serve`, a real claim through the public API, and SIGTERM.
+the checkout on PYTHONPATH, run `migrate`, `serve`, a real claim through the public API, and SIGTERM;
+and `check` and the demo (its buyer's page answers, Ctrl-C ends it).
 Takes about a minute (a venv and pip installing from its cache), hence the `release` marker.
 """
 
@@ -13,9 +14,12 @@ import ast
 import importlib.metadata
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import urllib.request
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -178,3 +182,49 @@ def test_the_installed_release_migrates_serves_a_claim_and_stops_from_an_unrelat
     log = daemon.log_text()
     assert "Traceback" not in log
     assert "stopped with exit code 0" in log
+
+
+@pytest.mark.regtest
+def test_the_installed_release_runs_the_demo_and_check_from_an_unrelated_directory(
+    release: Release, tmp_path: Path
+) -> None:
+    """The demo's chain and `check` are package code: the wheel alone runs them (monero installed)."""
+    require("monero", shutil.which("monerod") is not None, "install the Debian package `monero`")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["XDG_RUNTIME_DIR"] = str(tmp_path)
+    checked = subprocess.run(
+        [str(release.python), "-m", "anon_ticket", "check"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert checked.returncode == 1, checked.stdout + checked.stderr  # no database, no wallet here
+    assert "problem  database:" in checked.stdout and "Traceback" not in checked.stderr
+    demo = subprocess.Popen(
+        [str(release.python), "-m", "anon_ticket", "demo"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        url = None
+        for line in demo.stdout:
+            found = re.search(r"https?://\S+", line)
+            if found:
+                url = found.group(0)
+                break
+        assert url is not None and re.fullmatch(r"http://127\.0\.0\.1:\d+/", url)
+        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with no_proxy.open(url, timeout=10) as page:
+            assert page.status == 200 and b"<html" in page.read().lower()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(60) == 0
+        assert demo.stdout is not None
+        demo.stdout.close()

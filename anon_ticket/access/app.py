@@ -1,10 +1,11 @@
 """The access gateway's WSGI application (docs/PROTOCOL.md §13): `/auth` for proxies, `/login` for people.
 
 `/auth` answers any method with 200, 401 or 403 and nothing else, whatever the request holds and
-whatever fails behind it: nginx's `auth_request` would turn any other status into a 500. It reads
-the service token's claim on every request (no cache: a revocation or the end of the paid time
-takes effect at the very next request, on every node sharing the database). `/login` and anything
-else go through the same router as the other listeners (404, 405, HEAD, bounded logging).
+whatever fails behind it: nginx's `auth_request` would turn any other status into a 500. A service
+token's claim is read through `ClaimLookups` (each read reused for at most half a second, so a
+revocation counts within that, on every node sharing the database); the end of the paid time is
+compared with the clock at every decision. `/login` and anything else go through the same router as
+the other listeners (404, 405, HEAD, bounded logging).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from anon_ticket.access.decision import (
     judge_record,
     private_token_value,
 )
+from anon_ticket.access.lookups import ClaimLookups
 from anon_ticket.access.redirect import HOME, safe_next
 from anon_ticket.access.sessions import Sessions, cookie_header, cookie_value
 from anon_ticket.api.routing import Router
@@ -80,17 +82,18 @@ class AccessApp:
         count: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.time,
         throttle: LoginThrottle | None = None,
+        lookups: ClaimLookups | None = None,
     ) -> None:
-        """`private_token_challenge`: the value of the RFC 9577 `WWW-Authenticate: PrivateToken`
-        header (`challenge="…", token-key="…"`), None when Privacy Pass is off."""
-        self._reader = reader
+        """`private_token_challenge`: the value of the RFC 9577 `WWW-Authenticate` header
+        (`PrivateToken challenge="…", token-key="…"`), None when Privacy Pass is off."""
+        self._claims = lookups or ClaimLookups(reader)
         self._settings = settings
         self.sessions = Sessions(settings.session_secs, clock=clock)
         self._spend = spend_private_token
         self._challenges = [("WWW-Authenticate", BEARER_CHALLENGE)]
         if private_token_challenge is not None:
             # nginx passes on only the first WWW-Authenticate of a 401: the Privacy Pass one.
-            self._challenges.insert(0, ("WWW-Authenticate", f"PrivateToken {private_token_challenge}"))
+            self._challenges.insert(0, ("WWW-Authenticate", private_token_challenge))
         self._count = count
         self._clock = clock
         self._throttle = throttle or LoginThrottle()
@@ -125,7 +128,7 @@ class AccessApp:
 
     def _judge_digest(self, digest: bytes) -> Decision:
         try:
-            record = self._reader().claim_by_digest(digest)
+            record = self._claims.claim(digest)
         except AnonTicketError as error:
             self._failed(f"storage: {error}")
             return Decision(Reason.UNAVAILABLE)

@@ -317,22 +317,27 @@ class RegtestChain(processes.ProcessGroup):
         premine: int = PREMINE_BLOCKS,
         view_only_merchant: bool = False,
         die_with_parent: bool = False,
+        on_wallets: Callable[[RegtestChain], None] | None = None,
     ) -> RegtestChain:
         """Start the three processes, create both wallets, mine `premine` blocks to the payer.
 
         `view_only_merchant`: the merchant's wallet-rpc then holds the view-only copy of its wallet.
         `die_with_parent`: the processes get SIGTERM if this process is killed outright (the demo).
+        `on_wallets(chain)` runs once both wallets exist, before the premine: the demo starts its
+        daemon there, so that the daemon's start overlaps the mining.
         On any failure every process already started is stopped before the error propagates.
         """
         chain = cls(Path(workdir), die_with_parent=die_with_parent)
         try:
-            chain._boot(premine, view_only_merchant)
+            chain._boot(premine, view_only_merchant, on_wallets)
         except BaseException:
             chain.stop()
             raise
         return chain
 
-    def _boot(self, premine: int, view_only_merchant: bool) -> None:
+    def _boot(
+        self, premine: int, view_only_merchant: bool, on_wallets: Callable[[RegtestChain], None] | None
+    ) -> None:
         t0 = time.monotonic()
         self.daemon.start()
         self.merchant.start_process()
@@ -348,6 +353,8 @@ class RegtestChain(processes.ProcessGroup):
             merchant_setup.append(self.merchant.make_view_only)
         processes.in_parallel([lambda: [step() for step in merchant_setup], self.payer.create])
         self.timings["wallets_created"] = time.monotonic() - t0
+        if on_wallets is not None:
+            on_wallets(self)
         self.mine(premine, to_address=self.payer.address)
         self.timings["premined"] = time.monotonic() - t0
         for wallet in (self.merchant, self.payer):

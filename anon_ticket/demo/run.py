@@ -53,6 +53,14 @@ def run(
     missing = missing_binaries()
     if missing:
         raise DemoError(f"{', '.join(missing)} not found on PATH; {INSTALL_HINT}")
+    try:
+        running = state.read(environ)
+    except DemoError:
+        pass  # none runs: the usual case
+    else:
+        raise DemoError(
+            f"a demo already runs (pid {running.pid}, {running.public_url}/): use that one, or stop it first"
+        )
     stopping = threading.Event()
     previous = _on_stop_signals(stopping)
     folder = Path(tempfile.mkdtemp(prefix="anon_ticket-demo-"))  # mode 0700
@@ -61,14 +69,27 @@ def run(
     started = time.monotonic()
     try:
         _say(out, f"starting a private regtest chain and the shop in {folder} (about 20 s) …")
-        chain = RegtestChain.start(folder / "chain", view_only_merchant=True, die_with_parent=True)
-        shop = DemoShop(folder, chain, price=price, confirmations=confirmations)
-        shop.start()
+        shops: list[DemoShop] = []
+
+        def open_shop(started_chain: RegtestChain) -> None:
+            # Once the view-only wallet exists: the daemon starts while the chain mines its coins.
+            shops.append(DemoShop(folder, started_chain, price=price, confirmations=confirmations))
+            shops[0].spawn()
+
+        try:
+            chain = RegtestChain.start(
+                folder / "chain", view_only_merchant=True, die_with_parent=True, on_wallets=open_shop
+            )
+        finally:
+            shop = shops[0] if shops else None
+        assert shop is not None
+        shop.wait_selling()
         state.write(
             environ,
             state.DemoState(os.getpid(), str(folder), chain.payer.url, shop.public_url, block_secs),
         )
-        _welcome(out, shop, price, confirmations, block_secs, time.monotonic() - started)
+        took = time.monotonic() - started
+        _welcome(out, shop, price, confirmations, block_secs, took, chain.timings.get("ready", took))
         return _mine_until_stopped(chain, shop, block_secs, stopping, out)
     except _Stop:
         return 0
@@ -86,12 +107,19 @@ def run(
 
 
 def _welcome(
-    out: TextIO, shop: DemoShop, price: Decimal, confirmations: int, block_secs: float, took: float
+    out: TextIO,
+    shop: DemoShop,
+    price: Decimal,
+    confirmations: int,
+    block_secs: float,
+    took: float,
+    chain_took: float,
 ) -> None:
     _say(
         out,
         f"""
-The shop is open (started in {took:.0f} s). Everything runs on this machine; no coin here is real.
+The shop is open after {took:.0f} s (the chain took {chain_took:.0f} s). It all runs on this machine;
+no coin here is real.
 
   Buyer's page:  {shop.public_url}/
   Admin panel:   {shop.internal_url}/admin/

@@ -34,7 +34,7 @@ def _unused_udp_port() -> int:
 
 
 class DemoShop:
-    """The daemon process; `start()` returns once its buyer's page can sell (the wallet is known)."""
+    """The daemon process: `spawn()` it, then `wait_selling()` until its buyer's page can sell."""
 
     def __init__(self, folder: Path, chain: RegtestChain, *, price: Decimal, confirmations: int) -> None:
         self.folder = folder / "shop"
@@ -64,10 +64,14 @@ class DemoShop:
         )
         self.popen: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def spawn(self) -> None:
+        """Start the daemon (it serves at once, and sells once it has read the wallet)."""
         self.popen = processes.spawn(
             [sys.executable, "-m", "anon_ticket", "serve"], self.log, env=self.env, die_with_parent=True
         )
+
+    def wait_selling(self) -> None:
+        """Until `/api/v1/info` answers 200: the daemon knows the wallet's address, the page can sell."""
 
         def selling() -> bool | None:
             if self.popen is not None and self.popen.poll() is not None:

@@ -68,7 +68,8 @@ def read(environ: Mapping[str, str]) -> DemoState:
     folder = state_folder(environ)
     path = folder / STATE_FILE
     try:
-        _private_folder(folder) if folder.exists() else None
+        if folder.exists():
+            _private_folder(folder)  # refuses a folder someone else could have written
         raw = json.loads(path.read_text(encoding="utf-8"))
         state = DemoState(**raw)
     except FileNotFoundError:

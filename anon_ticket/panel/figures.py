@@ -4,7 +4,9 @@
 - XMR counted per day: transfers by the poll that counted them (a transfer that disappeared or was
   flagged no longer counts, and one that counts again is counted on its new day);
 - payments waiting at the end of each day (today: now): a payment with a visible transfer that the
-  poller had seen but that did not yet have its confirmations.
+  poller had seen but that did not yet have its confirmations;
+- Privacy Pass tokens issued and spent per day (docs/PROTOCOL.md §12): day totals only, which is all
+  storage keeps of them.
 
 Days are UTC. Transfers recorded before first-seen and counted times were kept (schema version 4)
 have no day and are left out.
@@ -18,8 +20,9 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
-from anon_ticket.storage.base import SECONDS_PER_DAY, FiguresStore, PendingSpan
+from anon_ticket.storage.base import SECONDS_PER_DAY, FiguresStore, PendingSpan, PrivateTokenStore
 
 DAYS = 30
 ATOMIC_PER_XMR = Decimal(10) ** 12
@@ -32,6 +35,12 @@ class DayFigures:
     counted_amount: int  # atomic units
     counted_transfers: int
     waiting_payments: int  # at the end of the day (today: now)
+    private_tokens_issued: int = 0
+    private_tokens_spent: int = 0
+
+
+class DailyFiguresStore(FiguresStore, PrivateTokenStore, Protocol):
+    """What the daily figures read: times and amounts, and the Privacy Pass day totals."""
 
 
 def xmr(amount: int) -> str:
@@ -59,13 +68,14 @@ def waiting_by_day(spans: Iterable[PendingSpan], first_day: int, today: int, now
     return {day: len(ids) for day, ids in waiting.items()}
 
 
-def daily_figures(store: FiguresStore, now: int, days: int = DAYS) -> list[DayFigures]:
+def daily_figures(store: DailyFiguresStore, now: int, days: int = DAYS) -> list[DayFigures]:
     """The last `days` UTC days, today included, oldest first; days without activity are zeros."""
     today = now // SECONDS_PER_DAY
     first = today - days + 1
     since = first * SECONDS_PER_DAY
     totals = {t.day: t for t in store.day_totals(since, (today + 1) * SECONDS_PER_DAY)}
     waiting = waiting_by_day(store.pending_spans(since), first, today, now)
+    private = {t.day: t for t in store.private_token_days(first, today + 1)}
     figures = []
     for day in range(first, today + 1):
         total = totals.get(day)
@@ -76,6 +86,8 @@ def daily_figures(store: FiguresStore, now: int, days: int = DAYS) -> list[DayFi
                 counted_amount=total.counted_amount if total else 0,
                 counted_transfers=total.counted_transfers if total else 0,
                 waiting_payments=waiting[day],
+                private_tokens_issued=private[day].issued if day in private else 0,
+                private_tokens_spent=private[day].spent if day in private else 0,
             )
         )
     return figures
@@ -88,6 +100,8 @@ CSV_COLUMNS = (
     "counted_xmr",
     "counted_transfers",
     "waiting_payments",
+    "private_tokens_issued",
+    "private_tokens_spent",
 )
 
 
@@ -105,6 +119,8 @@ def to_csv(figures: Sequence[DayFigures]) -> str:
                 xmr(f.counted_amount),
                 f.counted_transfers,
                 f.waiting_payments,
+                f.private_tokens_issued,
+                f.private_tokens_spent,
             ]
         )
     return out.getvalue()

@@ -199,6 +199,23 @@ class Pages:
                 [charts.Point(_day(d), d.waiting_payments, f"{d.waiting_payments} waiting") for d in days],
                 integers=True,
             ),
+            # docs/PROTOCOL.md §12: day totals, the only trace storage keeps of them.
+            issued_chart=charts.bar_chart(
+                "Private tokens issued per day",
+                [
+                    charts.Point(_day(d), d.private_tokens_issued, f"{d.private_tokens_issued} issued")
+                    for d in days
+                ],
+                integers=True,
+            ),
+            spent_chart=charts.bar_chart(
+                "Private tokens spent per day",
+                [
+                    charts.Point(_day(d), d.private_tokens_spent, f"{d.private_tokens_spent} spent")
+                    for d in days
+                ],
+                integers=True,
+            ),
         )
 
     @cherrypy.expose

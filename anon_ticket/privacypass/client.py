@@ -43,7 +43,9 @@ class PendingToken:
     def finalize(self, blind_signature: bytes) -> Token:
         """The token for the issuer's `blind_signature` (the TokenResponse body): unblinded, then
         verified with the token key. `PrivateTokenIssuerAnswer` if it does not verify (or is not
-        256 bytes); `PrivateTokenMalformed` never leaks out of here."""
+        256 bytes). Any bytes may arrive here, so `blind_signature` is checked for type as well."""
+        if not isinstance(blind_signature, bytes):
+            raise PrivateTokenIssuerAnswer("the issuer's answer is not bytes")
         public = public_key_from_spki(self.token_key)
         try:
             signature = blindrsa.unblind(public.public_numbers(), blind_signature, self.blind_inverse)

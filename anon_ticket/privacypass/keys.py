@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import stat
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -30,6 +32,10 @@ PUBLIC_EXPONENT = 65537
 FILE_MODE = 0o600
 # A 2048-bit PKCS#8 PEM is ~1.7 kB; a larger file is not ours and is not read whole.
 MAX_FILE_BYTES = 16 * 1024
+# The temporary file a creation writes before linking it: `.NAME.<16 hex>.tmp` in the same directory.
+TEMPORARY_TAG_BYTES = 8
+# A creation takes milliseconds; a temporary file older than this was left by a crash.
+STALE_TEMPORARY_SECS = 600.0
 
 
 class IssuerKey:
@@ -82,7 +88,11 @@ class IssuerKey:
 
     @classmethod
     def load_or_create(cls, path: Path) -> IssuerKey:
-        """The key in `path`, created there first (exclusively, mode 0600, durable) if there is none."""
+        """The key in `path`, created there first (exclusively, mode 0600, durable) if there is none.
+
+        Temporary files of an earlier creation that a crash left behind (each a copy of a private key)
+        are removed first, once they are older than any creation in progress could be."""
+        _remove_stale_temporaries(path)
         if not os.path.lexists(path):
             key = cls.generate()
             if key._create(path):
@@ -96,7 +106,7 @@ class IssuerKey:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         directory = path.parent
-        temporary = directory / f".{path.name}.{secrets.token_hex(8)}.tmp"
+        temporary = directory / f".{path.name}.{secrets.token_hex(TEMPORARY_TAG_BYTES)}.tmp"
         try:
             fd = os.open(
                 temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE
@@ -153,6 +163,31 @@ class IssuerKey:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("the issuer key is never pickled or copied")
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove `path`'s own temporary files (exactly `.NAME.<hex>.tmp`) older than STALE_TEMPORARY_SECS."""
+    pattern = re.compile(
+        re.escape(f".{path.name}.") + f"[0-9a-f]{{{2 * TEMPORARY_TAG_BYTES}}}" + re.escape(".tmp")
+    )
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return  # the directory's trouble is reported when the key itself is read or created
+    now = time.time()
+    removed = False
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        with contextlib.suppress(OSError):
+            if (
+                entry.is_file(follow_symlinks=False)
+                and now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMPORARY_SECS
+            ):
+                os.unlink(entry.path)
+                removed = True
+    if removed:
+        sync_directory(path.parent)
 
 
 def _parse_pem(pem: bytes, path: Path) -> rsa.RSAPrivateKey:

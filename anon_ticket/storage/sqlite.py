@@ -3,8 +3,10 @@
 Every connection gets `journal_mode=WAL` and `synchronous=NORMAL` (pysqlite3-binary defaults to FULL).
 Under NORMAL a committed transaction survives a killed process but not a power cut, which is right
 for a poll batch: the cursor commits with it, so a lost batch is simply polled again. What the daemon
-acknowledges to a person must survive both: a claim (its token is in the buyer's hands) and an
-operator revocation commit with `synchronous=FULL`, i.e. with the WAL fsynced before the answer.
+acknowledges to a person must survive both: a claim (its token is in the buyer's hands), an operator
+revocation or rescan, and a Privacy Pass issuance or spend commit with `synchronous=FULL`, i.e. with
+the WAL fsynced before the answer (and before any reader can see the commit). docs/ARCHITECTURE.md
+("Durability") lists every write; tests/test_power_loss.py cuts the power under the daemon.
 """
 
 from __future__ import annotations
@@ -466,9 +468,11 @@ class SqliteStore:
     def rescan_from(self, height: int, reset_highest: int | None = None) -> MonitorState:
         """Move the cursor back on purpose; transfers above it are watched again.
 
-        The rules (anon_ticket/core/rescan.py) are checked inside the write's own transaction.
+        The rules (anon_ticket/core/rescan.py) are checked inside the write's own transaction. Durable
+        (FULL sync) before returning, like a revocation: the operator is told the cursor moved, and a
+        power cut must not quietly move it forward again (tests/test_power_loss_store.py).
         """
-        with self._transaction() as conn:
+        with self._transaction(durable=True) as conn:
             cursor, highest = conn.execute(
                 "SELECT scan_cursor, highest_height FROM monitor_state WHERE id = 1"
             ).fetchone()

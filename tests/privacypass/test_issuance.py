@@ -186,3 +186,11 @@ def test_verify_token_answers_false_for_any_forged_authenticator(authenticator: 
 def test_verify_token_answers_false_for_an_all_ones_authenticator() -> None:
     forged = Token(bytes(32), CHALLENGE.digest(), SIGNING_KEY.key_id, b"\xff" * 256)
     assert origin.verify_token(SIGNING_KEY, forged, CHALLENGE) is False
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=300))
+def test_finalize_turns_any_answer_into_a_token_or_an_issuer_answer_error(answer: bytes) -> None:
+    _, pending = client.prepare(SIGNING_KEY.spki, CHALLENGE)
+    with contextlib.suppress(PrivateTokenIssuerAnswer):
+        pending.finalize(answer)

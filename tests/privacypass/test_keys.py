@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -260,3 +261,26 @@ def test_any_file_content_gives_a_key_or_a_key_error(content: bytes) -> None:
         with contextlib.suppress(PrivateTokenKeyError):
             IssuerKey.load(path)
         assert path.read_bytes() == content
+
+
+def test_temporary_files_a_crash_left_behind_are_removed_once_stale(tmp_path: Path) -> None:
+    """A crash between writing the temporary file and removing it leaves a copy of a private key:
+    the next start removes it when it is old, and leaves a fresh one (another node's creation in
+    progress) and everything that is not exactly such a file alone."""
+    path = tmp_path / "privacy_pass_key.pem"
+    stale = tmp_path / ".privacy_pass_key.pem.0123456789abcdef.tmp"
+    fresh = tmp_path / ".privacy_pass_key.pem.fedcba9876543210.tmp"
+    lookalikes = [
+        tmp_path / ".privacy_pass_key.pem.0123456789abcdeg.tmp",
+        tmp_path / ".other.pem.0123456789abcdef.tmp",
+        tmp_path / "privacy_pass_key.pem.0123456789abcdef.tmp",
+    ]
+    for file in [stale, fresh, *lookalikes]:
+        _write(file, b"a key copy")
+    old = time.time() - 3600
+    for file in [stale, *lookalikes]:
+        os.utime(file, (old, old))
+    IssuerKey.load_or_create(path)
+    assert not stale.exists()
+    assert fresh.exists()
+    assert all(file.exists() for file in lookalikes)

@@ -5,15 +5,19 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from anon_ticket.access.lookups import CACHE_SECS
 from anon_ticket.api.wsgi import WsgiApp
 from anon_ticket.config import BindAddress
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.daemon import ACCESS_FAULT_STATUS
 from anon_ticket.httpd.listener import Listener
+from anon_ticket.privacypass import client
+from anon_ticket.privacypass.wire import Token, TokenChallenge, b64url_decode, b64url_encode
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline
 
@@ -51,6 +55,11 @@ def request(
         conn.close()
 
 
+def seen_by_the_gateway() -> None:
+    """Wait out the gateway's claim cache (access/lookups.py): a change made now counts after it."""
+    time.sleep(CACHE_SECS + 0.05)
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -69,6 +78,20 @@ def top_up(wallet: FakeWallet, pipeline: Pipeline, pid: PaymentId, amount: int =
     """Another transfer to the same address, counted by the next poll."""
     wallet.add_confirmed(payment_id=pid.chain_payment_id().hex(), amount=amount, confirmations=20)
     assert pipeline.poll().ok
+
+
+def private_token(pipeline: Pipeline, service_token: str) -> Token:
+    """One Privacy Pass token, issued the real way: a TokenRequest signed against the service token's
+    allowance by the daemon's issuer (docs/PROTOCOL.md §12), finalised by our client."""
+    issuer = pipeline.daemon.private_tokens()
+    assert issuer is not None, "Privacy Pass is off"
+    challenge = TokenChallenge.decode(b64url_decode(issuer.encoded_challenge))
+    request, pending = client.prepare(b64url_decode(issuer.token_key), challenge)
+    return pending.finalize(issuer.issue(f"Bearer {service_token}", request.encode()))
+
+
+def private_header(token: Token) -> dict[str, str]:
+    return {"Authorization": f'PrivateToken token="{b64url_encode(token.encode())}"'}
 
 
 @contextlib.contextmanager

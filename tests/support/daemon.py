@@ -140,9 +140,13 @@ class DaemonProcess:
         log_path: Path | None = None,
         python: Path | None = None,
         nofile: int | None = None,
+        module: str = "anon_ticket",
     ) -> None:
         """`python`: another interpreter (an installed release's venv), run without this checkout on
-        PYTHONPATH; by default this test run's interpreter with the checkout first on PYTHONPATH."""
+        PYTHONPATH; by default this test run's interpreter with the checkout first on PYTHONPATH.
+        `module`: what `python -m` runs (a test's deliberately broken copy of the daemon, e.g.
+        tests/support/unsynced_claims.py); the daemon itself by default."""
+        self.module = module
         self.workdir = Path(workdir)
         self.python = str(python) if python is not None else sys.executable
         self.nofile = nofile  # RLIMIT_NOFILE (soft and hard) of the child, to test descriptor exhaustion
@@ -244,10 +248,12 @@ class DaemonProcess:
     def start(self, *, wait: bool = True, timeout: float = READY_TIMEOUT_SECS) -> DaemonProcess:
         assert self.process is None or self.process.poll() is not None, "already running"
         with self.log_path.open("ab") as log:
-            log.write(f"--- start {self.starts + 1}: python -m anon_ticket {' '.join(self.args)}\n".encode())
+            log.write(
+                f"--- start {self.starts + 1}: python -m {self.module} {' '.join(self.args)}\n".encode()
+            )
             log.flush()
             self.process = subprocess.Popen(
-                [self.python, "-m", "anon_ticket", *self.args],
+                [self.python, "-m", self.module, *self.args],
                 cwd=self.workdir,
                 env=self.env,
                 stdin=subprocess.DEVNULL,

@@ -19,6 +19,8 @@ from anon_ticket.errors import StorageError
 from anon_ticket.storage import migrations
 
 SUBJECT = "database"
+# Besides its pool, a node holds the daemon lock, the poller's leadership, the PID feed and the writer.
+NODE_EXTRA_CONNECTIONS = 4
 MIGRATE = "python -m anon_ticket migrate (as the daemon's user; the daemon also migrates at start)"
 
 
@@ -36,7 +38,7 @@ def check(config: Config) -> DatabaseView:
     if url.sqlite_path is not None:
         return _sqlite(url.sqlite_path)
     assert url.postgres_dsn is not None
-    return _postgres(url.postgres_dsn.reveal(), str(url))
+    return _postgres(url.postgres_dsn.reveal(), str(url), config.database_pool_size)
 
 
 def _versions(found: int, backend: str, where: str, view: DatabaseView) -> None:
@@ -129,7 +131,7 @@ def _sqlite(path: Path) -> DatabaseView:
     return view
 
 
-def _postgres(dsn: str, shown: str) -> DatabaseView:
+def _postgres(dsn: str, shown: str, pool_size: int) -> DatabaseView:
     view = DatabaseView()
     try:
         from anon_ticket.storage import postgres  # noqa: PLC0415 (the optional extra)
@@ -148,6 +150,11 @@ def _postgres(dsn: str, shown: str) -> DatabaseView:
             if version:
                 row = conn.execute("SELECT wallet_address FROM monitor_state WHERE id = 1").fetchone()
                 view.wallet_address = row[0] if row else None
+            room = conn.execute(
+                "SELECT current_setting('max_connections')::int"
+                " - current_setting('superuser_reserved_connections')::int"
+                " - (SELECT count(*) FROM pg_stat_activity)"
+            ).fetchone()
     except StorageError as exc:
         view.findings.append(
             problem(SUBJECT, f"{shown}: {exc}", "check DATABASE_URL, the server and its pg_hba.conf")
@@ -158,4 +165,21 @@ def _postgres(dsn: str, shown: str) -> DatabaseView:
         return view
     view.reachable = True
     _versions(version, "postgresql", shown, view)
+    if room is not None:
+        view.findings.append(_connections(int(room[0]), pool_size))
     return view
+
+
+def _connections(free: int, pool_size: int) -> Finding:
+    """Room on the server for this node: its pool plus 4 (docs/OPERATIONS.md §15, Sizing)."""
+    needed = pool_size + NODE_EXTRA_CONNECTIONS
+    if free >= needed:
+        return ok(
+            "database connections", f"the server has {free} connections free, a node uses up to {needed}"
+        )
+    return warning(
+        "database connections",
+        f"the server has {free} connections free, a node uses up to {needed} (DATABASE_POOL_SIZE="
+        f"{pool_size} + {NODE_EXTRA_CONNECTIONS}; this node's own are counted if it runs)",
+        "raise max_connections on the server, or lower DATABASE_POOL_SIZE",
+    )

@@ -1,36 +1,38 @@
 """The descriptor limit against the connection caps: every open connection costs a descriptor.
 
-The daemon raises its soft RLIMIT_NOFILE to the hard one at start (`daemon.raise_descriptor_limit`)
-and keeps each of its two listeners below what that allows (`daemon.connection_cap`); a cap lower than
-HTTP_MAX_CONNECTIONS is a shop that turns buyers away earlier than its operator thinks.
+The daemon raises its soft RLIMIT_NOFILE to the hard one at start and keeps each listener below what
+that allows (`process/descriptors.py`); a limit that cannot hold HTTP_MAX_CONNECTIONS on every
+listener is a shop that turns buyers away earlier than its operator thinks.
 """
 
 from __future__ import annotations
 
-import resource
-
 from anon_ticket.commands.check.report import Finding, ok, problem
 from anon_ticket.config import Config
-from anon_ticket.daemon import RESERVED_DESCRIPTORS, connection_cap
+from anon_ticket.process.descriptors import RESERVED_DESCRIPTORS, reachable_limit
 
-LISTENERS = 2  # public and internal
+
+def listeners(config: Config) -> int:
+    """Public and internal, and the access gateway when it is configured."""
+    gateway = config.access_gateway_bind_address is not None or config.access_gateway_unix_socket is not None
+    return 3 if gateway else 2
 
 
 def check(config: Config) -> Finding:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    reachable = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    reachable, soft, hard = reachable_limit()
+    count = listeners(config)
     wanted = config.http_max_connections
-    needed = LISTENERS * wanted + RESERVED_DESCRIPTORS
-    cap = connection_cap(wanted, reachable)
-    if cap < wanted:
+    needed = count * wanted + RESERVED_DESCRIPTORS
+    each = max(0, (reachable - RESERVED_DESCRIPTORS) // count)
+    if reachable < needed:
         return problem(
             "descriptors",
-            f"the limit is {reachable} (soft {soft}, hard {hard}): the daemon would cap each listener at "
-            f"{cap} connections, below HTTP_MAX_CONNECTIONS={wanted}",
+            f"the limit is {reachable} (soft {soft}, hard {hard}): room for {each} connections on each of "
+            f"{count} listeners, below HTTP_MAX_CONNECTIONS={wanted}",
             f"raise it to at least {needed} (LimitNOFILE={needed} in the systemd unit, or ulimit -n) or "
-            f"set HTTP_MAX_CONNECTIONS={cap}",
+            f"set HTTP_MAX_CONNECTIONS={each}",
         )
     return ok(
         "descriptors",
-        f"limit {reachable} covers {LISTENERS} × HTTP_MAX_CONNECTIONS={wanted} (+{RESERVED_DESCRIPTORS})",
+        f"limit {reachable} covers {count} × HTTP_MAX_CONNECTIONS={wanted} (+{RESERVED_DESCRIPTORS})",
     )

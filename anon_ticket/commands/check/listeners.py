@@ -24,7 +24,7 @@ PROBE_TIMEOUT_SECS = 3.0
 
 
 def check(config: Config) -> list[Finding]:
-    return [
+    found = [
         _listener("public listener", "API", config.api_unix_socket, config.api_bind_address, "/api/v1/info"),
         _listener(
             "internal listener",
@@ -34,11 +34,23 @@ def check(config: Config) -> list[Finding]:
             "/api/v1/status",
         ),
     ]
+    if config.access_gateway_unix_socket is not None or config.access_gateway_bind_address is not None:
+        found.append(
+            _listener(
+                "access gateway",
+                "ACCESS_GATEWAY",
+                config.access_gateway_unix_socket,
+                config.access_gateway_bind_address,
+                "/",
+            )
+        )
+    return found
 
 
-def _listener(subject: str, prefix: str, unix: Path | None, tcp: BindAddress, probe: str) -> Finding:
+def _listener(subject: str, prefix: str, unix: Path | None, tcp: BindAddress | None, probe: str) -> Finding:
     if unix is not None:
         return _unix(subject, f"{prefix}_UNIX_SOCKET", unix, probe)
+    assert tcp is not None
     return _tcp(subject, f"{prefix}_BIND_ADDRESS", tcp, probe)
 
 

@@ -1,0 +1,225 @@
+"""docs/PROTOCOL.md §12, "unlinkable for real": several buyers fetch private tokens, the tokens are spent
+in shuffled order, and then everything the operator keeps — every table and column of the database
+(and its raw file bytes), the daemon's log, every statsd datagram — is searched for anything that
+pairs a spend with an issuance.
+
+What each side could carry is known to the test, which played both: at issuance the service token,
+its digest, the payment id, each TokenRequest, its blinded message, the blinded message's digest and
+the blind signature; at a spend the token, its nonce, the nonce's digest and the authenticator. None of
+the spend side may appear on the issuance side or the other way round; the raw values of either side
+may appear nowhere at all (only their digests, each on its own side); rows keep no times and no
+insertion order; the log and statsd carry no per-event value whatsoever.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from anon_ticket.core.domain import ServiceToken
+from anon_ticket.privacypass import client
+from anon_ticket.privacypass.wire import Token, TokenChallenge, b64url_decode, b64url_encode
+from tests.support.daemon import DaemonProcess, claim_token, poll_until
+from tests.support.fake_wallet import FakeWallet
+from tests.support.statsd_sink import StatsdSink
+
+BUYERS = 4
+TOKENS_EACH = 3
+ISSUANCE_TABLES = {"private_token_issuance", "private_token_requests"}
+SPEND_TABLES = {"private_token_spends"}
+
+
+@dataclass
+class Seen:
+    """Every value one side of the exchange had in hand, as bytes."""
+
+    values: set[bytes] = field(default_factory=set)
+
+    def add(self, *values: bytes) -> None:
+        self.values.update(values)
+
+
+def renderings(value: bytes) -> set[bytes]:
+    """The forms a value could take in a log line or a datagram: hex (and a 12-digit prefix of it),
+    base64url, base64 — and the raw bytes themselves for a database file."""
+    hexed = value.hex()
+    return {
+        value,
+        hexed.encode(),
+        hexed.upper().encode(),
+        hexed[:12].encode(),
+        b64url_encode(value).encode(),
+        base64.b64encode(value).rstrip(b"="),
+    }
+
+
+@pytest.fixture(scope="module")
+def wallet() -> Iterator[FakeWallet]:
+    with FakeWallet(height=200) as fake:
+        yield fake
+
+
+@dataclass
+class Exchange:
+    daemon: DaemonProcess
+    statsd: StatsdSink
+    issuance: Seen
+    spends: Seen
+    key_id: bytes
+    spend_order: list[bytes]
+
+
+@pytest.fixture(scope="module")
+def exchange(tmp_path_factory: pytest.TempPathFactory, wallet: FakeWallet) -> Iterator[Exchange]:
+    sink = StatsdSink()
+    folder = tmp_path_factory.mktemp("unlinkable")
+    env = {"STATSD_PORT": str(sink.port), "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json"}
+    daemon = DaemonProcess(folder, wallet_url=wallet.url, env=env)
+    daemon.start()
+    try:
+        issuance, spends = Seen(), Seen()
+        daemon.wait_scanning()
+        poll_until(lambda: True if daemon.public("GET", "/api/v1/info").ok else None, 15, "the address")
+        info = daemon.public("GET", "/api/v1/info").json()["private_token"]
+        spki = b64url_decode(info["token_key"])
+        challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
+        tokens: list[Token] = []
+        for _ in range(BUYERS):
+            pid, service_token = claim_token(daemon, wallet)
+            digest = ServiceToken.parse(service_token).digest().raw
+            issuance.add(bytes.fromhex(service_token), digest, pid.chain_payment_id().raw)
+            for _ in range(TOKENS_EACH):
+                request, pending = client.prepare(spki, challenge)
+                answer = daemon.public(
+                    "POST",
+                    "/api/v1/private-token/issue",
+                    data=request.encode(),
+                    headers={
+                        "Content-Type": "application/private-token-request",
+                        "Authorization": f"Bearer {service_token}",
+                    },
+                )
+                assert answer.status_code == 200, answer.text
+                issuance.add(
+                    request.encode(),
+                    request.blinded_msg,
+                    hashlib.sha256(request.blinded_msg).digest(),
+                    answer.content,
+                )
+                tokens.append(pending.finalize(answer.content))
+        random.Random(21).shuffle(tokens)
+        for token in tokens:
+            spends.add(token.encode(), token.nonce, hashlib.sha256(token.nonce).digest(), token.authenticator)
+            spent = daemon.internal(
+                "POST", "/api/v1/private-token/spend", json={"token": b64url_encode(token.encode())}
+            )
+            assert spent.status_code == 200, spent.text
+        poll_until(
+            lambda: True if any(".private_token.spent:" in line for line in sink.lines()) else None,
+            15,
+            "the spends counted in statsd",
+        )
+        daemon.stop()  # a clean stop: the WAL is checkpointed into the file, nothing is left in memory
+        yield Exchange(daemon, sink, issuance, spends, tokens[0].token_key_id, [t.nonce for t in tokens])
+    finally:
+        daemon.kill()
+        sink.close()
+
+
+def database_rows(path: Path) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+    conn = sqlite3.connect(path)
+    try:
+        names = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = {}
+        for name in names:
+            cursor = conn.execute(f"SELECT * FROM {name}")
+            tables[name] = ([c[0] for c in cursor.description], [tuple(row) for row in cursor])
+        return tables
+    finally:
+        conn.close()
+
+
+def cells(rows: list[tuple[Any, ...]]) -> set[bytes]:
+    found = set()
+    for row in rows:
+        for value in row:
+            if isinstance(value, bytes):
+                found.add(value)
+            elif value is not None:
+                found.add(str(value).encode())
+    return found
+
+
+def test_the_two_halves_of_the_database_share_no_value(exchange: Exchange) -> None:
+    tables = database_rows(exchange.daemon.database_path)
+    spend_side = set().union(*(cells(tables[name][1]) for name in SPEND_TABLES))
+    everything_else = set().union(
+        *(cells(rows) for name, (_, rows) in tables.items() if name not in SPEND_TABLES)
+    )
+    # What a spend keeps: the one key id (the same for every buyer) and one digest per nonce.
+    ((_, spend_rows),) = [tables[name] for name in SPEND_TABLES]
+    assert {row[0] for row in spend_rows} == {exchange.key_id}
+    assert {row[1] for row in spend_rows} == {hashlib.sha256(n).digest() for n in exchange.spend_order}
+    assert not spend_side & everything_else
+    # Nothing the buyer's issuance carried is in the spend table, and nothing of the spends elsewhere.
+    assert not spend_side & exchange.issuance.values
+    assert not everything_else & exchange.spends.values
+
+
+def test_no_raw_value_of_either_side_is_anywhere_in_the_database_file(exchange: Exchange) -> None:
+    """Only digests (and the claim's own payment id) are kept; the values themselves are in no byte of
+    the file, not even in free pages."""
+    path = exchange.daemon.database_path
+    raw = path.read_bytes() + b"".join(
+        p.read_bytes() for p in path.parent.glob(path.name + "-*") if p.is_file()
+    )
+    kept = set().union(*(cells(rows) for _, rows in database_rows(path).values()))
+    for value in exchange.issuance.values | exchange.spends.values:
+        if value in kept:
+            assert len(value) in (8, 32)  # a payment id or a digest, on its own side (test above)
+            continue
+        assert value not in raw, len(value)
+    never_kept = [v for v in exchange.issuance.values | exchange.spends.values if len(v) not in (8, 32)]
+    # Per token: its request, blinded message and blind signature; the token and its authenticator.
+    assert len(never_kept) == 5 * BUYERS * TOKENS_EACH
+
+
+def test_rows_keep_no_time_and_no_order_of_arrival(exchange: Exchange) -> None:
+    tables = database_rows(exchange.daemon.database_path)
+    columns, spend_rows = tables["private_token_spends"]
+    assert columns == ["key_id", "nonce_digest"]
+    # Stored in key order (WITHOUT ROWID), not in the order they were spent.
+    assert spend_rows == sorted(spend_rows)
+    assert [row[1] for row in spend_rows] != [hashlib.sha256(n).digest() for n in exchange.spend_order]
+    columns, request_rows = tables["private_token_requests"]
+    assert columns == ["payment_id", "request_digest"] and request_rows == sorted(request_rows)
+    assert tables["private_token_issuance"][0] == ["payment_id", "issued"]
+    assert {row[1] for row in tables["private_token_issuance"][1]} == {TOKENS_EACH}
+    days = tables["private_token_days"][1]
+    assert sum(row[2] for row in days) == sum(row[3] for row in days) == BUYERS * TOKENS_EACH
+
+
+def test_the_log_carries_no_value_of_either_side(exchange: Exchange) -> None:
+    log = exchange.daemon.log_text().encode()
+    for value in exchange.issuance.values | exchange.spends.values:
+        for form in renderings(value):
+            assert form not in log, (len(value), form[:16])
+    # The spends left identical lines (the internal access log), nothing per token.
+    spend_lines = {line for line in log.splitlines() if b"private-token/spend" in line}
+    assert len({line.split(b'"message"')[-1] for line in spend_lines}) <= 1
+
+
+def test_statsd_carries_only_counts(exchange: Exchange) -> None:
+    datagrams = "\n".join(exchange.statsd.lines()).encode()
+    assert b"private_token.issued" in datagrams and b"private_token.spent" in datagrams
+    for value in exchange.issuance.values | exchange.spends.values:
+        for form in renderings(value):
+            assert form not in datagrams
