@@ -42,9 +42,10 @@ import pytest
 
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.storage.sqlite import connect
-from tests.support.daemon import DaemonProcess, poll_until
+from tests.support.daemon import DaemonProcess
 from tests.support.fake_wallet import FakeWallet
 from tests.support.lazyfs import LazyMount, require_fuse
+from tests.support.waiting import wait_for
 from tests.test_crash_consistency import MIN_AMOUNT, Payer, exchange
 
 CONFIRMATIONS = 2
@@ -386,7 +387,7 @@ class PowerCutRun:
                 return None
             return True if self._stored_keys(daemon) >= expected else None
 
-        poll_until(caught_up, CATCH_UP_SECS, "the daemon to catch up with the wallet", interval=0.1)
+        wait_for("the daemon to catch up with the wallet", caught_up, CATCH_UP_SECS, 0.1)
 
     def _stored_keys(self, daemon: DaemonProcess) -> set[tuple[bytes, bytes]]:
         conn = connect(daemon.database_path, query_only=True)
