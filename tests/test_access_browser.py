@@ -1,9 +1,10 @@
-"""A person signs in through the gateway's page in headless Chromium behind nginx (docs/PROTOCOL.md §13).
+"""A person signs in through the gateway's page in headless Chromium, behind nginx and behind Caddy.
 
-The browser opens a protected page, is shown the sign-in form (nginx's `error_page 401`, status 401),
-pastes the service token, and lands on the page it asked for, with the session cookie carrying it from
-then on; a crafted sign-in link cannot send it to another site. Chromium is the system's, driven by
-Playwright, with JavaScript off: the page needs none.
+docs/PROTOCOL.md §13: the browser opens a protected page, is shown the sign-in form (nginx's
+`error_page 401`, Caddy's `handle_response`; status 401 either way), pastes the service token, and
+lands on the page it asked for, with the session cookie carrying it from then on; a crafted sign-in
+link cannot send it to another site. Chromium is the system's, driven by Playwright, with JavaScript
+off: the page needs none.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tests.support.access import claim_token, served
 from tests.support.chromium import chromium
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import Pipeline
-from tests.support.proxies import SECRET, Nginx
+from tests.support.proxies import PROXIES, SECRET, Proxy
 from tests.support.services import require
 
 try:
@@ -42,14 +43,14 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-@pytest.fixture
-def site(pipeline: Pipeline) -> Iterator[Nginx]:
-    with served(pipeline.daemon.access_app()) as port, Nginx(f"127.0.0.1:{port}") as nginx:
-        yield nginx
+@pytest.fixture(params=sorted(PROXIES))
+def site(request: pytest.FixtureRequest, pipeline: Pipeline) -> Iterator[Proxy]:
+    with served(pipeline.daemon.access_app()) as port, PROXIES[request.param](f"127.0.0.1:{port}") as proxy:
+        yield proxy
 
 
 def test_a_browser_signs_in_and_keeps_its_session(
-    browser: Browser, wallet: FakeWallet, pipeline: Pipeline, site: Nginx
+    browser: Browser, wallet: FakeWallet, pipeline: Pipeline, site: Proxy
 ) -> None:
     _, token = claim_token(wallet, pipeline)
     context = browser.new_context(java_script_enabled=False)
@@ -72,7 +73,7 @@ def test_a_browser_signs_in_and_keeps_its_session(
         context.close()
 
 
-def test_a_wrong_token_is_explained_on_the_page(browser: Browser, site: Nginx) -> None:
+def test_a_wrong_token_is_explained_on_the_page(browser: Browser, site: Proxy) -> None:
     context = browser.new_context(java_script_enabled=False)
     try:
         page = context.new_page()
@@ -87,7 +88,7 @@ def test_a_wrong_token_is_explained_on_the_page(browser: Browser, site: Nginx) -
 
 
 def test_a_crafted_sign_in_link_stays_on_the_site(
-    browser: Browser, wallet: FakeWallet, pipeline: Pipeline, site: Nginx
+    browser: Browser, wallet: FakeWallet, pipeline: Pipeline, site: Proxy
 ) -> None:
     _, token = claim_token(wallet, pipeline)
     context = browser.new_context(java_script_enabled=False)

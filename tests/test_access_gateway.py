@@ -487,3 +487,25 @@ def test_the_claim_cache_is_bounded_and_keeps_no_failure(
     with pytest.raises(StorageError):
         failing.claim(digest)
     assert len(failing._read) == 0
+
+
+def test_no_token_reaches_the_log(
+    wallet: FakeWallet, pipeline: Pipeline, gateway: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever the gateway refuses or accepts, neither a service token nor a Privacy Pass token (nor
+    a session value) is written to the log."""
+    _, token = claim_token(wallet, pipeline)
+    spent = private_token(pipeline, token)
+    secrets = [token, b64url_encode(spent.encode())]
+    with caplog.at_level("DEBUG"):
+        auth(gateway, bearer(token))
+        cookie = session_cookie(auth(gateway, private_header(spent)))
+        auth(gateway, private_header(spent))
+        for _ in range(7):
+            sign_in(gateway, token="ef" * 32)
+        sign_in(gateway, token=token)
+        sign_in(gateway, private_token=secrets[1])
+    secrets.append(cookie.partition("=")[2])
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "sign-ins throttled" in logged  # the log was written to, and read here
+    assert not [secret for secret in secrets if secret in logged]

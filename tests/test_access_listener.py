@@ -16,6 +16,7 @@ import requests
 
 from tests.support.daemon import DaemonProcess, claim_token, free_ports, unix_request
 from tests.support.fake_wallet import FakeWallet
+from tests.test_openapi import _validator
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def test_the_gateway_listens_on_its_own_port_only(tmp_path: Path, wallet: FakeWa
         assert allowed.status_code == 200 and allowed.headers["X-Access-Until"].endswith("Z")
         record = daemon.internal("GET", f"/api/v1/token/{token}").json()
         assert record["access_until"] == allowed.headers["X-Access-Until"]
+        _validator("/components/schemas/TokenRecord").validate(record)  # the served document allows it
         assert requests.get(gateway + "/login", timeout=10).status_code == 200
         # Never on the public or the internal listener, authenticated or not.
         for path in ("/auth", "/login"):

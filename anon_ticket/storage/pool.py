@@ -20,8 +20,12 @@ about 10 s rather than holding a pooled connection for minutes). A session the s
 `pg_terminate_backend`) is dropped when the read that found it fails; that read has the pool check
 every idle connection (psycopg_pool's `check()`), so the other dead ones are replaced rather than
 handed out, and is tried once more. Checking each connection as it is lent would cost a round
-trip per read. A thread that finds none free waits at most `ACTOR_TIMEOUT_SECS` (the bound every
-request waits for a component), then gets `NoFreeConnection` (503 `unavailable`, storage).
+trip per read.
+
+A thread that finds none free waits at most `ACTOR_TIMEOUT_SECS` (the bound every request waits for
+a component: the storage writer, an actor), then gets `NoFreeConnection` (503 `unavailable`,
+storage). Not `HTTP_REQUEST_DEADLINE_SECS`: that bounds how long a request may take to arrive, not
+how long it is served.
 """
 
 from __future__ import annotations
