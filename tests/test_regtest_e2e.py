@@ -395,6 +395,8 @@ def test_payment_after_the_claim_raises_the_tokens_amount(shop: Shop) -> None:
         "issued_at": claimed["claimed_at"],
         "revoked_at": None,
         "revoke_reason": None,
+        # Privacy Pass: 100 tokens per minimum payment (the default), the top-up in proportion.
+        "private_tokens": {"allowance": 150, "issued": 0},
     }
     # The claim txid and the token never change; the replay reports the new amount.
     assert shop.redeem(pid) == (
