@@ -7,6 +7,7 @@ daemon as a process in test_access_listener.py.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import time
 import urllib.parse
@@ -18,6 +19,7 @@ import pytest
 from anon_ticket.access.app import AccessApp, AccessSettings
 from anon_ticket.access.lookups import CACHE_SECS, ClaimLookups
 from anon_ticket.access.private_tokens import PrivateTokenSpender
+from anon_ticket.access.sessions import SESSIONS_PER_TOKEN, Sessions
 from anon_ticket.actors.locator import ActorLocator
 from anon_ticket.core.domain import ServiceToken
 from anon_ticket.core.timefmt import rfc3339
@@ -509,3 +511,61 @@ def test_no_token_reaches_the_log(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "sign-ins throttled" in logged  # the log was written to, and read here
     assert not [secret for secret in secrets if secret in logged]
+
+
+# -- the session store --------------------------------------------------------------------------------
+
+
+def test_sessions_expire_are_bounded_and_one_token_cannot_crowd_out_the_others() -> None:
+    now = [1000.0]
+    sessions = Sessions(60, capacity=40, clock=lambda: now[0])
+    mine, theirs = b"m" * 32, b"t" * 32
+    private = sessions.open()
+    others = [sessions.open(theirs) for _ in range(3)]
+    flood = [sessions.open(mine) for _ in range(SESSIONS_PER_TOKEN + 10)]
+    assert all(sessions.find(value) is None for value in flood[:10])  # that token's oldest gave way
+    assert all(sessions.find(value) is not None for value in flood[10:])
+    assert sessions.find(private) is not None and all(sessions.find(value) for value in others)
+    for _ in range(40):  # at the store's cap the oldest session of all goes first
+        sessions.open()
+    assert sessions.find(private) is None and len(sessions) == 40
+    now[0] += 60
+    assert sessions.find(flood[-1]) is None  # expired
+    assert sessions.find("x" * 65) is None and sessions.find("") is None
+    sessions.open(mine)
+    assert len(sessions) == 1  # the expired ones were dropped on the way
+
+
+# -- what the HTTP server answers itself on this listener ----------------------------------------------
+
+
+def raw_status(port: int, data: bytes, wait: float = 0.0) -> int:
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall(data)
+        if wait:
+            time.sleep(wait)
+        head = sock.recv(64)
+    return int(head.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"GET /auth HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"a" * 100_000 + b"\r\n\r\n",
+        b"GET /auth HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET /auth HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n",
+        b"BREW /auth HTCPCP/1.0\r\n\r\n",
+        b"GET /auth HTTP/1.1\r\nHost: x\r\n Folded: yes\r\n\r\n",
+    ],
+    ids=["huge-header", "cl-and-te", "huge-body", "not-http", "obs-fold"],
+)
+def test_what_the_server_refuses_itself_is_401_here(pipeline: Pipeline, data: bytes) -> None:
+    """A request the server refuses before the app (too large, ambiguous framing, not HTTP/1.1) gets
+    the gateway's fault status, 401, not the 400/413/431 the other listeners answer."""
+    with served(pipeline.daemon.access_app()) as port:
+        assert raw_status(port, data) == 401
+
+
+def test_a_request_too_slow_to_arrive_is_401_here(pipeline: Pipeline) -> None:
+    with served(pipeline.daemon.access_app(), request_deadline=0.5) as port:
+        assert raw_status(port, b"GET /auth HTTP/1.1\r\nHost: x\r\n", wait=1.5) == 401

@@ -243,6 +243,41 @@ def test_sigterm_while_the_chain_starts_leaves_nothing_behind(demo: Demo) -> Non
     assert not folder.exists()
 
 
+@pytest.mark.regtest
+def test_a_chain_that_cannot_start_is_reported_and_cleaned_up(tmp_path: Path) -> None:
+    """A monerod that dies at once (a broken install): the demo says so, stops the wallet-rpc
+    processes it started and removes its folder."""
+    missing = missing_binaries()
+    require("monero", not missing, "install the Debian package `monero` (scripts/test does it as root)")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    broken = bin_dir / "monerod"
+    broken.write_text("#!/bin/sh\necho 'monerod: cannot open the database' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    env = _env(tmp_path)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    env["TMPDIR"] = str(tmp_path)  # the demo's folder goes here, to be looked for afterwards
+    result = subprocess.run(
+        [sys.executable, "-m", "anon_ticket", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "could not start: monerod" in result.stderr and "exited with 3" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(tmp_path.glob("anon_ticket-demo-*"))
+    for entry in Path("/proc").iterdir():  # no wallet-rpc of this demo left running
+        cmdline = entry / "cmdline"
+        if entry.name.isdigit() and cmdline.exists():
+            try:
+                assert str(tmp_path).encode() not in cmdline.read_bytes()
+            except OSError:
+                continue
+
+
 def test_without_monerod_the_demo_says_how_to_install_it(tmp_path: Path) -> None:
     env = _env(tmp_path)
     env["PATH"] = str(tmp_path)  # neither monerod nor monero-wallet-rpc

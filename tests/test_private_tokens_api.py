@@ -393,3 +393,19 @@ def test_a_new_key_makes_tokens_fetched_before_stop_verifying(tmp_path: Path, wa
         refused = spend(rotated, kept)
         assert (refused.status_code, refused.json()["error"]) == (400, "invalid_token")
         assert spend(rotated, token_for(rotated, service_token)).status_code == 200
+
+
+def test_what_was_answered_survives_a_crash(daemon: DaemonProcess, wallet: FakeWallet) -> None:
+    """Durable before the answer: a SIGKILL right after loses no count and no spend."""
+    _, service_token = claim_token(daemon, wallet)
+    request, first, pending = fetch(daemon, service_token)
+    assert first.status_code == 200
+    token = pending.finalize(first.content)
+    assert spend(daemon, token).status_code == 200
+    daemon.kill()
+    daemon.start()
+    wait_for_info(daemon)
+    assert counts(daemon, service_token)["issued"] == 1
+    assert spend(daemon, token).status_code == 409
+    again = post_request(daemon, service_token, request.encode())
+    assert again.content == first.content and counts(daemon, service_token)["issued"] == 1

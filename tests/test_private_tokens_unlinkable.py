@@ -78,58 +78,62 @@ class Exchange:
     spend_order: list[bytes]
 
 
+def play(daemon: DaemonProcess, wallet: FakeWallet, sink: StatsdSink) -> Exchange:
+    """Several buyers fetch tokens, then every token is spent, in shuffled order; the daemon stops."""
+    issuance, spends = Seen(), Seen()
+    daemon.wait_scanning()
+    wait_for("the address", lambda: True if daemon.public("GET", "/api/v1/info").ok else None, 15)
+    info = daemon.public("GET", "/api/v1/info").json()["private_token"]
+    spki = b64url_decode(info["token_key"])
+    challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
+    tokens: list[Token] = []
+    for _ in range(BUYERS):
+        pid, service_token = claim_token(daemon, wallet)
+        digest = ServiceToken.parse(service_token).digest().raw
+        issuance.add(bytes.fromhex(service_token), digest, pid.chain_payment_id().raw)
+        for _ in range(TOKENS_EACH):
+            request, pending = client.prepare(spki, challenge)
+            answer = daemon.public(
+                "POST",
+                "/api/v1/private-token/issue",
+                data=request.encode(),
+                headers={
+                    "Content-Type": "application/private-token-request",
+                    "Authorization": f"Bearer {service_token}",
+                },
+            )
+            assert answer.status_code == 200, answer.text
+            issuance.add(
+                request.encode(),
+                request.blinded_msg,
+                hashlib.sha256(request.blinded_msg).digest(),
+                answer.content,
+            )
+            tokens.append(pending.finalize(answer.content))
+    random.Random(21).shuffle(tokens)
+    for token in tokens:
+        spends.add(token.encode(), token.nonce, hashlib.sha256(token.nonce).digest(), token.authenticator)
+        spent = daemon.internal(
+            "POST", "/api/v1/private-token/spend", json={"token": b64url_encode(token.encode())}
+        )
+        assert spent.status_code == 200, spent.text
+    wait_for(
+        "the spends counted in statsd",
+        lambda: True if any(".private_token.spent:" in line for line in sink.lines()) else None,
+        15,
+    )
+    daemon.stop()  # a clean stop: SQLite's WAL is checkpointed into the file, nothing left in memory
+    return Exchange(daemon, sink, issuance, spends, tokens[0].token_key_id, [t.nonce for t in tokens])
+
+
 @pytest.fixture(scope="module")
 def exchange(tmp_path_factory: pytest.TempPathFactory, wallet: FakeWallet) -> Iterator[Exchange]:
     sink = StatsdSink()
-    folder = tmp_path_factory.mktemp("unlinkable")
     env = {"STATSD_PORT": str(sink.port), "LOG_LEVEL": "DEBUG", "LOG_FORMAT": "json"}
-    daemon = DaemonProcess(folder, wallet_url=wallet.url, env=env)
+    daemon = DaemonProcess(tmp_path_factory.mktemp("unlinkable"), wallet_url=wallet.url, env=env)
     daemon.start()
     try:
-        issuance, spends = Seen(), Seen()
-        daemon.wait_scanning()
-        wait_for("the address", lambda: True if daemon.public("GET", "/api/v1/info").ok else None, 15)
-        info = daemon.public("GET", "/api/v1/info").json()["private_token"]
-        spki = b64url_decode(info["token_key"])
-        challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
-        tokens: list[Token] = []
-        for _ in range(BUYERS):
-            pid, service_token = claim_token(daemon, wallet)
-            digest = ServiceToken.parse(service_token).digest().raw
-            issuance.add(bytes.fromhex(service_token), digest, pid.chain_payment_id().raw)
-            for _ in range(TOKENS_EACH):
-                request, pending = client.prepare(spki, challenge)
-                answer = daemon.public(
-                    "POST",
-                    "/api/v1/private-token/issue",
-                    data=request.encode(),
-                    headers={
-                        "Content-Type": "application/private-token-request",
-                        "Authorization": f"Bearer {service_token}",
-                    },
-                )
-                assert answer.status_code == 200, answer.text
-                issuance.add(
-                    request.encode(),
-                    request.blinded_msg,
-                    hashlib.sha256(request.blinded_msg).digest(),
-                    answer.content,
-                )
-                tokens.append(pending.finalize(answer.content))
-        random.Random(21).shuffle(tokens)
-        for token in tokens:
-            spends.add(token.encode(), token.nonce, hashlib.sha256(token.nonce).digest(), token.authenticator)
-            spent = daemon.internal(
-                "POST", "/api/v1/private-token/spend", json={"token": b64url_encode(token.encode())}
-            )
-            assert spent.status_code == 200, spent.text
-        wait_for(
-            "the spends counted in statsd",
-            lambda: True if any(".private_token.spent:" in line for line in sink.lines()) else None,
-            15,
-        )
-        daemon.stop()  # a clean stop: the WAL is checkpointed into the file, nothing is left in memory
-        yield Exchange(daemon, sink, issuance, spends, tokens[0].token_key_id, [t.nonce for t in tokens])
+        yield play(daemon, wallet, sink)
     finally:
         daemon.kill()
         sink.close()
@@ -224,3 +228,53 @@ def test_statsd_carries_only_counts(exchange: Exchange) -> None:
     for value in exchange.issuance.values | exchange.spends.values:
         for form in renderings(value):
             assert form not in datagrams
+
+
+def test_on_postgresql_too_the_halves_share_no_value(
+    request: pytest.FixtureRequest, tmp_path: Path, wallet: FakeWallet
+) -> None:
+    """The same exchange on a PostgreSQL schema: every table and column read back, as above."""
+    import psycopg  # noqa: PLC0415
+
+    from tests.test_storage_postgres import fresh_schema_url  # noqa: PLC0415
+
+    url = fresh_schema_url(request.config)
+    sink = StatsdSink()
+    env = {
+        "DATABASE_URL": url,
+        "INTERNAL_API_TOKEN": "unlinkable-on-postgresql-0123",
+        "STATSD_PORT": str(sink.port),
+        "MONITOR_START_HEIGHT": "100",
+    }
+    daemon = DaemonProcess(tmp_path, wallet_url=wallet.url, env=env)
+    daemon.start()
+    try:
+        played = play(daemon, wallet, sink)
+    finally:
+        daemon.kill()
+        sink.close()
+    tables: dict[str, list[tuple[Any, ...]]] = {}
+    with psycopg.connect(url) as conn:
+        names = [
+            row[0]
+            for row in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            )
+        ]
+        for name in names:
+            tables[name] = [tuple(row) for row in conn.execute(f"SELECT * FROM {name}".encode())]
+    spend_side = cells(tables["private_token_spends"])
+    everything_else = set().union(*(cells(rows) for name, rows in tables.items() if name not in SPEND_TABLES))
+    assert {row[0] for row in tables["private_token_spends"]} == {played.key_id}
+    assert not spend_side & everything_else
+    assert not spend_side & played.issuance.values
+    assert not everything_else & played.spends.values
+    kept = spend_side | everything_else
+    never_kept = [v for v in played.issuance.values | played.spends.values if len(v) not in (8, 32)]
+    assert len(never_kept) == 5 * BUYERS * TOKENS_EACH
+    assert not set(never_kept) & kept  # requests, blinded messages, signatures, tokens: never stored
+    nonces = {hashlib.sha256(nonce).digest() for nonce in played.spend_order}
+    assert not set(played.spend_order) & kept  # nonces: only their digests
+    assert {row[1] for row in tables["private_token_spends"]} == nonces
+    assert sum(int(row[2]) for row in tables["private_token_days"]) == BUYERS * TOKENS_EACH
+    assert sum(int(row[3]) for row in tables["private_token_days"]) == BUYERS * TOKENS_EACH

@@ -23,7 +23,7 @@ import pytest
 
 from anon_ticket.core.domain import PaymentId
 from tests.support.attack import Attack, connect, honest_redeem, proxy_line, read_answer
-from tests.support.daemon import DaemonProcess, pay, redeem_until, unused_udp_port
+from tests.support.daemon import DaemonProcess, free_ports, pay, redeem_until, unused_udp_port
 from tests.support.fake_wallet import FakeWallet
 from tests.support.waiting import wait_for
 
@@ -171,6 +171,17 @@ def test_a_low_descriptor_limit_caps_connections_below_it(tmp_path: Path, wallet
             wait_for("evictions at the cap", lambda: attack.stats.closed_by_server >= 100 or None, 30)
             buyer_is_served(target, pid)
         assert_quiet_log(daemon, before)
+
+
+def test_with_the_access_gateway_three_listeners_share_the_descriptor_limit(
+    tmp_path: Path, wallet: FakeWallet
+) -> None:
+    # (256 - 128 reserved) // 3 listeners: each listener may fill its cap at once.
+    (port,) = free_ports(1)
+    env = {"ACCESS_GATEWAY_BIND_ADDRESS": f"127.0.0.1:{port}"}
+    with DaemonProcess(tmp_path, wallet_url=wallet.url, nofile=256, env=env) as daemon:
+        daemon.wait_scanning()
+        assert re.search(r"descriptor limit 256: at most 42 connections per listener", daemon.log_text())
 
 
 def test_running_out_of_descriptors_is_counted_not_logged(tmp_path: Path, wallet: FakeWallet) -> None:

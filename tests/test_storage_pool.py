@@ -197,3 +197,27 @@ def test_a_closed_database_opens_no_new_pool(small: Database) -> None:
         small.reader().monitor_state()
     with pytest.raises(StorageError, match="closed"):
         small.pool_figures()
+
+
+def test_timeouts_are_logged_at_most_once_a_minute(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    from anon_ticket.storage.pool import PostgresPool  # noqa: PLC0415 (the optional extra)
+
+    offset = [0.0]
+    pool = PostgresPool(db_url, 1, 0.2, clock=lambda: time.monotonic() + offset[0])
+    try:
+        with pool.lease(), caplog.at_level("WARNING", logger="anon_ticket.storage.pool"):
+            for _ in range(3):
+                with pytest.raises(NoFreeConnection), pool.lease():
+                    pass
+            assert [r.getMessage() for r in caplog.records if "no free" in r.getMessage()] == [
+                "no free database connection: 1 request(s) answered 503 since the last line "
+                "(DATABASE_POOL_SIZE=1, 0 waiting now); see /api/v1/status storage.pool"
+            ]
+            offset[0] = 61.0  # a minute later: the next timeout brings the two held back and itself
+            with pytest.raises(NoFreeConnection), pool.lease():
+                pass
+        lines = [r.getMessage() for r in caplog.records if "no free" in r.getMessage()]
+        assert len(lines) == 2 and lines[1].startswith("no free database connection: 3 request(s)")
+        assert pool.figures().timeouts == 4
+    finally:
+        pool.close()

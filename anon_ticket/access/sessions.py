@@ -5,10 +5,11 @@ A Privacy Pass session holds its expiry only, so nothing in it links it to the t
 session opened with a service token also holds that token's digest: a revocation, or the end of the
 paid time, must end the session too, and a service token is linkable to its every use anyway.
 
-The store is in memory, per process, bounded (`capacity`; at the cap the oldest session gives way)
-and expiring; a restart signs everybody out. Several nodes behind one proxy need sticky routing to
-the node that opened a session (docs/OPERATIONS.md). Keys are SHA-256 digests of the cookie value,
-so a dictionary look-up's timing says nothing about the value.
+The store is in memory, per process, bounded (`capacity`; at the cap the oldest session gives way;
+one service token holds at most `SESSIONS_PER_TOKEN`) and expiring; a restart signs everybody out.
+Several nodes behind one proxy need sticky routing to the node that opened a session
+(docs/OPERATIONS.md). Keys are SHA-256 digests of the cookie value, so a dictionary look-up's timing
+says nothing about the value.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 DEFAULT_CAPACITY = 100_000
+# Sessions one service token may hold at once: signing in again and again with one token cannot push
+# everybody else's sessions out of the bounded store (the oldest of that token's gives way instead).
+SESSIONS_PER_TOKEN = 16
 COOKIE_VALUE_BYTES = 32
 MAX_COOKIE_VALUE_CHARS = 64
 
@@ -47,6 +51,8 @@ class Sessions:
         self._lock = threading.Lock()
         # Insertion order is opening order: the first entry is the oldest session.
         self._sessions: collections.OrderedDict[bytes, Session] = collections.OrderedDict()
+        # Each service token's sessions, oldest first (Privacy Pass sessions have no token).
+        self._by_token: dict[bytes, collections.deque[bytes]] = {}
 
     def __len__(self) -> int:
         with self._lock:
@@ -56,11 +62,18 @@ class Sessions:
         """A new session for `lifetime_secs`; returns the cookie value (shown to this client only)."""
         value = secrets.token_urlsafe(COOKIE_VALUE_BYTES)
         session = Session(self._clock() + self.lifetime_secs, token_digest)
+        key = _key(value)
         with self._lock:
             self._drop_expired()
+            if token_digest is not None:
+                mine = self._by_token.setdefault(token_digest, collections.deque())
+                while len(mine) >= SESSIONS_PER_TOKEN:
+                    self._forget(mine[0])
             while len(self._sessions) >= self._capacity:
-                self._sessions.popitem(last=False)
-            self._sessions[_key(value)] = session
+                self._forget(next(iter(self._sessions)))
+            self._sessions[key] = session
+            if token_digest is not None:
+                self._by_token.setdefault(token_digest, collections.deque()).append(key)
         return value
 
     def find(self, value: str) -> Session | None:
@@ -73,7 +86,7 @@ class Sessions:
             if session is None:
                 return None
             if self._clock() >= session.expires_at:
-                del self._sessions[key]
+                self._forget(key)
                 return None
             return session
 
@@ -84,7 +97,17 @@ class Sessions:
             key, oldest = next(iter(self._sessions.items()))
             if now < oldest.expires_at:
                 return
-            del self._sessions[key]
+            self._forget(key)
+
+    def _forget(self, key: bytes) -> None:
+        """Drop one session and its place in its token's list (the lock is held)."""
+        session = self._sessions.pop(key)
+        if session.token_digest is None:
+            return
+        mine = self._by_token[session.token_digest]
+        mine.remove(key)
+        if not mine:
+            del self._by_token[session.token_digest]
 
 
 def _key(value: str) -> bytes:

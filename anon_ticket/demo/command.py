@@ -9,8 +9,10 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal
 
+import requests
+
 from anon_ticket.demo import pay, run
-from anon_ticket.errors import DemoError
+from anon_ticket.errors import ChainRpcError, DemoError
 
 EXIT_FAILED = 1
 
@@ -59,4 +61,9 @@ def main(argv: Sequence[str]) -> int:
         return run.run(block_secs=options.block_secs, confirmations=options.confirmations, price=price)
     except DemoError as exc:
         print(f"anon_ticket demo: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (RuntimeError, TimeoutError, OSError, ChainRpcError, requests.RequestException) as exc:
+        # A process of the chain or the daemon died or did not answer in time; everything the demo
+        # started is already stopped and its folder removed (run's `finally`).
+        print(f"anon_ticket demo: could not start: {exc}", file=sys.stderr)
         return EXIT_FAILED

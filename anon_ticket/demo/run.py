@@ -68,7 +68,7 @@ def run(
     shop: DemoShop | None = None
     started = time.monotonic()
     try:
-        _say(out, f"starting a private regtest chain and the shop in {folder} (about 20 s) …")
+        _say(out, f"starting a private regtest chain and the shop in {folder} (under a minute) …")
         shops: list[DemoShop] = []
 
         def open_shop(started_chain: RegtestChain) -> None:

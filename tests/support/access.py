@@ -95,10 +95,17 @@ def private_header(token: Token) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def served(app: WsgiApp, name: str = "access", threads: int = 4) -> Iterator[int]:
-    """`app` on our HTTP server on a loopback port; yields the port."""
+def served(
+    app: WsgiApp, name: str = "access", threads: int = 4, request_deadline: float = 10.0
+) -> Iterator[int]:
+    """`app` on our HTTP server on a loopback port, as the daemon serves the gateway; yields the port."""
     listener = Listener(
-        name, BindAddress("127.0.0.1", 0), app, threads=threads, fault_status=ACCESS_FAULT_STATUS
+        name,
+        BindAddress("127.0.0.1", 0),
+        app,
+        threads=threads,
+        fault_status=ACCESS_FAULT_STATUS,
+        request_deadline=request_deadline,
     )
     listener.bind()
     listener.serve_in_thread()

@@ -5,9 +5,10 @@ writes to a file stays in a per-file page cache in this process's memory (4 KiB 
 file's new content, plus the file's new size) and is served from there to every read, exactly as
 the kernel's page cache would serve it. Only `fsync`/`fdatasync` of that file writes its pages and
 its size to the backing file (and fsyncs it). `power_cut()` throws away everything that was not
-synced, as a machine losing power does; optionally the most recently written page is *torn* (a
-random prefix of its new bytes reaches the backing file, the rest keeps the old bytes), and a
-random share of the other dirty pages may have been "written back" before the cut.
+synced, as a machine losing power does; optionally each file's most recently written dirty page is
+*torn* (a random prefix of its new bytes reaches the backing file, the rest keeps the old bytes),
+and a random share of the other dirty pages (and of the oldest uncommitted namespace changes, in
+order, as a journal commits them) may have been "written back" before the cut.
 
 **Metadata.** A namespace change — create, mkdir, unlink, rmdir, rename, link, symlink — is made
 in the backing folder at once (so every process sees it), but is *logged* with what undoes it, and
