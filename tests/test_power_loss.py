@@ -51,9 +51,10 @@ from anon_ticket.privacypass import client
 from anon_ticket.privacypass.wire import TokenChallenge, b64url_decode, b64url_encode
 from anon_ticket.service.private_tokens import SPEND_PATH
 from anon_ticket.storage.sqlite import connect
-from tests.support.daemon import DaemonProcess, poll_until
+from tests.support.daemon import DaemonProcess
 from tests.support.fake_wallet import FakeWallet
 from tests.support.lazyfs import LazyMount, require_fuse
+from tests.support.waiting import wait_for
 from tests.test_crash_consistency import MIN_AMOUNT, Payer, exchange
 
 CONFIRMATIONS = 2
@@ -473,7 +474,7 @@ class PowerCutRun:
                 return None
             return True if self._stored_keys(daemon) >= expected else None
 
-        poll_until(caught_up, CATCH_UP_SECS, "the daemon to catch up with the wallet", interval=0.1)
+        wait_for("the daemon to catch up with the wallet", caught_up, CATCH_UP_SECS, 0.1)
 
     def _stored_keys(self, daemon: DaemonProcess) -> set[tuple[bytes, bytes]]:
         conn = connect(daemon.database_path, query_only=True)
