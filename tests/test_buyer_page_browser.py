@@ -19,18 +19,18 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from anon_ticket.client.address import integrated_address
 from anon_ticket.core.domain import PaymentId
 from tests.support.buyer import expected_token
-from tests.support.chromium import chromium
+from tests.support.chromium import playwright_chromium
 from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
 from tests.support.regtest import RegtestChain
-from tests.support.services import need, require
+from tests.support.services import need
 from tests.test_regtest_e2e import MIN_AMOUNT, Shop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,31 +39,14 @@ WAIT_MS = 60_000
 POLL = "?poll=1"
 APT_INSTALLS = "scripts/test installs it with apt-get as root"
 
-try:
-    from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-except ImportError:  # pragma: no cover - the test extra installs it
-    sync_playwright = None  # type: ignore[assignment]
-
-
-def _chromium() -> str:
-    found = chromium()
-    require("chromium", found is not None, APT_INSTALLS)
-    assert found is not None
-    return found
+if TYPE_CHECKING:  # the test extra installs it; tests/support/chromium.py skips without it
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    require("playwright", sync_playwright is not None, "the test extra installs it")
-    executable = _chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with playwright_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
