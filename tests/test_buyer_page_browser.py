@@ -15,7 +15,6 @@ produce (410, 429) are shown against the fake wallet.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from tests.support.buyer import expected_token
 from tests.support.chromium import playwright_chromium
 from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
+from tests.support.privacypass_node import install_web_packages
 from tests.support.regtest import RegtestChain
 from tests.support.services import need
 from tests.test_regtest_e2e import MIN_AMOUNT, Shop
@@ -52,20 +52,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def qr_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """jsQR, as web/package-lock.json pins it (a devDependency, never served): its script's path."""
-    npm = need("npm", APT_INSTALLS)
-    folder = tmp_path_factory.mktemp("jsqr")
-    for name in ("package.json", "package-lock.json"):
-        shutil.copy2(REPO / "web" / name, folder / name)
-    result = subprocess.run(
-        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return folder / "node_modules" / "jsqr" / "dist" / "jsQR.js"
+    return install_web_packages(tmp_path_factory.mktemp("jsqr")) / "jsqr" / "dist" / "jsQR.js"
 
 
 _CANVAS_PIXELS = """() => {
