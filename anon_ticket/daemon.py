@@ -40,7 +40,7 @@ from anon_ticket.panel.app import build_panel
 from anon_ticket.privacypass.keys import IssuerKey
 from anon_ticket.privacypass.wire import TokenChallenge
 from anon_ticket.process import internal_token, systemd
-from anon_ticket.process.descriptors import connection_cap, raise_descriptor_limit
+from anon_ticket.process.descriptors import connection_cap, listener_count, raise_descriptor_limit
 from anon_ticket.service.info import PublicInfo
 from anon_ticket.service.metrics import Metrics
 from anon_ticket.service.private_tokens import PrivateTokens, PrivateTokenSettings
@@ -337,7 +337,7 @@ class Daemon:
 
     def _connection_cap(self) -> int:
         limit = self.descriptor_limit or resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        return connection_cap(self.config.http_max_connections, limit)
+        return connection_cap(self.config.http_max_connections, limit, listener_count(self.config))
 
     def _counter(self, listener: str) -> Callable[[str, int], None]:
         """Counts the listener's client faults in statsd (`http.<listener>.<kind>`), never blocking."""

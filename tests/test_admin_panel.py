@@ -28,9 +28,10 @@ from anon_ticket.panel.tools import CONTENT_SECURITY_POLICY, COOKIE_NAME
 from anon_ticket.privacypass import client as privacypass_client
 from anon_ticket.privacypass.wire import TokenChallenge, b64url_decode, b64url_encode
 from tests.support.chromium import ARTIFACTS, CookieTunnel, chromium, png_size, screenshot
-from tests.support.daemon import DaemonProcess, claim_token, pay, poll_until, redeem_until
+from tests.support.daemon import DaemonProcess, claim_token, pay, redeem_until
 from tests.support.fake_wallet import FakeWallet
 from tests.support.services import require
+from tests.support.waiting import wait_for
 
 UNKNOWN_TOKEN = "ef" * 32
 
@@ -487,7 +488,7 @@ def test_the_dashboard_shows_the_abuse_of_the_last_hour(signed_in: Browser, daem
         found = re.findall(r"<title>\d\d:\d\d: (\d+) suspicious answers, (\w[\w ]*)</title>", text)
         return text if sum(int(n) for n, _ in found) >= 5 else None
 
-    text = poll_until(counted, 15, "the abuse history on the dashboard")
+    text = wait_for("the abuse history on the dashboard", counted, 15)
     assert text.count("<svg") == 1
     assert 'class="bar normal"' in text
 

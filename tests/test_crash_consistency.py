@@ -38,8 +38,9 @@ from typing import Any
 from anon_ticket.core.domain import PaymentId, TxId
 from anon_ticket.core.payments import TransferFlag
 from anon_ticket.storage.sqlite import connect
-from tests.support.daemon import DaemonProcess, poll_until
+from tests.support.daemon import DaemonProcess
 from tests.support.fake_wallet import FakeWallet
+from tests.support.waiting import wait_for
 
 MIN_AMOUNT = 1_000_000_000
 CONFIRMATIONS = 2
@@ -348,11 +349,11 @@ class CrashRun:
                 # A graceful stop under the same load: in-flight requests finish, exit code 0.
                 daemon.start()
                 served = buyers.requests()
-                poll_until(
+                wait_for(
+                    "answers from the restarted daemon",
                     lambda: True if buyers.requests() > served + 50 else None,
                     READY_TIMEOUT_SECS,
-                    "answers from the restarted daemon",
-                    interval=0.01,
+                    0.01,
                 )
                 code = daemon.stop()
                 assert code == 0, f"SIGTERM under load should exit 0, got {code}:\n{daemon.log_tail()}"
@@ -383,7 +384,7 @@ class CrashRun:
             done = status["scan_cursor"] == wallet.height and status["wallet"]["last_error"] is None
             return True if done else None
 
-        poll_until(caught_up, READY_TIMEOUT_SECS, "the daemon to catch up with the wallet")
+        wait_for("the daemon to catch up with the wallet", caught_up, READY_TIMEOUT_SECS)
 
     def _verify(self, daemon: DaemonProcess, wallet: FakeWallet, payer: Payer, buyers: Buyers) -> Summary:
         assert not buyers.violations, buyers.violations[:10]

@@ -20,9 +20,10 @@ import pytest
 import requests
 
 from anon_ticket.core.domain import PaymentId
-from tests.support.daemon import REPO_ROOT, DaemonProcess, claim_token, poll_until, unix_request
+from tests.support.daemon import REPO_ROOT, DaemonProcess, claim_token, unix_request
 from tests.support.fake_wallet import FakeWallet
 from tests.support.services import require
+from tests.support.waiting import wait_for
 
 
 def port_is_free(port: int) -> bool:
@@ -66,7 +67,7 @@ def test_no_environment_at_all_starts_on_the_defaults_and_stops_on_sigterm(tmp_p
             except requests.RequestException:
                 return None
 
-        poll_until(healthy, 30, "the daemon on its default ports")
+        wait_for("the daemon on its default ports", healthy, 30)
         # No wallet at 127.0.0.1:18082 here: it keeps serving, and says what it cannot know yet.
         info = requests.get("http://127.0.0.1:8080/api/v1/info", timeout=5)
         assert info.status_code == 503 and info.json()["error"] == "unavailable"
@@ -181,7 +182,7 @@ def test_sigterm_during_the_start_waits_for_it_and_stops_cleanly_with_0(
         blocker.execute("BEGIN EXCLUSIVE")
         daemon.start(wait=False)
         try:
-            poll_until(lambda: "starting with" in daemon.log_text() or None, 60, "the start to begin")
+            wait_for("the start to begin", lambda: "starting with" in daemon.log_text() or None, 60)
             daemon.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
             with contextlib.suppress(subprocess.TimeoutExpired):
                 daemon.process.wait(1)  # type: ignore[union-attr]  # it used to die right here
@@ -249,7 +250,7 @@ def test_the_daemon_keeps_serving_while_the_wallet_is_down_and_catches_up(tmp_pa
         def error_reported() -> bool | None:
             return daemon.status()["wallet"]["last_error"] is not None or None
 
-        poll_until(error_reported, 15, "the wallet error in /api/v1/status")
+        wait_for("the wallet error in /api/v1/status", error_reported, 15)
         assert daemon.health() == (200, {"status": "ok"})
         assert daemon.redeem(pid).status_code == 404
         wallet.set_down(False)
@@ -257,7 +258,7 @@ def test_the_daemon_keeps_serving_while_the_wallet_is_down_and_catches_up(tmp_pa
         def claimed() -> bool | None:
             return daemon.redeem(pid).status_code == 200 or None
 
-        poll_until(claimed, 30, "the payment made during the outage")
+        wait_for("the payment made during the outage", claimed, 30)
         assert "wallet polling restored" in daemon.log_text()
 
 

@@ -137,6 +137,24 @@ def test_every_configuration_variable_is_documented(name: str) -> None:
     assert re.search(rf"^#?{name}=", example, re.MULTILINE), f"{name} is not in conf/anon_ticket.env.example"
 
 
+def _readme_configuration_variables() -> set[str]:
+    """The variables the README's configuration table names (first column of each row)."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("\n## Configuration\n") :]
+    section = section[: section.index("\n## ", 1)]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    return {name for cell in rows for name in re.findall(r"`([A-Z0-9_]+)`", cell)}
+
+
+def test_the_readme_configuration_table_is_the_configuration() -> None:
+    """Every variable config.py reads has its row in the README, and the README names no other."""
+    readme, config = _readme_configuration_variables(), _config_variables()
+    assert config - readme == set(), (
+        f"missing from README.md's configuration table: {sorted(config - readme)}"
+    )
+    assert readme - config == set(), f"in README.md but not read by config.py: {sorted(readme - config)}"
+
+
 def test_every_statsd_metric_sent_is_documented() -> None:
     operations = (DOCS / "OPERATIONS.md").read_text(encoding="utf-8")
     sent = set()

@@ -66,6 +66,7 @@ def test_the_checker_catches_a_limit_that_holds_only_while_the_crlf_is_missing(
 @pytest.mark.timeout(SOAK_SECS + 120)
 def test_minutes_of_fuzzing_find_nothing(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    (tmp_path / "new").mkdir()  # libFuzzer writes the inputs it finds here, and wants it to exist
     result = subprocess.run(
         [
             sys.executable,

@@ -27,9 +27,10 @@ from anon_ticket.service.info import PublicInfo
 from anon_ticket.service.metrics import Metrics
 from anon_ticket.service.redeem import Redeemer, RedeemSettings
 from anon_ticket.storage.sqlite import SqliteStore
-from tests.support.daemon import DaemonProcess, claim_token, poll_until
+from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import CONFIRMATIONS, MIN_AMOUNT, Pipeline
+from tests.support.waiting import wait_for
 
 REDEEM = "/api/v1/redeem"
 JSON_TYPE = "application/json; charset=utf-8"
@@ -505,6 +506,6 @@ def test_client_mistakes_are_counted_in_statsd_on_both_listeners(tmp_path: Path,
                 return True if all(counted.get(k, 0) >= n for k, n in wanted.items()) else None
 
             try:
-                poll_until(all_counted, 15, f"counters {wanted} in statsd", interval=0)
+                wait_for(f"counters {wanted} in statsd", all_counted, 15, 0)
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; counted: {counted}") from None

@@ -15,7 +15,7 @@ import pytest
 from anon_ticket.config import BindAddress
 from anon_ticket.httpd.listener import Listener
 from tests.support.attack import connect, read_answer
-from tests.support.daemon import poll_until
+from tests.support.waiting import wait_for
 
 WAIT_SECS = 30
 
@@ -69,7 +69,7 @@ def test_pipelined_requests_that_arrived_before_a_stop_are_answered_then_the_con
                 return True
             return None
 
-        poll_until(refused, WAIT_SECS, "the listener to stop accepting")
+        wait_for("the listener to stop accepting", refused, WAIT_SECS)
         app.release.set()
         first = read_answer(sock)
         second = read_answer(sock)

@@ -17,7 +17,7 @@ SAMPLES = Path(__file__).resolve().parent / "support" / "samples"
 
 
 def sample(name: str) -> dict[str, Any]:
-    """The `result` of a wallet answer captured on real regtest (copied from shared/monero/samples)."""
+    """The `result` of a wallet answer captured on real regtest (tests/support/samples/README.md)."""
     result: dict[str, Any] = json.loads((SAMPLES / name).read_text())["response"]["result"]
     return result
 

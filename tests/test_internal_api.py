@@ -25,11 +25,11 @@ from anon_ticket.core.domain import PaymentId
 from tests.support.daemon import (
     DaemonProcess,
     claim_token,
-    poll_until,
     redeem_until,
     unix_request,
 )
 from tests.support.fake_wallet import FakeWallet
+from tests.support.waiting import wait_for
 
 UNKNOWN_TOKEN = "ab" * 32
 
@@ -200,7 +200,7 @@ def test_revoke_keeps_first_time_and_reason_and_redeem_answers_410(
     assert record["revoked_at"] is not None
     revoked_at = calendar.timegm(time.strptime(record["revoked_at"], "%Y-%m-%dT%H:%M:%SZ"))
     # Let the clock pass a whole second so that a rewritten revoked_at would show.
-    poll_until(lambda: True if time.time() >= revoked_at + 1 else None, 3, "the next second")
+    wait_for("the next second", lambda: True if time.time() >= revoked_at + 1 else None, 3)
     again = _revoke(daemon, token, json={"reason": "a different reason"})
     assert again.status_code == 200
     assert again.json() == record

@@ -29,9 +29,9 @@ from anon_ticket.storage.pid_feed import (
     parse_payload,
 )
 from anon_ticket.storage.postgres import PostgresStore, connect
-from tests.support.daemon import poll_until
 from tests.support.postgres import database_for, fresh_schema_url, raw
 from tests.support.stores import CONF, TX1, TX2
+from tests.support.waiting import wait_for
 
 WAIT_SECS = 20.0
 
@@ -382,7 +382,7 @@ class Cache:
         return screen is not None and screen.might_contain(payment_id)
 
     def wait_knows(self, payment_id: bytes) -> None:
-        poll_until(lambda: self.knows(payment_id) or None, WAIT_SECS, "the payment id on the screen")
+        wait_for("the payment id on the screen", lambda: self.knows(payment_id) or None, WAIT_SECS)
 
     def stop(self) -> None:
         self.ref.stop()
@@ -411,7 +411,7 @@ def test_a_killed_listening_session_rebuilds_the_screen_with_what_was_missed(
     assert feed.backend_pid is not None
     cache.reconnect.clear()  # hold the reconnection: what commits meanwhile is never notified to us
     _terminate(pg_url, feed.backend_pid)
-    poll_until(lambda: (not feed.wait_listening(0)) or None, WAIT_SECS, "the feed to notice")
+    wait_for("the feed to notice", lambda: (not feed.wait_listening(0)) or None, WAIT_SECS)
     writer = database.open_writer()
     try:
         _poll(writer, [b"\x12" * 8], 200)
@@ -474,7 +474,7 @@ def test_ids_added_during_a_rebuild_are_carried_into_the_new_screen(database: Da
         ref.proxy().add([b"\x14" * 8]).get(timeout=WAIT_SECS)  # answered at once: the actor never blocks
         assert registry.pid_screen is first and first.might_contain(b"\x14" * 8)
         build_may_read.set()
-        poll_until(lambda: registry.pid_screen is not first or None, WAIT_SECS, "the rebuilt screen")
+        wait_for("the rebuilt screen", lambda: registry.pid_screen is not first or None, WAIT_SECS)
         screen = registry.pid_screen
         assert screen is not None and screen.might_contain(b"\x14" * 8)  # not in storage: carried over
     finally:

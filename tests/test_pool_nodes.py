@@ -27,10 +27,11 @@ import pytest
 
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.storage.pool import DEFAULT_POOL_SIZE
-from tests.support.daemon import DaemonProcess, poll_until, redeem_until
+from tests.support.daemon import DaemonProcess, redeem_until
 from tests.support.fake_wallet import FakeWallet
 from tests.support.postgres import ADMIN_URL, connections_to, fresh_database_url
 from tests.support.statsd_sink import StatsdSink
+from tests.support.waiting import wait_for
 
 NODES = 8
 DEDICATED = 4  # the writer, the daemon lock, the leadership, the payment-id feed (OPERATIONS §15)
@@ -120,7 +121,7 @@ def server_headroom() -> int:
 def eight(db_url: str, workdir: Path) -> Iterator[tuple[list[DaemonProcess], FakeWallet]]:
     # The formula's 80 must fit beside what other tests hold now: wait for a transient peak to pass.
     needed = NODES * (DEFAULT_POOL_SIZE + DEDICATED) + 4
-    poll_until(lambda: server_headroom() >= needed or None, 120, f"{needed} free connections", interval=1)
+    wait_for(f"{needed} free connections", lambda: server_headroom() >= needed or None, 120, 1)
     with FakeWallet(height=200) as wallet:
         nodes = [node(workdir, db_url, wallet, index) for index in range(NODES)]
         try:
@@ -153,7 +154,7 @@ def test_eight_nodes_redeem_the_same_pids_at_once_within_the_connection_formula(
                 redeem_until(n, pid, 202, timeout=30)
         wallet.mine(CONFIRMATIONS)
         top = wallet.height
-        poll_until(lambda: applied_height(db_url) >= top or None, 30, "the confirming poll")
+        wait_for("the confirming poll", lambda: applied_height(db_url) >= top or None, 30)
         # Every PID on every node twice, 320 redeems from 80 client threads: each PID's 16 are
         # next to each other in the queue, so they reach the eight nodes at the same moment.
         jobs = [(pid, n) for pid in pids for n in nodes for _ in range(2)]
@@ -223,7 +224,7 @@ def test_a_pool_held_on_purpose_answers_503_within_the_bound_and_recovers(db_url
                     ).fetchone()
                     return True if row and row[0] == 1 else None
 
-                poll_until(pool_blocked, 10, "the pool's one connection waiting on the lock")
+                wait_for("the pool's one connection waiting on the lock", pool_blocked, 10)
                 started = time.monotonic()
                 refused = daemon.redeem(second)
                 waited = time.monotonic() - started
@@ -248,7 +249,7 @@ def test_a_pool_held_on_purpose_answers_503_within_the_bound_and_recovers(db_url
                 ]
                 return gauges if timeouts and "anon_ticket.node.n0.storage.pool.size" in gauges else None
 
-            gauges = poll_until(counted, 10, "the pool's figures in statsd")
+            gauges = wait_for("the pool's figures in statsd", counted, 10)
             assert gauges["anon_ticket.node.n0.storage.pool.size"] == "1"
             assert "anon_ticket.node.n0.storage.pool.in_use" in gauges
             # The pool's session ended by the server (as by a restart): the next redeem gets a new one.

@@ -20,8 +20,9 @@ import requests
 
 from anon_ticket.privacypass import client
 from anon_ticket.privacypass.wire import Token, TokenChallenge, TokenRequest, b64url_decode, b64url_encode
-from tests.support.daemon import DaemonProcess, claim_token, pay, poll_until
+from tests.support.daemon import DaemonProcess, claim_token, pay
 from tests.support.fake_wallet import FakeWallet
+from tests.support.waiting import wait_for
 
 PER_PAYMENT = 4
 ISSUE = "/api/v1/private-token/issue"
@@ -47,7 +48,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory, wallet: FakeWallet) -> Iter
 
 def wait_for_info(daemon: DaemonProcess) -> None:
     """Until /api/v1/info answers 200: the wallet's address is known (after the first poll)."""
-    poll_until(lambda: True if daemon.public("GET", "/api/v1/info").ok else None, 15, "the wallet's address")
+    wait_for("the wallet's address", lambda: True if daemon.public("GET", "/api/v1/info").ok else None, 15)
 
 
 def published(daemon: DaemonProcess) -> tuple[bytes, TokenChallenge]:
@@ -178,7 +179,7 @@ def test_the_allowance_is_used_up_then_refused_with_its_figures(
     def raised() -> bool | None:
         return True if counts(daemon, service_token)["allowance"] == PER_PAYMENT * 3 // 2 else None
 
-    poll_until(raised, 15, "the raised allowance")
+    wait_for("the raised allowance", raised, 15)
     assert [fetch(daemon, service_token)[1].status_code for _ in range(3)] == [200, 200, 402]
 
 

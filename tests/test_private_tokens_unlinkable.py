@@ -27,9 +27,10 @@ import pytest
 from anon_ticket.core.domain import ServiceToken
 from anon_ticket.privacypass import client
 from anon_ticket.privacypass.wire import Token, TokenChallenge, b64url_decode, b64url_encode
-from tests.support.daemon import DaemonProcess, claim_token, poll_until
+from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
 from tests.support.statsd_sink import StatsdSink
+from tests.support.waiting import wait_for
 
 BUYERS = 4
 TOKENS_EACH = 3
@@ -81,7 +82,7 @@ def play(daemon: DaemonProcess, wallet: FakeWallet, sink: StatsdSink) -> Exchang
     """Several buyers fetch tokens, then every token is spent, in shuffled order; the daemon stops."""
     issuance, spends = Seen(), Seen()
     daemon.wait_scanning()
-    poll_until(lambda: True if daemon.public("GET", "/api/v1/info").ok else None, 15, "the address")
+    wait_for("the address", lambda: True if daemon.public("GET", "/api/v1/info").ok else None, 15)
     info = daemon.public("GET", "/api/v1/info").json()["private_token"]
     spki = b64url_decode(info["token_key"])
     challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
@@ -116,10 +117,10 @@ def play(daemon: DaemonProcess, wallet: FakeWallet, sink: StatsdSink) -> Exchang
             "POST", "/api/v1/private-token/spend", json={"token": b64url_encode(token.encode())}
         )
         assert spent.status_code == 200, spent.text
-    poll_until(
+    wait_for(
+        "the spends counted in statsd",
         lambda: True if any(".private_token.spent:" in line for line in sink.lines()) else None,
         15,
-        "the spends counted in statsd",
     )
     daemon.stop()  # a clean stop: SQLite's WAL is checkpointed into the file, nothing left in memory
     return Exchange(daemon, sink, issuance, spends, tokens[0].token_key_id, [t.nonce for t in tokens])

@@ -11,7 +11,6 @@ import json
 import logging
 import socket
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from anon_ticket.storage.sqlite import SqliteStore
 from anon_ticket.wallet.rpc import WalletRpc
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import CONFIRMATIONS, MIN_AMOUNT, Pipeline, pipeline_config
+from tests.support.waiting import wait_for
 
 
 class Public:
@@ -418,11 +418,7 @@ def test_a_poll_writes_nothing_while_the_pid_cache_is_down(
     assert pipeline.transfer_rows() == []
     assert pipeline.state().scan_cursor == cursor
     pipeline.daemon.supervisor.watch()  # restarts the cache, which rebuilds its screen
-    actors = pipeline.daemon.actors
-    for _ in range(600):
-        if actors.all_running():
-            break
-        time.sleep(0.05)
+    wait_for("the PID cache to run again", pipeline.daemon.actors.all_running, 30)
     assert pipeline.poll().ok
     status, _, body = public.redeem(pid)
     assert (status, body["status"]) == (200, "claimed")
@@ -454,10 +450,11 @@ def test_a_pid_cache_gone_after_the_commit_does_not_fail_the_poll(
     assert report.ok and report.changed_transfers == 1
     assert not flaky.is_alive()
     daemon.supervisor.watch()  # starts a real PID cache again
-    for _ in range(600):
-        if daemon.actors.all_running() and daemon.published.pid_screen is not None:
-            break
-        time.sleep(0.05)
+    wait_for(
+        "a real PID cache running with its screen",
+        lambda: daemon.actors.all_running() and daemon.published.pid_screen is not None,
+        30,
+    )
     status, _, body = public.redeem(pid)
     assert (status, body["status"]) == (200, "claimed")
 

@@ -28,10 +28,10 @@ from tests.support.daemon import (
     claim_token,
     free_ports,
     pay,
-    poll_until,
     redeem_until,
 )
 from tests.support.fake_wallet import FakeWallet
+from tests.support.waiting import wait_for
 
 TOKEN = "rescan-test-internal-token-0123456789"
 
@@ -79,19 +79,19 @@ def wait_status(daemon: DaemonProcess, check: Callable[[dict[str, Any]], bool], 
         status = daemon.status()
         return status if check(status) else None
 
-    return poll_until(probe, 30, what)
+    return wait_for(what, probe, 30)
 
 
 def first_window_after(wallet: FakeWallet, calls: int, min_height: int) -> None:
     """A `get_transfers` made after the first `calls` asks from `min_height` (exclusive)."""
-    poll_until(
+    wait_for(
+        f"a poll from min_height {min_height}",
         lambda: (
             True
             if any(p["min_height"] == min_height for p in wallet.params_of("get_transfers")[calls:])
             else None
         ),
         30,
-        f"a poll from min_height {min_height}",
     )
 
 
@@ -300,7 +300,7 @@ def test_reset_highest_ends_a_wallet_fault_left_by_a_wildly_wrong_height(
         plain = run_rescan(tmp_path, daemon.env, "--from", str(real - 10))
         assert plain.returncode == 0, plain.stderr
         calls = wallet.calls["get_height"]
-        poll_until(lambda: wallet.calls["get_height"] >= calls + 3 or None, 30, "more polls")
+        wait_for("more polls", lambda: wallet.calls["get_height"] >= calls + 3 or None, 30)
         assert "wallet fault" in (daemon.status()["wallet"]["last_error"] or "")
         # The operator states the real chain height: the fault ends and polls are applied again.
         reset = run_rescan(tmp_path, daemon.env, "--from", str(real - 10), "--reset-highest", str(real))
@@ -332,7 +332,7 @@ def test_a_rescan_during_a_poll_drops_that_batch_and_is_no_wallet_failure(
         wait_status(daemon, lambda s: s["scan_cursor"] == top, "the poll at the top")
         wallet.set_delay(2.0, "get_transfers")  # holds the next poll between its read and its batch
         calls = wallet.calls["get_transfers"]
-        poll_until(lambda: wallet.calls["get_transfers"] > calls or None, 30, "a poll under way")
+        wait_for("a poll under way", lambda: wallet.calls["get_transfers"] > calls or None, 30)
         response = daemon.internal("POST", "/api/v1/rescan", json={"from": 195})
         assert response.status_code == 200, response.text
         daemon.wait_for_log("the scan cursor was moved by a rescan during a poll", timeout=30)

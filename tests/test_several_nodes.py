@@ -25,10 +25,11 @@ import psycopg
 import pytest
 
 from anon_ticket.core.domain import PaymentId
-from tests.support.daemon import DaemonProcess, free_ports, pay, poll_until, redeem_until
+from tests.support.daemon import DaemonProcess, free_ports, pay, redeem_until
 from tests.support.fake_wallet import FakeWallet
 from tests.support.postgres import fresh_schema_url
 from tests.support.statsd_sink import StatsdSink
+from tests.support.waiting import wait_for
 
 POLL_SECS = 1.0
 TAKEOVER_BOUND_SECS = 3 * POLL_SECS + 10  # docs/PROTOCOL.md §11
@@ -69,7 +70,7 @@ class Cluster:
                 return None
             return roles.index("leader")
 
-        return poll_until(one, timeout, "exactly one leader", interval=0.1)
+        return wait_for("exactly one leader", one, timeout, 0.1)
 
     def db(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, autocommit=True)
@@ -133,7 +134,7 @@ def _wait_in_storage(cluster: Cluster, pid: PaymentId, timeout: float = 30.0) ->
             row = conn.execute("SELECT 1 FROM transfers WHERE payment_id = %s", (payment_id,)).fetchone()
         return time.time() if row else None
 
-    return poll_until(stored, timeout, "the transfer in storage", interval=0.02)
+    return wait_for("the transfer in storage", stored, timeout, 0.02)
 
 
 # -- the tests ------------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ def _wait_in_storage(cluster: Cluster, pid: PaymentId, timeout: float = 30.0) ->
 
 def test_exactly_one_node_polls_the_wallet(cluster: Cluster) -> None:
     leader = cluster.leader()
-    poll_until(lambda: cluster.wallet_height_applied() or None, 30, "the leader's first applied poll")
+    wait_for("the leader's first applied poll", lambda: cluster.wallet_height_applied() or None, 30)
     statuses = cluster.statuses()
     ids = []
     for index, (node, status) in enumerate(zip(cluster.nodes, statuses, strict=True)):
@@ -159,7 +160,7 @@ def test_exactly_one_node_polls_the_wallet(cluster: Cluster) -> None:
             served = node.public("GET", "/api/v1/info").status_code == 200
             return True if told and served and wallet["stale"] is False else None
 
-        poll_until(tells, 10 * POLL_SECS, f"node {index}'s wallet view")
+        wait_for(f"node {index}'s wallet view", tells, 10 * POLL_SECS)
     assert len(set(ids)) == NODES
     # Over a few poll intervals, only the leader's URL asks the wallet for transfers.
     before = dict(cluster.wallet.calls_by_query)
@@ -181,7 +182,7 @@ def test_statsd_gauges_are_per_node(cluster: Cluster) -> None:
         names = [f"anon_ticket.node.n{i}.poller.leader" for i in range(NODES)]
         return gauges if all(name in gauges for name in names) else None
 
-    gauges = poll_until(reported, 15, "every node's leader gauge")
+    gauges = wait_for("every node's leader gauge", reported, 15)
     for index in range(NODES):
         assert gauges[f"anon_ticket.node.n{index}.poller.leader"] == ("1" if index == leader else "0")
         assert f"anon_ticket.node.n{index}.actors.pid_cache.running" in gauges
@@ -219,7 +220,7 @@ def test_the_same_pid_redeemed_on_every_node_at_once_is_one_claim(cluster: Clust
         redeem_until(node, pid, 202, timeout=30)
     cluster.wallet.mine(CONFIRMATIONS)
     top = cluster.wallet.height
-    poll_until(lambda: cluster.wallet_height_applied() >= top or None, 30, "the confirming poll")
+    wait_for("the confirming poll", lambda: cluster.wallet_height_applied() >= top or None, 30)
     barrier = threading.Barrier(NODES * 3)
 
     def redeem(node: DaemonProcess) -> tuple[int, dict[str, Any]]:

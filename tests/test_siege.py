@@ -23,8 +23,9 @@ import pytest
 
 from anon_ticket.core.domain import PaymentId
 from tests.support.attack import Attack, connect, honest_redeem, proxy_line, read_answer
-from tests.support.daemon import DaemonProcess, pay, poll_until, redeem_until, unused_udp_port
+from tests.support.daemon import DaemonProcess, free_ports, pay, redeem_until, unused_udp_port
 from tests.support.fake_wallet import FakeWallet
+from tests.support.waiting import wait_for
 
 DEADLINE = "2"  # HTTP_REQUEST_DEADLINE_SECS for these daemons: attackers are cut off quickly
 HONEST_REQUESTS = 8
@@ -114,11 +115,11 @@ def test_a_buyer_is_served_while_hundreds_of_connections_hold_the_public_listene
         attack.wait_open()
         buyer_is_served(target, pid)
         # The attackers are cut off at the deadline: incomplete requests get 408, idle ones nothing.
-        poll_until(lambda: attack.stats.closed_by_server >= 50 or None, 30, "attackers closed")
+        wait_for("attackers closed", lambda: attack.stats.closed_by_server >= 50 or None, 30)
         if kind == "idle":
             assert not attack.stats.answers
         else:
-            poll_until(lambda: attack.stats.answers[408] or None, 30, "408 answers")
+            wait_for("408 answers", lambda: attack.stats.answers[408] or None, 30)
             assert set(attack.stats.answers) == {408}
         buyer_is_served(target, pid)
     assert_quiet_log(daemon, before)
@@ -137,7 +138,7 @@ def test_chunked_garbage_is_400_and_costs_no_log(daemon: DaemonProcess, wallet: 
     target = address(daemon.public_url)
     before = log_size(daemon)
     with Attack(target, "chunked_garbage", 50) as attack:
-        poll_until(lambda: attack.stats.answers[400] >= 200 or None, 30, "400 answers")
+        wait_for("400 answers", lambda: attack.stats.answers[400] >= 200 or None, 30)
         buyer_is_served(target, pid)
     assert set(attack.stats.answers) == {400}
     assert_quiet_log(daemon, before)
@@ -154,7 +155,7 @@ def test_at_the_connection_cap_the_oldest_waiting_connections_go_first(
         before = log_size(daemon)
         with Attack(target, "idle", 150) as attack:
             # With a 30 s deadline, only the cap can be closing them.
-            poll_until(lambda: attack.stats.closed_by_server >= 100 or None, 30, "evictions at the cap")
+            wait_for("evictions at the cap", lambda: attack.stats.closed_by_server >= 100 or None, 30)
             buyer_is_served(target, pid)
         assert_quiet_log(daemon, before)
 
@@ -167,9 +168,20 @@ def test_a_low_descriptor_limit_caps_connections_below_it(tmp_path: Path, wallet
         target = address(daemon.public_url)
         before = log_size(daemon)
         with Attack(target, "idle", 300) as attack:
-            poll_until(lambda: attack.stats.closed_by_server >= 100 or None, 30, "evictions at the cap")
+            wait_for("evictions at the cap", lambda: attack.stats.closed_by_server >= 100 or None, 30)
             buyer_is_served(target, pid)
         assert_quiet_log(daemon, before)
+
+
+def test_with_the_access_gateway_three_listeners_share_the_descriptor_limit(
+    tmp_path: Path, wallet: FakeWallet
+) -> None:
+    # (256 - 128 reserved) // 3 listeners: each listener may fill its cap at once.
+    (port,) = free_ports(1)
+    env = {"ACCESS_GATEWAY_BIND_ADDRESS": f"127.0.0.1:{port}"}
+    with DaemonProcess(tmp_path, wallet_url=wallet.url, nofile=256, env=env) as daemon:
+        daemon.wait_scanning()
+        assert re.search(r"descriptor limit 256: at most 42 connections per listener", daemon.log_text())
 
 
 def test_running_out_of_descriptors_is_counted_not_logged(tmp_path: Path, wallet: FakeWallet) -> None:
@@ -188,7 +200,7 @@ def test_running_out_of_descriptors_is_counted_not_logged(tmp_path: Path, wallet
             resource.prlimit(daemon.pid, resource.RLIMIT_NOFILE, (limit, limit))
             before = log_size(daemon)
             with Attack(target, "idle", 200) as attack:
-                poll_until(lambda: attack.stats.closed_by_server >= 100 or None, 30, "evictions")
+                wait_for("evictions", lambda: attack.stats.closed_by_server >= 100 or None, 30)
                 buyer_is_served(target, pid)
             assert_quiet_log(daemon, before)
 
@@ -199,7 +211,7 @@ def test_running_out_of_descriptors_is_counted_not_logged(tmp_path: Path, wallet
                     return None
                 return True if "http.public.out_of_descriptors" in packet else None
 
-            poll_until(counted, 10, "the out_of_descriptors counter in statsd")
+            wait_for("the out_of_descriptors counter in statsd", counted, 10)
 
 
 # -- PROXY protocol (PROXY_PROTOCOL=tor) --------------------------------------------------------------
@@ -228,7 +240,7 @@ def tor_paid_pid(daemon: DaemonProcess, wallet: FakeWallet, circuit: int) -> Pay
         status, _ = honest_redeem(target, pid.hex(), proxy=proxy_line(circuit))
         return True if status == 200 else None
 
-    poll_until(claimed, 15, "the payment to be seen")
+    wait_for("the payment to be seen", claimed, 15)
     return pid
 
 
@@ -250,7 +262,7 @@ def test_proxy_garbage_does_not_keep_a_buyer_out(tor_daemon: DaemonProcess, wall
     pid = tor_paid_pid(tor_daemon, wallet, circuit=0x2000)
     before = log_size(tor_daemon)
     with Attack(target, "proxy_garbage", 100) as attack:
-        poll_until(lambda: attack.stats.closed_by_server >= 200 or None, 30, "garbage closed")
+        wait_for("garbage closed", lambda: attack.stats.closed_by_server >= 200 or None, 30)
         status, _ = honest_redeem(target, pid.hex(), proxy=proxy_line(0x2001))
         assert status == 200
     assert not attack.stats.answers
@@ -262,7 +274,7 @@ def test_connections_are_capped_per_circuit(tor_daemon: DaemonProcess, wallet: F
     pid = tor_paid_pid(tor_daemon, wallet, circuit=0x3001)
     with Attack(target, "idle", 12, proxy=lambda _: proxy_line(0x3000)) as attack:
         # 12 on one circuit, 4 allowed: the oldest are closed as new ones come, over and over.
-        poll_until(lambda: attack.stats.closed_by_server >= 20 or None, 30, "per-circuit evictions")
+        wait_for("per-circuit evictions", lambda: attack.stats.closed_by_server >= 20 or None, 30)
         status, _ = honest_redeem(target, pid.hex(), proxy=proxy_line(0x3001))
         assert status == 200
 
@@ -370,7 +382,7 @@ def test_pipelined_answers_that_arrive_together_are_each_read(daemon: DaemonProc
         def all_three_arrived() -> bool | None:
             return sock.recv(65536, socket.MSG_PEEK).count(b"HTTP/1.1 404 ") == 3 or None
 
-        poll_until(all_three_arrived, 20, "three pipelined answers")
+        wait_for("three pipelined answers", all_three_arrived, 20)
         answers = [read_answer(sock)[0] for _ in range(3)]
     assert answers == [404, 404, 404]
 
@@ -420,8 +432,8 @@ def test_json_logs_stay_json_under_attack_and_sigterm_still_stops_cleanly(
     with daemon:
         target = address(daemon.public_url)
         with Attack(target, "chunked_garbage", 20) as garbage, Attack(target, "stalled", 100) as stalled:
-            poll_until(lambda: garbage.stats.answers[400] >= 100 or None, 30, "400 answers")
-            poll_until(lambda: stalled.stats.answers[408] or None, 30, "408 answers")
+            wait_for("400 answers", lambda: garbage.stats.answers[400] >= 100 or None, 30)
+            wait_for("408 answers", lambda: stalled.stats.answers[408] or None, 30)
             assert daemon.stop() == 0  # with the attackers' connections still open
     lines = [line for line in daemon.log_text().splitlines() if not line.startswith("--- start")]
     assert lines

@@ -16,8 +16,8 @@ import pytest
 
 from anon_ticket.errors import NoFreeConnection, StorageError
 from anon_ticket.storage.database import Database
-from tests.support.daemon import poll_until
 from tests.support.postgres import connections_to, database_for, fresh_database_url, raw
+from tests.support.waiting import wait_for
 
 WAIT_SECS = 1.0
 
@@ -129,7 +129,7 @@ def test_a_slow_statement_holds_its_connection_and_the_others_wait_their_bound(d
             locker.execute("BEGIN")
             locker.execute("LOCK TABLE transfers IN ACCESS EXCLUSIVE MODE")
             stuck = slow.submit(database.reader().unsettled_transfers)  # waits on the lock, leased
-            poll_until(lambda: in_use(database) == 1 or None, 10, "the slow read holding the connection")
+            wait_for("the slow read holding the connection", lambda: in_use(database) == 1 or None, 10)
             with pytest.raises(NoFreeConnection):
                 database.reader().monitor_state()
             assert not stuck.done()
@@ -148,13 +148,13 @@ def in_use(database: Database) -> int:
 
 def test_a_terminated_session_is_replaced_not_handed_out(small: Database, db_url: str) -> None:
     assert small.reader().monitor_state().scan_cursor is None
-    before = poll_until(lambda: two_sessions(db_url), 10, "two pooled sessions")
+    before = wait_for("two pooled sessions", lambda: two_sessions(db_url), 10)
     with raw(db_url) as admin:
         admin.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (before,))
     # Every read succeeds: the pool's check finds the dead sessions before lending them.
     for _ in range(5):
         assert small.reader().monitor_state().scan_cursor is None
-    after = poll_until(lambda: two_sessions(db_url), 10, "two pooled sessions again")
+    after = wait_for("two pooled sessions again", lambda: two_sessions(db_url), 10)
     assert not set(after) & set(before)
     figures = small.pool_figures()
     assert figures is not None and figures.replaced >= 1 and figures.timeouts == 0

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from anon_ticket.storage.postgres import PostgresStore, connect
 
 # Re-exported for modules that still import them from here; the fixtures come from tests/conftest.py.
 from tests.support.postgres import database_for, fresh_schema_url, raw, session_database_url  # noqa: F401
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -412,7 +412,7 @@ def test_the_offline_lock_is_released_with_its_process(pg_url: str) -> None:
         if holder.stdout is not None:
             holder.stdout.close()
     lock = database_for(pg_url).daemon_lock()
-    _wait_for("the killed holder's session to end", lambda: _acquired(lock), timeout=20)
+    wait_for("the killed holder's session to end", lambda: _acquired(lock), 20)
     lock.release()
 
 
@@ -442,10 +442,12 @@ def test_a_lost_lock_session_is_taken_again(pg_url: str) -> None:
         old_pid = lock._conn.info.backend_pid
         with raw(pg_url) as conn:
             conn.execute("SELECT pg_terminate_backend(%s, 5000)", (old_pid,))
-        deadline = time.monotonic() + 10
-        while not (lock.held and lock._conn is not None and lock._conn.info.backend_pid != old_pid):
-            assert time.monotonic() < deadline, "the watchdog did not take the lock again"
-            time.sleep(0.02)
+        wait_for(
+            "the watchdog to take the lock again",
+            lambda: lock.held and lock._conn is not None and lock._conn.info.backend_pid != old_pid,
+            10,
+            0.02,
+        )
         with pytest.raises(DatabaseLocked):
             PostgresDaemonLock(lambda: connect(pg_url, read_only=True)).acquire()
         assert lost == []
@@ -512,19 +514,6 @@ def _request(
     return response.status, json.loads(raw_body) if raw_body else None
 
 
-def _wait_for(what: str, check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-        except OSError:
-            found = None
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
 def test_the_daemon_serves_a_redeem_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     from tests.support.fake_wallet import FakeWallet  # noqa: PLC0415 (only this test needs it)
 
@@ -557,9 +546,11 @@ def test_the_daemon_serves_a_redeem_on_postgresql(pg_url: str, tmp_path: Path) -
             text=True,
         )
         try:
-            _wait_for(
+            wait_for(
                 "the daemon to learn the wallet",
                 lambda: _request(public_port, "GET", "/api/v1/info")[0] == 200,
+                30,
+                tolerate=(OSError,),
             )
             pid = PaymentId.generate()
             wallet.add_confirmed(payment_id=pid.chain_payment_id().hex(), amount=MIN, confirmations=20)
@@ -568,7 +559,7 @@ def test_the_daemon_serves_a_redeem_on_postgresql(pg_url: str, tmp_path: Path) -
                 status, body = _request(public_port, "POST", "/api/v1/redeem", {"pid": pid.hex()})
                 return body if status == 200 else None
 
-            body = _wait_for("the payment to be redeemable", redeemed)
+            body = wait_for("the payment to be redeemable", redeemed, 30, tolerate=(OSError,))
             assert body["status"] == "claimed" and body["amount"] == MIN
             token = body["token"]
             status, replay = _request(public_port, "POST", "/api/v1/redeem", {"pid": pid.hex()})

@@ -43,6 +43,7 @@ from anon_ticket.storage.sqlite import connect
 from tests.support.daemon import DaemonProcess, claim_token, unused_udp_port
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import CONFIRMATIONS, MIN_AMOUNT, Pipeline, pipeline_config
+from tests.support.waiting import wait_for
 
 INTERNAL_TOKEN = "test-internal-token-0123456789"  # what pipeline_config sets
 ACTOR_TIMEOUT_SECS = 2.0
@@ -275,15 +276,7 @@ class Load:
 
     def wait_for(self, more: int, timeout: float = 20.0) -> None:
         target = self.count() + more
-        until(lambda: self.count() >= target, timeout, f"{more} more answers")
-
-
-def until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.01) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
+        wait_for(f"{more} more answers", lambda: self.count() >= target, timeout, 0.01)
 
 
 # -- checks ---------------------------------------------------------------------------------------
@@ -363,7 +356,7 @@ def wait_restarted(actors: ActorLocator, name: str, restarts: int) -> float:
             health.restarts >= restarts and health.state == "running" and ref is not None and ref.is_alive()
         )
 
-    until(back, RECOVERY_SECS, f"{name} to run again after restart {restarts}")
+    wait_for(f"{name} to run again after restart {restarts}", back, RECOVERY_SECS, 0.01)
     assert actors.health[name].restarts == restarts
     return time.monotonic()
 
@@ -425,10 +418,11 @@ def test_an_actor_crash_under_load_costs_no_claim(stack: Stack, name: str, how: 
         s.answer for s in after if s.answer is not None and s.answer.status == 503
     ]
     if name == "wallet_poller":
-        until(
+        wait_for(
+            "the restarted poller's own first poll",
             lambda: stack.pipeline.state().scan_cursor == stack.wallet.height,
             RECOVERY_SECS,
-            "the restarted poller's own first poll",
+            0.01,
         )
         assert stack.pipeline.state().scan_cursor != cursor
         book.paid.append(late)
@@ -466,7 +460,7 @@ def test_503_healthz_and_status_while_an_actor_is_restarting(stack: Stack) -> No
         crash(actors, "pid_cache", "failing_tell")
         wait_restarted(actors, "pid_cache", restarts)
     crash(actors, "pid_cache", "failing_tell")
-    until(lambda: actors.health["pid_cache"].state == "restarting", 5, "the sixth restart")
+    wait_for("the sixth restart", lambda: actors.health["pid_cache"].state == "restarting", 5, 0.01)
     # Everything below happens inside the 1.6 s delay before the restart.
     redeem = public.redeem(book.paid[0])
     health = internal.request("GET", "/healthz", auth=False)
@@ -524,8 +518,8 @@ def test_the_supervisor_gives_up_after_its_budget_and_the_daemon_exits_1(
             wait_restarted(actors, "abuse_metrics", restarts)
         assert daemon.exit_code == 0
         crash(actors, "abuse_metrics", "failing_tell")
-        until(lambda: daemon.exit_code == 1, RECOVERY_SECS, "the supervisor to give up")
-        until(lambda: daemon.stop_requested, 5, "the daemon to be told to stop")
+        wait_for("the supervisor to give up", lambda: daemon.exit_code == 1, RECOVERY_SECS, 0.01)
+        wait_for("the daemon to be told to stop", lambda: daemon.stop_requested, 5, 0.01)
         ref = actors.ref("abuse_metrics")
         assert ref is not None and not ref.is_alive(), "restarted beyond the budget"
         assert actors.health["abuse_metrics"].restarts == 3
@@ -593,14 +587,14 @@ def test_the_budget_is_a_sliding_window(tmp_path: Path, wallet: FakeWallet) -> N
         daemon, actors = stack.pipeline.daemon, stack.actors
         crash(actors, "abuse_metrics", "failing_tell")
         first = wait_restarted(actors, "abuse_metrics", 1)
-        until(lambda: time.monotonic() - first > 1.7, 3, "the first restart to leave the window")
+        wait_for("the first restart to leave the window", lambda: time.monotonic() - first > 1.7, 3, 0.01)
         crash(actors, "abuse_metrics", "failing_tell")
         wait_restarted(actors, "abuse_metrics", 2)
         crash(actors, "pid_cache", "failing_tell")
         wait_restarted(actors, "pid_cache", 1)
         assert daemon.exit_code == 0
         crash(actors, "abuse_metrics", "failing_tell")  # the third within the window
-        until(lambda: daemon.exit_code == 1, RECOVERY_SECS, "the supervisor to give up")
+        wait_for("the supervisor to give up", lambda: daemon.exit_code == 1, RECOVERY_SECS, 0.01)
 
 
 def test_a_transfer_amount_beyond_64_bits_is_a_bad_answer_not_a_crash(

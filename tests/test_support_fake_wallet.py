@@ -13,10 +13,10 @@ import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
-from tests.support.daemon import poll_until
 from tests.support.fake_wallet import MERCHANT_ADDRESS, FakeWallet
 from tests.support.samples import load_sample
 from tests.support.shapes import shape, without_timestamps
+from tests.support.waiting import wait_for
 
 pytest_plugins = ("tests.support.fixtures",)
 
@@ -367,7 +367,7 @@ def test_set_delay_makes_clients_time_out_and_close_does_not_hang() -> None:
         asked = fake.calls["get_height"]
         threading.Thread(target=_swallow_post, args=(fake.url,), daemon=True).start()
         # The call is counted before its delay starts: from here it is held inside the server.
-        poll_until(lambda: True if fake.calls["get_height"] > asked else None, 10, "the delayed call")
+        wait_for("the delayed call", lambda: True if fake.calls["get_height"] > asked else None, 10)
     finally:
         started = time.monotonic()
         fake.close()

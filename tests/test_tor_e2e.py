@@ -24,7 +24,7 @@ import re
 import socket
 import stat
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,7 +33,6 @@ import requests
 
 from anon_ticket.client.address import integrated_address
 from anon_ticket.core.domain import PaymentId, TxId
-from tests.support import waiting
 from tests.support.buyer import expected_token, run_client, start_client
 from tests.support.chromium import chromium
 from tests.support.daemon import DaemonProcess
@@ -41,6 +40,7 @@ from tests.support.regtest import RegtestChain
 from tests.support.services import require
 from tests.support.tor_network import ProbeBackend, TorNetwork, binary
 from tests.support.torrc_snippet import exports_circuit_ids, onion_service_lines, read_snippet
+from tests.support.waiting import wait_for
 
 try:
     from playwright.sync_api import sync_playwright
@@ -63,10 +63,6 @@ PROXY_LINE = re.compile(
     r"PROXY TCP6 fc00:dead:beef:4dad::(?P<high>[0-9a-f]{1,4}):(?P<low>[0-9a-f]{1,4})"
     r" ::1 (?P<src>\d+) (?P<dst>\d+)"
 )
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = WAIT) -> T:
-    return waiting.wait_for(what, check, timeout, interval=0.2)
 
 
 def redeem_over(session: requests.Session, shop: OnionShop, pid: PaymentId) -> requests.Response:
@@ -135,7 +131,9 @@ class OnionShop:
         """Until the daemon has committed a poll at `height` (so a redeem sees what was mined)."""
         wait_for(
             f"the daemon polled at height {height}",
-            lambda: True if self.daemon.status()["wallet"]["height"] >= height else None,
+            lambda: self.daemon.status()["wallet"]["height"] >= height,
+            WAIT,
+            0.2,
         )
 
     @contextlib.contextmanager
@@ -379,7 +377,7 @@ def test_each_real_circuit_has_its_own_limits_and_a_flooding_one_starves_no_othe
         for pid in (mallory_pid, alice_pid)
     ]
     wait_for(
-        "both payments pending", lambda: circuit_shop.daemon.status()["payments"]["pending"] == 2 or None
+        "both payments pending", lambda: circuit_shop.daemon.status()["payments"]["pending"] == 2, WAIT, 0.2
     )
     try:
         # One circuit redeems until its own limit: then 429 with Retry-After.
@@ -402,7 +400,9 @@ def test_each_real_circuit_has_its_own_limits_and_a_flooding_one_starves_no_othe
         try:
             wait_for(
                 "the daemon closing the streams beyond the cap",
-                lambda: True if sum(open_or_closed(s) for s in streams) <= CIRCUIT_CONNECTIONS else None,
+                lambda: sum(open_or_closed(s) for s in streams) <= CIRCUIT_CONNECTIONS,
+                WAIT,
+                0.2,
             )
             with tor_network.session("alice") as alice:
                 info = alice.get(circuit_shop.onion_url + "/api/v1/info", timeout=120)

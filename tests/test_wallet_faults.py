@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from anon_ticket.core.domain import PaymentId
-from tests.support.daemon import DaemonProcess, claim_token, pay, poll_until, redeem_until
+from tests.support.daemon import DaemonProcess, claim_token, pay, redeem_until
 from tests.support.fake_wallet import FakeWallet
 from tests.support.statsd_sink import StatsdSink
+from tests.support.waiting import wait_for
 
 # The contract's bound on a stop whatever the wallet does (docs/PROTOCOL.md §9).
 SIGTERM_BOUND_SECS = 10.0
@@ -53,7 +54,7 @@ def wait_status(daemon: DaemonProcess, check: Callable[[dict[str, Any]], bool], 
         status = daemon.status()
         return status if check(status) else None
 
-    return poll_until(probe, 20, what)
+    return wait_for(what, probe, 20)
 
 
 def token_status(daemon: DaemonProcess, token: str) -> str:
@@ -92,7 +93,7 @@ def test_a_wallet_far_below_the_highest_height_is_a_fault_not_a_reorg(
         assert any(line.startswith("shop.wallet.fault:") for line in statsd.lines())
         # Several polls later: still nothing applied, nothing revoked, the cursor where it was.
         calls, listed = wallet.calls["get_height"], wallet.calls["get_transfers"]
-        poll_until(lambda: wallet.calls["get_height"] >= calls + 5 or None, 15, "more polls")
+        wait_for("more polls", lambda: wallet.calls["get_height"] >= calls + 5 or None, 15)
         assert wallet.calls["get_transfers"] == listed  # a faulted wallet's list is not even asked for
         assert daemon.status()["scan_cursor"] == before["scan_cursor"]
         assert_buyer_and_services_unharmed(daemon, pid, token)
@@ -126,9 +127,7 @@ def test_a_resyncing_wallet_within_the_rescan_depth_revokes_nothing_it_has_not_s
         # scanned yet, so the wallet does not list it. That says nothing about the payment.
         wallet.rewind(top - 2)
         calls = wallet.calls["get_transfers"]
-        poll_until(
-            lambda: wallet.calls["get_transfers"] >= calls + 5 or None, 15, "polls at the lower height"
-        )
+        wait_for("polls at the lower height", lambda: wallet.calls["get_transfers"] >= calls + 5 or None, 15)
         status = daemon.status()
         assert status["wallet"]["last_error"] is None and status["wallet"]["height"] == top - 2
         assert status["scan_cursor"] == top
@@ -189,7 +188,7 @@ def test_a_hung_wallet_does_not_hold_sigterm(tmp_path: Path, wallet: FakeWallet,
 
 def stop_within_bound(daemon: DaemonProcess, wallet: FakeWallet, what: str) -> None:
     calls = sum(wallet.calls.values())
-    poll_until(lambda: sum(wallet.calls.values()) > calls or None, 10, f"a call to {what}")
+    wait_for(f"a call to {what}", lambda: sum(wallet.calls.values()) > calls or None, 10)
     assert daemon.process is not None
     started = time.monotonic()
     daemon.process.send_signal(signal.SIGTERM)
@@ -209,8 +208,8 @@ def test_a_huge_answer_is_refused_without_being_held(
         status = wait_status(daemon, lambda s: s["wallet"]["last_error"] is not None, "the refusal")
         assert "over the 4194304-byte limit" in status["wallet"]["last_error"]
         calls = wallet.calls["get_address"] + wallet.calls["refresh"]
-        poll_until(
-            lambda: wallet.calls["get_address"] + wallet.calls["refresh"] > calls + 2 or None, 30, "retries"
+        wait_for(
+            "retries", lambda: wallet.calls["get_address"] + wallet.calls["refresh"] > calls + 2 or None, 30
         )
         # The daemon never held anything near the answer's size (peak resident memory).
         peak_kib = peak_rss_kib(daemon.pid)
@@ -280,7 +279,7 @@ def test_rescan_after_a_restore_keeps_the_fault_until_the_wallet_is_back_then_re
         # The operator's rescan moves the cursor, not the highest height: still a fault, nothing read.
         listed = wallet.calls["get_transfers"]
         calls = wallet.calls["get_height"]
-        poll_until(lambda: wallet.calls["get_height"] >= calls + 3 or None, 15, "more polls")
+        wait_for("more polls", lambda: wallet.calls["get_height"] >= calls + 3 or None, 15)
         status = daemon.status()
         assert status["scan_cursor"] == 190 and "wallet fault" in (status["wallet"]["last_error"] or "")
         assert wallet.calls["get_transfers"] == listed

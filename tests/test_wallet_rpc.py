@@ -10,7 +10,6 @@ import contextlib
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +17,10 @@ import pytest
 
 from anon_ticket.errors import WalletRpcError, WalletUnreachable
 from anon_ticket.wallet.rpc import MAX_ERROR_CHARS, WalletRpc
-from tests.support.daemon import free_ports, poll_until
+from tests.support.daemon import free_ports
 from tests.support.fake_wallet import FakeWallet
 from tests.support.services import need
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -136,9 +136,7 @@ def test_abort_abandons_the_call_in_flight_and_every_later_one(fake: FakeWallet)
 
     caller = threading.Thread(target=call)
     caller.start()
-    deadline = time.monotonic() + 10
-    while fake.calls["refresh"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for("the call to reach the wallet", lambda: fake.calls["refresh"] > 0, 10, 0.01)
     rpc.abort()
     caller.join(10)  # the call's own deadline is 60 s: only the abort can end it this soon
     assert not caller.is_alive()
@@ -187,7 +185,7 @@ def real_wallet_rpc(tmp_path: Path) -> Iterator[str]:
                 return True
             return None
 
-        poll_until(listening, 60, "monero-wallet-rpc listening")
+        wait_for("monero-wallet-rpc listening", listening, 60)
         yield f"http://127.0.0.1:{port}/json_rpc"
     finally:
         process.terminate()

@@ -23,7 +23,7 @@ def wait_for(
     tolerate: tuple[type[Exception], ...] = (),
     error: Callable[[str], Exception] = TimeoutError,
 ) -> T:
-    """`check()` until it returns something other than None; `error(message)` at the deadline.
+    """`check()` until it returns something other than None or False; `error(message)` at the deadline.
 
     An exception of a `tolerate`d type counts as "not yet" (a process still starting refuses
     connections), and the last one is named in the message; any other exception propagates at once.
@@ -33,7 +33,7 @@ def wait_for(
     while True:
         try:
             value = check()
-            if value is not None:
+            if value is not None and value is not False:
                 return value
         except tolerate as exc:
             last_error = exc

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import resource
 
+from anon_ticket.config import Config
+
 log = logging.getLogger(__name__)
 
 # Descriptors kept for everything but client connections (database, wallet RPC, statsd, pipes).
@@ -35,6 +37,11 @@ def raise_descriptor_limit() -> int:
     return soft
 
 
-def connection_cap(configured: int, descriptor_limit: int) -> int:
-    """HTTP_MAX_CONNECTIONS, kept below what the descriptor limit allows each of the two listeners."""
-    return max(8, min(configured, (descriptor_limit - RESERVED_DESCRIPTORS) // 2))
+def listener_count(config: Config) -> int:
+    """Public and internal, and the access gateway when it is configured: each may hold the cap."""
+    return 2 if config.access_gateway is None else 3
+
+
+def connection_cap(configured: int, descriptor_limit: int, listeners: int) -> int:
+    """HTTP_MAX_CONNECTIONS, kept below what the descriptor limit allows each of the listeners."""
+    return max(8, min(configured, (descriptor_limit - RESERVED_DESCRIPTORS) // listeners))

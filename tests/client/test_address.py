@@ -1,8 +1,8 @@
 """Integrated addresses built offline must equal what monero-wallet-rpc itself answers.
 
-The vectors are real wallet answers captured on regtest (shared/monero/samples):
-get_address_merchant.json (the primary address), make_integrated_address_explicit.json,
-make_integrated_address_random.json and make_integrated_address_reorg_test.json.
+The vectors (tests/support/addresses.py) are real wallet answers captured on regtest: the primary
+address of get_address and the integrated addresses make_integrated_address returned for explicit and
+random payment ids (two of those answers are kept whole in tests/support/samples/).
 """
 
 from __future__ import annotations

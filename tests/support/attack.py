@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support.waiting import wait_for
+
 Address = tuple[str, int] | Path
 
 KINDS = ("idle", "drip", "stalled", "chunked_garbage", "proxy_garbage")
@@ -183,11 +185,7 @@ class Attack:
     def wait_open(self, count: int | None = None, timeout: float = 30.0) -> None:
         """Until `count` (default: all) connections have been opened at least once."""
         wanted = self.connections if count is None else count
-        deadline = time.monotonic() + timeout
-        while self.stats.opened < wanted:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"only {self.stats.opened} of {wanted} attack connections opened")
-            time.sleep(0.05)
+        wait_for(f"{wanted} attack connections opened", lambda: self.stats.opened >= wanted, timeout)
 
     # -- the attacker's thread --------------------------------------------------------------------
 

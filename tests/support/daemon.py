@@ -24,7 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import requests
 
 from anon_ticket.core.domain import PaymentId
-from tests.support import waiting
+from tests.support.waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECS = 30.0
@@ -83,12 +83,6 @@ def unused_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def poll_until(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
-    """Call `probe` until it returns something other than None; AssertionError after `timeout` (a
-    test's expectation not met, where `waiting.wait_for` says TimeoutError)."""
-    return waiting.wait_for(what, probe, timeout, interval, error=AssertionError)
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -310,7 +304,7 @@ class DaemonProcess:
             return True if answer is not None and answer[0] == 200 else None
 
         try:
-            poll_until(ready, timeout, "the daemon's /healthz")
+            wait_for("the daemon's /healthz", ready, timeout)
         except AssertionError:
             if self.running:
                 self.kill()
@@ -373,7 +367,7 @@ class DaemonProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
     def wait_for_log(self, text: str, timeout: float = 10.0) -> None:
-        poll_until(lambda: True if text in self.log_text() else None, timeout, f"{text!r} in the log")
+        wait_for(f"{text!r} in the log", lambda: True if text in self.log_text() else None, timeout)
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -419,7 +413,7 @@ class DaemonProcess:
             status = self.status()
             return status if status["scan_cursor"] is not None else None
 
-        return poll_until(scanning, timeout, "the first wallet poll")
+        return wait_for("the first wallet poll", scanning, timeout)
 
 
 def pay(wallet: Any, pid: PaymentId, amount: int, confirmations: int) -> str:
@@ -445,7 +439,7 @@ def redeem_until(
         return response if response.status_code == status else None
 
     try:
-        return poll_until(attempt, timeout, f"redeem to answer {status}", interval=0.05)
+        return wait_for(f"redeem to answer {status}", attempt, timeout, 0.05)
     except AssertionError as exc:
         seen = f"{last[0].status_code} {last[0].text}" if last else "nothing"
         raise AssertionError(f"{exc}; last answer: {seen}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from tests.support.daemon import poll_until
+from tests.support.waiting import wait_for
 
 
 class StatsdSink:
@@ -50,7 +50,7 @@ class StatsdSink:
             self._lines.clear()
 
     def wait_for(self, line: str, timeout: float = 15.0) -> None:
-        poll_until(lambda: True if line in self.lines() else None, timeout, f"statsd line {line!r}")
+        wait_for(f"statsd line {line!r}", lambda: True if line in self.lines() else None, timeout)
 
     def close(self) -> None:
         self._stop.set()

@@ -9,18 +9,12 @@ from __future__ import annotations
 
 from anon_ticket.commands.check.report import Finding, ok, problem
 from anon_ticket.config import Config
-from anon_ticket.process.descriptors import RESERVED_DESCRIPTORS, reachable_limit
-
-
-def listeners(config: Config) -> int:
-    """Public and internal, and the access gateway when it is configured."""
-    gateway = config.access_gateway_bind_address is not None or config.access_gateway_unix_socket is not None
-    return 3 if gateway else 2
+from anon_ticket.process.descriptors import RESERVED_DESCRIPTORS, listener_count, reachable_limit
 
 
 def check(config: Config) -> Finding:
     reachable, soft, hard = reachable_limit()
-    count = listeners(config)
+    count = listener_count(config)
     wanted = config.http_max_connections
     needed = count * wanted + RESERVED_DESCRIPTORS
     each = max(0, (reachable - RESERVED_DESCRIPTORS) // count)
