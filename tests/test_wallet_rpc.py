@@ -81,11 +81,9 @@ def test_abort_abandons_a_hung_open_wallet_at_once(fake: FakeWallet) -> None:
 
     caller = threading.Thread(target=call)
     caller.start()
-    deadline = time.monotonic() + 10
-    while fake.calls["open_wallet"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for("open_wallet to reach the wallet", lambda: fake.calls["open_wallet"] > 0, 10, 0.01)
     rpc.abort()
-    caller.join(10)
+    caller.join(10)  # the open's own deadline is 120 s: only the abort can end it this soon
     assert not caller.is_alive()
     assert "open_wallet: abandoned" in str(failure[0])
     rpc.close()
