@@ -26,5 +26,7 @@ def wait_for(
     interval: float = 0.05,
     *,
     tolerate: tuple[type[Exception], ...] = (),
+    error: Callable[[str], Exception] = TimeoutError,
 ) -> T:
-    return waiting.wait_for(what, check, timeout, interval, tolerate=tolerate)
+    """`error` (TimeoutError by default) is what a harness raises at the deadline, e.g. its own type."""
+    return waiting.wait_for(what, check, timeout, interval, tolerate=tolerate, error=error)
