@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from anon_ticket.privacypass import client
-from anon_ticket.privacypass.wire import TokenChallenge, b64url_decode, b64url_encode
+from anon_ticket.privacypass.wire import b64url_encode
 from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
 from tests.support.nodes import cluster_node, stop_each
+from tests.support.private_tokens import issue, published
 from tests.test_storage_postgres import fresh_schema_url
 
 PER_PAYMENT = 5
@@ -56,19 +56,6 @@ def nodes(
         yield started
     finally:
         stop_each(started)
-
-
-def published(node: DaemonProcess) -> tuple[bytes, TokenChallenge]:
-    info = node.public("GET", "/api/v1/info").json()["private_token"]
-    return b64url_decode(info["token_key"]), TokenChallenge.decode(b64url_decode(info["challenge"]))
-
-
-def issue(node: DaemonProcess, service_token: str, body: bytes) -> requests.Response:
-    headers = {
-        "Content-Type": "application/private-token-request",
-        "Authorization": f"Bearer {service_token}",
-    }
-    return node.public("POST", "/api/v1/private-token/issue", data=body, headers=headers)
 
 
 def test_every_node_publishes_the_one_shared_key(nodes: list[DaemonProcess]) -> None:
