@@ -10,37 +10,26 @@ off: the page needs none.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.support.access import claim_token, served
-from tests.support.chromium import chromium
+from tests.support.chromium import playwright_chromium
 from tests.support.fake_wallet import FakeWallet
 from tests.support.pipeline import Pipeline
 from tests.support.proxies import PROXIES, SECRET, Proxy
-from tests.support.services import require
 
-try:
-    from playwright.sync_api import Browser, sync_playwright
-except ImportError:  # pragma: no cover - the test extra installs it
-    sync_playwright = None  # type: ignore[assignment]
+if TYPE_CHECKING:  # the test extra installs it; tests/support/chromium.py skips without it
+    from playwright.sync_api import Browser
 
 WAIT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    require("playwright", sync_playwright is not None, "the test extra installs it")
-    executable = chromium()
-    require("chromium", executable is not None, "scripts/test installs it with apt-get as root")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with playwright_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(params=sorted(PROXIES))

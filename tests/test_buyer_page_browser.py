@@ -15,22 +15,22 @@ produce (410, 429) are shown against the fake wallet.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from anon_ticket.client.address import integrated_address
 from anon_ticket.core.domain import PaymentId
 from tests.support.buyer import expected_token
-from tests.support.chromium import chromium
+from tests.support.chromium import playwright_chromium
 from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
+from tests.support.privacypass_node import install_web_packages
 from tests.support.regtest import RegtestChain
-from tests.support.services import need, require
+from tests.support.services import need
 from tests.test_regtest_e2e import MIN_AMOUNT, Shop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,50 +39,20 @@ WAIT_MS = 60_000
 POLL = "?poll=1"
 APT_INSTALLS = "scripts/test installs it with apt-get as root"
 
-try:
-    from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-except ImportError:  # pragma: no cover - the test extra installs it
-    sync_playwright = None  # type: ignore[assignment]
-
-
-def _chromium() -> str:
-    found = chromium()
-    require("chromium", found is not None, APT_INSTALLS)
-    assert found is not None
-    return found
+if TYPE_CHECKING:  # the test extra installs it; tests/support/chromium.py skips without it
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    require("playwright", sync_playwright is not None, "the test extra installs it")
-    executable = _chromium()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with playwright_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
 def qr_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """jsQR, as web/package-lock.json pins it (a devDependency, never served): its script's path."""
-    npm = need("npm", APT_INSTALLS)
-    folder = tmp_path_factory.mktemp("jsqr")
-    for name in ("package.json", "package-lock.json"):
-        shutil.copy2(REPO / "web" / name, folder / name)
-    result = subprocess.run(
-        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return folder / "node_modules" / "jsqr" / "dist" / "jsQR.js"
+    return install_web_packages(tmp_path_factory.mktemp("jsqr")) / "jsqr" / "dist" / "jsQR.js"
 
 
 _CANVAS_PIXELS = """() => {

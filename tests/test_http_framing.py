@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from anon_ticket.httpd import proxy_protocol
-from anon_ticket.httpd.client_faults import Noise
+from anon_ticket.httpd.client_faults import ClientFaults
 from anon_ticket.httpd.framing import HARD_BODY_LIMIT, FramingError, Request, RequestReader
 from anon_ticket.httpd.wsgi_bridge import error_answer, serialize
 
@@ -181,13 +181,13 @@ def test_client_faults_are_counted_each_time_and_logged_once_a_minute(
 ) -> None:
     now = [0.0]
     counted: list[tuple[str, int]] = []
-    noise = Noise("public", lambda kind, n: counted.append((kind, n)), clock=lambda: now[0])
+    faults = ClientFaults("public", lambda kind, n: counted.append((kind, n)), clock=lambda: now[0])
     with caplog.at_level(logging.WARNING, logger="anon_ticket.httpd"):
         for second in range(1, 181):
             now[0] = float(second)
             for _ in range(1000):
-                noise.record("invalid_request")
-            noise.summarise()
+                faults.record("invalid_request")
+            faults.summarise()
     assert len(counted) == 180_000
     summaries = [r.getMessage() for r in caplog.records]
     assert len(summaries) == 3  # at 60, 120 and 180 s: never more, whatever the rate
@@ -198,7 +198,7 @@ def test_a_failing_counter_never_breaks_serving() -> None:
     def broken(kind: str, n: int) -> None:
         raise RuntimeError("metrics actor restarting")
 
-    Noise("public", broken).record("request_timeout")  # no exception
+    ClientFaults("public", broken).record("request_timeout")  # no exception
 
 
 def test_a_defect_is_logged_once_a_minute_with_what_was_held_back(
@@ -206,11 +206,11 @@ def test_a_defect_is_logged_once_a_minute_with_what_was_held_back(
 ) -> None:
     now = [0.0]
     counted: list[tuple[str, int]] = []
-    noise = Noise("public", lambda kind, n: counted.append((kind, n)), clock=lambda: now[0])
+    faults = ClientFaults("public", lambda kind, n: counted.append((kind, n)), clock=lambda: now[0])
     with caplog.at_level(logging.ERROR, logger="anon_ticket.httpd"):
         for second in range(0, 61, 20):  # at 0, 20, 40 and 60 s
             now[0] = float(second)
-            noise.defect("the server failed on a request", RuntimeError("bug"))
+            faults.defect("the server failed on a request", RuntimeError("bug"))
     assert counted == [("app_error", 1)] * 4
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [

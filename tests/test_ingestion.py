@@ -6,6 +6,7 @@ redeem answer (or the stored state) shows what the rule says.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -291,6 +292,34 @@ def test_a_restarted_wallet_rpc_is_reopened_when_the_wallet_file_is_configured(
         assert not running.poll().ok
         assert wallet.calls["open_wallet"] == 1
         assert running.poll().ok
+    finally:
+        running.close()
+
+
+def test_a_wallet_that_takes_longer_than_the_call_deadline_to_open_is_still_reopened(
+    tmp_path: Path, wallet: FakeWallet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Loading the wallet file is slow (seconds of CPU in real wallet-rpc): the daemon waits for it.
+
+    Given up at MONERO_RPC_TIMEOUT_SECS (2 s here), the open completed in wallet-rpc anyway while the
+    daemon logged that it could not reopen the wallet and backed off for longer.
+    """
+    running = Pipeline(
+        pipeline_config(
+            tmp_path / "o.db", wallet.url, MONERO_WALLET_FILE="merchant", MONERO_WALLET_PASSWORD=""
+        )
+    )
+    try:
+        running.poll()
+        wallet.set_no_wallet(True)
+        wallet.set_delay(3.0, "open_wallet")
+        with caplog.at_level(logging.INFO, logger="anon_ticket.actors.wallet_poller"):
+            assert not running.poll().ok  # the -13 poll, which reopens the wallet
+        assert wallet.calls["open_wallet"] == 1 and not wallet.no_wallet
+        assert "reopened wallet file merchant" in caplog.text
+        assert "could not reopen" not in caplog.text
+        assert running.poll().ok
+        assert wallet.calls["open_wallet"] == 1
     finally:
         running.close()
 

@@ -53,6 +53,42 @@ def test_a_hung_wallet_fails_at_the_deadline(fake: FakeWallet) -> None:
     rpc.close()
 
 
+def test_open_wallet_waits_past_the_call_deadline_and_only_that_call_does(fake: FakeWallet) -> None:
+    # Loading a wallet file takes seconds in real wallet-rpc; the ordinary deadline is for queries.
+    fake.set_no_wallet(True)
+    fake.set_delay(2.5, "open_wallet")
+    rpc = client(fake.url)
+    rpc.open_wallet("merchant", "")
+    assert not fake.no_wallet
+    fake.set_delay(30, "get_height")
+    with pytest.raises(WalletUnreachable, match="get_height: no complete answer within 1 s"):
+        rpc.get_height()
+    rpc.close()
+
+
+def test_abort_abandons_a_hung_open_wallet_at_once(fake: FakeWallet) -> None:
+    """The longer wait of `open_wallet` never holds the daemon's stop."""
+    fake.set_no_wallet(True)
+    fake.set_delay(60, "open_wallet")
+    rpc = client(fake.url)
+    failure: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            rpc.open_wallet("merchant", "")
+        except WalletUnreachable as exc:
+            failure.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    wait_for("open_wallet to reach the wallet", lambda: fake.calls["open_wallet"] > 0, 10, 0.01)
+    rpc.abort()
+    caller.join(10)  # the open's own deadline is 120 s: only the abort can end it this soon
+    assert not caller.is_alive()
+    assert "open_wallet: abandoned" in str(failure[0])
+    rpc.close()
+
+
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "until-close"])
 def test_an_answer_over_the_cap_is_an_error_and_is_not_held(fake: FakeWallet, declared: bool) -> None:
     fake.set_huge_answer(200 * 1024 * 1024, declared=declared)

@@ -19,7 +19,7 @@ log = logging.getLogger("anon_ticket.httpd")
 Counter = Callable[[str, int], None]
 
 
-class Noise:
+class ClientFaults:
     """Counts events by kind; `summarise()` logs them at most once per interval. Thread-safe."""
 
     def __init__(

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anon_ticket.httpd import proxy_protocol
-from anon_ticket.httpd.client_faults import Noise
+from anon_ticket.httpd.client_faults import ClientFaults
 from anon_ticket.httpd.framing import (
     HARD_BODY_LIMIT,
     MAX_HEAD_BYTES,
@@ -134,7 +134,7 @@ class HttpServer:
     ) -> None:
         self.name = name
         self.settings = settings
-        self.noise = Noise(name, count)
+        self.faults = ClientFaults(name, count)
         self._listening = listening
         self._app = app
         self._errors = LogStream(lambda line: log.warning("%s listener, wsgi.errors: %s", name, line))
@@ -212,7 +212,7 @@ class HttpServer:
                 try:
                     self._dispatch(key.data, mask)
                 except Exception as exc:  # a defect must cost one connection, never the listener
-                    self.noise.defect("the I/O loop failed on an event", exc)
+                    self.faults.defect("the I/O loop failed on an event", exc)
                     if isinstance(key.data, Connection):
                         self._close(key.data)
             if self._returns:
@@ -278,7 +278,7 @@ class HttpServer:
                 return
             if self._open >= self.settings.max_connections and not self._evict_oldest("connection_cap"):
                 sock.close()
-                self.noise.record("refused_at_cap")
+                self.faults.record("refused_at_cap")
                 continue
             self._admit(sock, address)
 
@@ -288,7 +288,7 @@ class HttpServer:
         Either way the listening socket is not polled again in a tight loop, and nothing is logged
         per attempt (the per-minute summary says how often it happened).
         """
-        self.noise.record("out_of_descriptors")
+        self.faults.record("out_of_descriptors")
         if self._evict_oldest("descriptor_limit"):
             return
         self._selector.unregister(self._listening)
@@ -330,7 +330,7 @@ class HttpServer:
             if next(iter(self._expiring), None) is oldest:
                 break  # nothing new from it: it is the one to go
         for conn in self._expiring:
-            self.noise.record("evicted_" + reason)
+            self.faults.record("evicted_" + reason)
             self._close(conn)
             return True
         return False
@@ -349,7 +349,7 @@ class HttpServer:
             if conn.state != DRAINING and self._cut_short(conn):
                 # The client is done sending but its request is not: say so (a half-closed socket
                 # still reads), rather than leave it guessing why nothing came back.
-                self.noise.record("invalid_request")
+                self.faults.record("invalid_request")
                 self._reject(conn, 400, "invalid_request", "the request ended before it was complete")
                 if conn.state == DRAINING:  # the answer went out; nothing more will arrive to drain
                     self._close(conn)
@@ -375,7 +375,7 @@ class HttpServer:
         try:
             request = conn.reader.feed(conn.buffer)
         except FramingError as fault:
-            self.noise.record(fault.code)
+            self.faults.record(fault.code)
             self._reject(conn, fault.status, fault.code, str(fault))
             return
         if request is None:
@@ -404,14 +404,14 @@ class HttpServer:
                 return False
             circuit = proxy_protocol.circuit_id(line)
         except proxy_protocol.ProxyLineError:
-            self.noise.record("invalid_proxy_line")
+            self.faults.record("invalid_proxy_line")
             self._close(conn)
             return False
         conn.peer = Peer(conn.peer.server_name, conn.peer.server_port, "", "", circuit)
         peers = self._circuits.setdefault(circuit, [])
         peers.append(conn)
         if len(peers) > self.settings.max_connections_per_circuit:
-            self.noise.record("circuit_cap")
+            self.faults.record("circuit_cap")
             waiting = next((c for c in peers if c.state != BUSY and c is not conn), None)
             self._close(waiting if waiting is not None else conn)
             return waiting is not None
@@ -523,7 +523,7 @@ class HttpServer:
             if deadline > now:
                 break
             if conn.state == WAITING and self._incomplete(conn):
-                self.noise.record("request_timeout")
+                self.faults.record("request_timeout")
                 conn.close_after = True
                 conn.buffer.clear()
                 expiring.pop(conn)
@@ -539,7 +539,7 @@ class HttpServer:
                         )
                     )
             self._close(conn)
-        self.noise.summarise()
+        self.faults.summarise()
 
     # closing
 
@@ -574,7 +574,7 @@ class HttpServer:
             try:
                 self._serve(conn, request)
             except Exception as exc:  # never lose a worker; the connection is closed
-                self.noise.defect("the server failed on a request", exc)
+                self.faults.defect("the server failed on a request", exc)
                 conn.sock.close()
                 self._hand_back(conn, b"", False)
 
@@ -586,7 +586,7 @@ class HttpServer:
             keep_alive = keep_alive and body_consumed(environ)
             answer = serialize(request.method, status, headers, body, keep_alive)
         except AppFailed as failure:
-            self.noise.defect(str(failure), failure.__cause__ or failure)
+            self.faults.defect(str(failure), failure.__cause__ or failure)
             keep_alive = False
             answer = error_answer(
                 request.method,

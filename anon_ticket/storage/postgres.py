@@ -77,6 +77,7 @@ from anon_ticket.storage.rows import (
     never_counted_from_rows,
     new_claim,
     pending_spans_from_rows,
+    per_day,
     private_token_days_from_rows,
     rejudge,
     replayed_claim,
@@ -509,10 +510,7 @@ class PostgresStore:
             outcomes = [
                 self._issue_one(conn, request, claim) for request, claim in zip(requests, claims, strict=True)
             ]
-            granted: dict[int, int] = {}
-            for request, outcome in zip(requests, outcomes, strict=True):
-                if outcome.verdict is IssueVerdict.GRANTED:
-                    granted[request.day] = granted.get(request.day, 0) + 1
+            granted = per_day(requests, [outcome.verdict is IssueVerdict.GRANTED for outcome in outcomes])
             self._count_days(conn, "issued", granted)
         return outcomes
 
@@ -570,10 +568,7 @@ class PostgresStore:
                 is not None
                 for request in requests
             ]
-            spent: dict[int, int] = {}
-            for request, first in zip(requests, fresh, strict=True):
-                if first:
-                    spent[request.day] = spent.get(request.day, 0) + 1
+            spent = per_day(requests, fresh)
             self._count_days(conn, "spent", spent)
         return fresh
 

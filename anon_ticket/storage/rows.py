@@ -35,6 +35,7 @@ from anon_ticket.storage.base import (
     PaymentSnapshot,
     PendingSpan,
     PrivateTokenDay,
+    SpendRequest,
     TransferBatch,
     UnderpaidPayment,
 )
@@ -260,6 +261,16 @@ def issue_decision(
     if issued >= granted:
         return IssueOutcome(IssueVerdict.EXHAUSTED, granted, issued)
     return IssueOutcome(IssueVerdict.GRANTED, granted, issued + 1)
+
+
+def per_day(requests: Sequence[IssueRequest | SpendRequest], counted: Iterable[bool]) -> dict[int, int]:
+    """How many of the requests count (granted, or spent for the first time), by day: what a batch
+    adds to the per-day figures, tallied once here so both backends count alike."""
+    days: dict[int, int] = {}
+    for request, counts in zip(requests, counted, strict=True):
+        if counts:
+            days[request.day] = days.get(request.day, 0) + 1
+    return days
 
 
 def private_token_days_from_rows(rows: Iterable[Sequence[Any]]) -> list[PrivateTokenDay]:

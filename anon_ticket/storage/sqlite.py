@@ -61,6 +61,7 @@ from anon_ticket.storage.rows import (
     never_counted_from_rows,
     new_claim,
     pending_spans_from_rows,
+    per_day,
     private_token_days_from_rows,
     rejudge,
     replayed_claim,
@@ -366,10 +367,7 @@ class SqliteStore:
         can never both take the last token of an allowance."""
         with self._transaction(durable=True) as conn:
             outcomes = [self._issue_one(conn, request) for request in requests]
-            granted: dict[int, int] = {}
-            for request, outcome in zip(requests, outcomes, strict=True):
-                if outcome.verdict is IssueVerdict.GRANTED:
-                    granted[request.day] = granted.get(request.day, 0) + 1
+            granted = per_day(requests, [outcome.verdict is IssueVerdict.GRANTED for outcome in outcomes])
             conn.executemany(
                 "INSERT INTO private_token_days (day, shard, issued) VALUES (?, 0, ?) "
                 "ON CONFLICT (day, shard) DO UPDATE SET issued = issued + excluded.issued",
@@ -417,10 +415,7 @@ class SqliteStore:
                 is not None
                 for request in requests
             ]
-            spent: dict[int, int] = {}
-            for request, first in zip(requests, fresh, strict=True):
-                if first:
-                    spent[request.day] = spent.get(request.day, 0) + 1
+            spent = per_day(requests, fresh)
             conn.executemany(
                 "INSERT INTO private_token_days (day, shard, spent) VALUES (?, 0, ?) "
                 "ON CONFLICT (day, shard) DO UPDATE SET spent = spent + excluded.spent",

@@ -19,6 +19,11 @@ from anon_ticket.wallet.transport import WalletHttp
 
 NO_WALLET_OPEN = -13
 MAX_ERROR_CHARS = 500
+# `open_wallet` loads and decrypts the wallet file before it answers: measured here (monero 0.18, the
+# small regtest wallet) about 2 s of CPU, 3-9 s on a loaded 2-core machine and over 10 s under heavier
+# load; a real wallet with years of transfers takes longer. The per-call deadline is sized for quick
+# queries, so this call waits at least this long. A stop still abandons it at once (`abort`).
+OPEN_WALLET_TIMEOUT_SECS = 120.0
 
 
 def cut(text: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -55,10 +60,13 @@ class WalletRpc:
         """From any thread: abandon the call in flight and refuse every later one (daemon stop)."""
         self._http.abort()
 
-    def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """`timeout`: this call's deadline instead of the client's (see `open_wallet`)."""
         self._next_id += 1
         payload = {"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params or {}}
-        raw = self._http.post(json.dumps(payload).encode("utf-8"), method)
+        raw = self._http.post(json.dumps(payload).encode("utf-8"), method, timeout)
         try:
             body = json.loads(raw)
         except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
@@ -105,4 +113,13 @@ class WalletRpc:
         )
 
     def open_wallet(self, filename: str, password: str) -> None:
-        self.call("open_wallet", {"filename": filename, "password": password})
+        """Open `filename` in a wallet-rpc that has none open (-13), waiting as long as loading takes.
+
+        Given up at the ordinary deadline, the open would still complete in wallet-rpc, unseen: the
+        daemon would report a failure that did not happen and back off longer before its next poll.
+        """
+        self.call(
+            "open_wallet",
+            {"filename": filename, "password": password},
+            timeout=max(self.timeout, OPEN_WALLET_TIMEOUT_SECS),
+        )

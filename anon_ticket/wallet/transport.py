@@ -181,13 +181,17 @@ class WalletHttp:
 
     # -- the exchange -----------------------------------------------------------------------------
 
-    def post(self, body: bytes, what: str) -> bytearray:
-        """POST `body` as JSON; the answer's body when it is HTTP 200, else `WalletUnreachable`."""
+    def post(self, body: bytes, what: str, timeout: float | None = None) -> bytearray:
+        """POST `body` as JSON; the answer's body when it is HTTP 200, else `WalletUnreachable`.
+
+        `timeout` replaces this client's deadline for this one call (a call known to be slow).
+        """
         if self._aborted:
             raise WalletUnreachable(f"{what}: abandoned, the daemon is stopping")
         call = next(self._calls)
-        deadline = time.monotonic() + self.timeout
-        watchdog = threading.Timer(self.timeout, self._expire, (call,))
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        watchdog = threading.Timer(limit, self._expire, (call,))
         watchdog.daemon = True
         watchdog.start()
         try:
@@ -197,7 +201,7 @@ class WalletHttp:
             if self._aborted:
                 raise WalletUnreachable(f"{what}: abandoned, the daemon is stopping") from None
             if self._expired_call == call or time.monotonic() >= deadline:
-                raise WalletUnreachable(f"{what}: no complete answer within {self.timeout:g} s") from None
+                raise WalletUnreachable(f"{what}: no complete answer within {limit:g} s") from None
             raise WalletUnreachable(f"{what}: {type(exc).__name__}") from None
         except BaseException:
             self.close()

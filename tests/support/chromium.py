@@ -1,4 +1,5 @@
-"""Headless Chromium screenshots of the admin panel, signed in, without JavaScript or DevTools.
+"""Headless Chromium: the system's binary, driven by Playwright for the browser tests, and screenshots
+of the admin panel, signed in, without JavaScript or DevTools.
 
 Chromium's `--screenshot` cannot fill a form, so a signed-in page is shown through `CookieTunnel`: a
 small HTTP forwarder on its own loopback port (what an SSH tunnel to the internal listener is) that
@@ -8,14 +9,23 @@ its own, as it would through a real tunnel.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 import requests
+
+from tests.support.services import require
+
+try:
+    from playwright.sync_api import Browser, sync_playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    sync_playwright = None  # type: ignore[assignment]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -27,6 +37,23 @@ def chromium() -> str | None:
         if found:
             return found
     return None
+
+
+@contextlib.contextmanager
+def playwright_chromium() -> Iterator[Browser]:
+    """The system's Chromium launched by Playwright (no sandbox, no GPU), closed afterwards; skips
+    (fails under CI=true) when either is missing."""
+    require("playwright", sync_playwright is not None, "the test extra installs it")
+    executable = chromium()
+    require("chromium", executable is not None, "scripts/test installs it with apt-get as root")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 def screenshot(
