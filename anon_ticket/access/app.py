@@ -220,25 +220,24 @@ class AccessApp:
         return self._page(start_response, 200, _next_of(wanted))
 
     def _login(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
-        wait = self._throttle.retry_after()
-        if wait:
-            if self._throttle.first_refusal():
-                log.warning("access gateway: sign-ins throttled for %d s after repeated failures", wait)
-            return self._page(
-                start_response,
-                429,
-                HOME,
-                "Too many failed sign-ins: wait a minute and try again.",
-                [("Retry-After", str(wait))],
-            )
+        """A sign-in; while failures are throttled, a failure answers 429 and a good token still passes.
+
+        The throttle is one for all clients (behind the proxy and Tor they have no address). Were
+        a good token refused too, as on the panel, any anonymous client sending five junk forms a
+        minute would keep every browser out of the site. Nothing is learnt by guessing here that
+        `/auth` (never throttled) would not tell, and a 256-bit token cannot be guessed.
+        """
         try:
             fields = _form_fields(environ)
         except AnonTicketError as error:
             return self._page(start_response, error.status, HOME, error.public_message())
         next_path = _next_of(fields.get("next"))
+        wait = self._throttle.retry_after()
         decision, digest = self._sign_in(fields)
         if not decision.allowed:
             assert decision.reason is not None
+            if wait:
+                return self._throttled(start_response, wait)
             if decision.reason is not Reason.UNAVAILABLE:
                 self._throttle.failed()
             return self._page(start_response, decision.status, next_path, MESSAGES[decision.reason])
@@ -255,6 +254,17 @@ class AccessApp:
             ],
         )
         return []
+
+    def _throttled(self, start_response: StartResponse, wait: int) -> list[bytes]:
+        if self._throttle.first_refusal():
+            log.warning("access gateway: sign-ins throttled for %d s after repeated failures", wait)
+        return self._page(
+            start_response,
+            429,
+            HOME,
+            "Too many failed sign-ins: wait a minute and try again.",
+            [("Retry-After", str(wait))],
+        )
 
     def _sign_in(self, fields: dict[str, str]) -> tuple[Decision, bytes | None]:
         """The form's decision, and the service token's digest for its session (None: Privacy Pass)."""
