@@ -13,17 +13,18 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 from pykka import ActorDeadError
 from pykka.typing import ActorMemberMixin, proxy_method
 
+from anon_ticket.actors.locator import ActorLocator, wait
 from anon_ticket.actors.refusal import refusals_as_values
 from anon_ticket.core.access_time import AccessPolicy
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.core.payments import Transfer, TransferFlag
-from anon_ticket.errors import AnonTicketError
+from anon_ticket.errors import AnonTicketError, Unavailable
 from anon_ticket.storage.base import (
     BatchOutcome,
     ClaimOutcome,
@@ -100,6 +101,29 @@ def request_spend(ref: pykka.ActorRef[Any], request: SpendRequest) -> pykka.Futu
     reply: pykka.Future[bool] = pykka.ThreadingFuture()
     ref.tell(QueuedSpend(request, reply))
     return reply
+
+
+Asked = TypeVar("Asked")
+Answer = TypeVar("Answer")
+
+
+def ask_writer(
+    actors: ActorLocator,
+    send: Callable[[pykka.ActorRef[Any], Asked], pykka.Future[Answer]],
+    request: Asked,
+    timeout: float,
+) -> Answer:
+    """`send` (`request_claim`, `request_issue`, `request_spend`) to the current writer and its answer
+    within `timeout` seconds. A writer that is gone, restarting or slow is `Unavailable` (storage),
+    the contract's 503, the same for every request thread that writes."""
+    ref = actors.ref("storage_writer")
+    try:
+        if ref is None:
+            raise pykka.ActorDeadError("no storage writer")
+        future = send(ref, request)
+    except pykka.ActorDeadError:
+        raise Unavailable("storage writer is restarting", component="storage") from None
+    return wait(future, timeout, "storage writer", "storage")
 
 
 class StorageWriter(pykka.ThreadingActor):

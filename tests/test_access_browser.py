@@ -21,7 +21,7 @@ from tests.support.pipeline import Pipeline
 from tests.support.proxies import PROXIES, SECRET, Proxy
 
 if TYPE_CHECKING:  # the test extra installs it; tests/support/chromium.py skips without it
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Page
 
 WAIT_MS = 30_000
 
@@ -30,6 +30,13 @@ WAIT_MS = 30_000
 def browser() -> Iterator[Browser]:
     with playwright_chromium() as launched:
         yield launched
+
+
+def sign_in(page: Page, token: str) -> None:
+    """Paste `token` into the sign-in form and submit it; returns once the next page has loaded."""
+    page.fill("#token", token)
+    with page.expect_navigation(timeout=WAIT_MS):
+        page.click("button[type=submit]")
 
 
 @pytest.fixture(params=sorted(PROXIES))
@@ -48,9 +55,7 @@ def test_a_browser_signs_in_and_keeps_its_session(
         first = page.goto(site.url + "/private/a.txt", timeout=WAIT_MS)
         assert first is not None and first.status == 401
         assert page.title() == "Sign in"
-        page.fill("#token", token)
-        with page.expect_navigation(timeout=WAIT_MS):
-            page.click("button[type=submit]")
+        sign_in(page, token)
         assert page.url == site.url + "/private/a.txt"
         assert page.inner_text("body").strip() == SECRET.decode().strip()
         cookies = {c["name"]: c for c in context.cookies()}
@@ -67,9 +72,7 @@ def test_a_wrong_token_is_explained_on_the_page(browser: Browser, site: Proxy) -
     try:
         page = context.new_page()
         page.goto(site.url + "/private/a.txt", timeout=WAIT_MS)
-        page.fill("#token", "ab" * 32)
-        with page.expect_navigation(timeout=WAIT_MS):
-            page.click("button[type=submit]")
+        sign_in(page, "ab" * 32)
         assert "no service token with this value" in page.inner_text("#message")
         assert context.cookies() == []
     finally:
@@ -84,9 +87,7 @@ def test_a_crafted_sign_in_link_stays_on_the_site(
     try:
         page = context.new_page()
         page.goto(site.url + "/login?next=//evil.example/steal", timeout=WAIT_MS)
-        page.fill("#token", token)
-        with page.expect_navigation(timeout=WAIT_MS):
-            page.click("button[type=submit]")
+        sign_in(page, token)
         assert page.url == site.url + "/"
         assert "a public page" in page.inner_text("body")
     finally:

@@ -26,10 +26,11 @@ from anon_ticket.core.domain import PaymentId
 from anon_ticket.panel.figures import CSV_COLUMNS, xmr
 from anon_ticket.panel.tools import CONTENT_SECURITY_POLICY, COOKIE_NAME
 from anon_ticket.privacypass import client as privacypass_client
-from anon_ticket.privacypass.wire import TokenChallenge, b64url_decode, b64url_encode
+from anon_ticket.privacypass.wire import b64url_encode
 from tests.support.chromium import ARTIFACTS, CookieTunnel, chromium, png_size, screenshot
 from tests.support.daemon import DaemonProcess, claim_token, pay, redeem_until
 from tests.support.fake_wallet import FakeWallet
+from tests.support.private_tokens import issue, published
 from tests.support.services import require
 from tests.support.waiting import wait_for
 
@@ -380,19 +381,10 @@ def _fetch_and_spend_private_tokens(
     daemon: DaemonProcess, service_token: str, fetch: int, spend: int
 ) -> tuple[int, int]:
     """Privacy Pass tokens fetched and some spent (docs/PROTOCOL.md §12); the daemon's totals after."""
-    info = daemon.public("GET", "/api/v1/info").json()["private_token"]
-    challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
+    key, challenge = published(daemon)
     for index in range(fetch):
-        request, pending = privacypass_client.prepare(b64url_decode(info["token_key"]), challenge)
-        answer = daemon.public(
-            "POST",
-            "/api/v1/private-token/issue",
-            data=request.encode(),
-            headers={
-                "Content-Type": "application/private-token-request",
-                "Authorization": f"Bearer {service_token}",
-            },
-        )
+        request, pending = privacypass_client.prepare(key, challenge)
+        answer = issue(daemon, service_token, request.encode())
         assert answer.status_code == 200, answer.text
         if index < spend:
             token = b64url_encode(pending.finalize(answer.content).encode())

@@ -71,22 +71,23 @@ def exchange(
     return response.status, found, body
 
 
+# The daemon as this harness and tests/test_power_loss.py cut it: polling the wallet every 0.1 s.
+HARNESS_ENV = {
+    "MONITOR_START_HEIGHT": "100",
+    "MONITOR_POLL_INTERVAL_SECS": "0.1",
+    "MONITOR_MIN_CONFIRMATIONS": str(CONFIRMATIONS),
+    "MIN_PAYMENT_AMOUNT": str(MIN_AMOUNT),
+    "ACTOR_TIMEOUT_SECS": "3",
+    # Buyers here are a few threads on one address: the abuse limit is not under test.
+    "ABUSE_STORAGE_RATE": "100000",
+    "ABUSE_STORAGE_BURST": "100000",
+    "ABUSE_PID_PER_MINUTE": "100000",
+}
+
+
 def daemon_for(workdir: Path, wallet_url: str) -> DaemonProcess:
     return DaemonProcess(
-        workdir,
-        wallet_url=wallet_url,
-        env={
-            "INTERNAL_API_TOKEN": INTERNAL_TOKEN,
-            "MONITOR_START_HEIGHT": "100",
-            "MONITOR_POLL_INTERVAL_SECS": "0.1",
-            "MONITOR_MIN_CONFIRMATIONS": str(CONFIRMATIONS),
-            "MIN_PAYMENT_AMOUNT": str(MIN_AMOUNT),
-            "ACTOR_TIMEOUT_SECS": "3",
-            # Buyers here are a few threads on one address: the abuse limit is not under test.
-            "ABUSE_STORAGE_RATE": "100000",
-            "ABUSE_STORAGE_BURST": "100000",
-            "ABUSE_PID_PER_MINUTE": "100000",
-        },
+        workdir, wallet_url=wallet_url, env={"INTERNAL_API_TOKEN": INTERNAL_TOKEN, **HARNESS_ENV}
     )
 
 

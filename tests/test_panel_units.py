@@ -27,6 +27,28 @@ from anon_ticket.storage.pool import PoolFigures
 DAY = 86_400
 
 
+def quiet_status() -> Status:
+    """A `Status` with nothing to show: no wallet figures, no actors, no payments, no node."""
+    wallet = WalletStatus(None, None, None, None, stale=False, last_success_at=None)
+    return Status(
+        version="0",
+        actors=(),
+        wallet=wallet,
+        scan_cursor=None,
+        payments=PaymentCounts(pending=0, redeemable=0, claimed=0),
+        tokens=TokenCounts(active=0, revoked=0),
+        abuse_level="normal",
+    )
+
+
+def render_dashboard(status: Status) -> str:
+    """The dashboard page as a signed-in operator sees it for `status`."""
+    from anon_ticket.panel.app import templates  # noqa: PLC0415
+
+    values = {"signed_in": True, "csrf": "c", "section": "dashboard", "max_reason": 256, "abuse_chart": None}
+    return templates().get_template("dashboard.html").render(status=status, **values)
+
+
 def test_round_gridlines_and_plain_decimal_labels() -> None:
     assert [charts.nice_step(top) for top in (7, 8, 40, 0.000008, 1234)] == [2, 2, 10, 0.000002, 500]
     chart = charts.bar_chart("t", [charts.Point("a", 0.000008, "8"), charts.Point("b", 0.000002, "2")])
@@ -140,8 +162,6 @@ def test_sessions_are_stored_only_when_signed_in_and_capped() -> None:
 def test_the_dashboard_renders_the_typed_status() -> None:
     """The panel renders the same `Status` value the API turns into JSON, `stale` and
     `last_success_at` (docs/PROTOCOL.md §9) included, times in the panel's own format."""
-    from anon_ticket.panel.app import templates  # noqa: PLC0415
-
     wallet = WalletStatus(
         height=7,
         primary_address="4A",
@@ -159,63 +179,34 @@ def test_the_dashboard_renders_the_typed_status() -> None:
         tokens=TokenCounts(active=3, revoked=0),
         abuse_level="elevated",
     )
-    page = templates().get_template("dashboard.html")
-    values = {"signed_in": True, "csrf": "c", "section": "dashboard", "max_reason": 256, "abuse_chart": None}
-    plain = page.render(status=status, **values)
+    plain = render_dashboard(status)
     assert "timed out" in plain and "elevated" in plain and '<td class="good">no</td>' in plain
     assert '<tr><td>wallet_poller</td><td class="good">running</td><td class="num">0</td></tr>' in plain
     stale_wallet = dataclasses.replace(wallet, stale=True, last_success_at=1_796_234_400)
-    stale = page.render(status=dataclasses.replace(status, wallet=stale_wallet), **values)
+    stale = render_dashboard(dataclasses.replace(status, wallet=stale_wallet))
     assert '<td class="bad">yes — no successful poll lately</td>' in stale
     assert '<th>Last successful poll</th><td class="">2026-12-02 18:00:00 UTC</td>' in stale
 
 
 def test_the_dashboard_names_the_node_and_its_role() -> None:
     """docs/PROTOCOL.md §11: which node answered, and whether it polls the wallet."""
-    from anon_ticket.panel.app import templates  # noqa: PLC0415
-
-    wallet = WalletStatus(None, None, None, None, stale=False, last_success_at=None)
-    status = Status(
-        version="0",
-        actors=(),
-        wallet=wallet,
-        scan_cursor=None,
-        payments=PaymentCounts(pending=0, redeemable=0, claimed=0),
-        tokens=TokenCounts(active=0, revoked=0),
-        abuse_level="normal",
-    )
-    page = templates().get_template("dashboard.html")
-    values = {"signed_in": True, "csrf": "c", "section": "dashboard", "max_reason": 256, "abuse_chart": None}
-    assert "<th>Node</th>" not in page.render(status=status, **values)
+    status = quiet_status()
+    assert "<th>Node</th>" not in render_dashboard(status)
     for role, said in (
         ("leader", "this node polls the wallet"),
         ("standby", "another node polls the wallet"),
     ):
         node = NodeStatus("shop-a:4711", role)
-        plain = page.render(status=dataclasses.replace(status, node=node), **values)
+        plain = render_dashboard(dataclasses.replace(status, node=node))
         assert '<th>Node</th><td class="mono">shop-a:4711</td>' in plain
         assert f'<th>Role</th><td class="node-role {role}">{role} — {said}</td>' in plain
 
 
 def test_the_dashboard_shows_the_connection_pool_on_postgresql_only() -> None:
     """docs/PROTOCOL.md §11: the node's pool (size, in use, waits); nothing about it on SQLite."""
-    from anon_ticket.panel.app import templates  # noqa: PLC0415
-
-    wallet = WalletStatus(None, None, None, None, stale=False, last_success_at=None)
-    status = Status(
-        version="0",
-        actors=(),
-        wallet=wallet,
-        scan_cursor=None,
-        payments=PaymentCounts(pending=0, redeemable=0, claimed=0),
-        tokens=TokenCounts(active=0, revoked=0),
-        abuse_level="normal",
-        storage=StorageStatus(None),
-    )
-    page = templates().get_template("dashboard.html")
-    values = {"signed_in": True, "csrf": "c", "section": "dashboard", "max_reason": 256, "abuse_chart": None}
-    assert "Database connections" not in page.render(status=status, **values)
+    status = dataclasses.replace(quiet_status(), storage=StorageStatus(None))
+    assert "Database connections" not in render_dashboard(status)
     busy = StorageStatus(PoolFigures(size=6, in_use=2, waiting=1, waits=40, timeouts=3, replaced=0))
-    plain = page.render(status=dataclasses.replace(status, storage=busy), **values)
+    plain = render_dashboard(dataclasses.replace(status, storage=busy))
     assert '<th>Database connections</th><td class="mono">2 of 6 in use, 1 waiting</td>' in plain
     assert '<th>Waited for one</th><td class="bad">40 requests, 3 of them answered 503</td>' in plain

@@ -29,6 +29,7 @@ from anon_ticket.core.domain import PaymentId
 from anon_ticket.storage.pool import DEFAULT_POOL_SIZE
 from tests.support.daemon import DaemonProcess, redeem_until
 from tests.support.fake_wallet import FakeWallet
+from tests.support.nodes import cluster_node
 from tests.support.postgres import ADMIN_URL, connections_to, fresh_database_url
 from tests.support.statsd_sink import StatsdSink
 from tests.support.waiting import wait_for
@@ -43,22 +44,15 @@ TOKEN = "pool-nodes-internal-token-0123456789"
 
 
 def node(workdir: Path, url: str, wallet: FakeWallet, index: int, **env: str) -> DaemonProcess:
-    return DaemonProcess(
-        workdir / f"node{index}",
-        wallet_url=f"{wallet.url}?node={index}",
-        env={
-            "DATABASE_URL": url,
-            "INTERNAL_API_TOKEN": TOKEN,
-            "MONITOR_POLL_INTERVAL_SECS": str(POLL_SECS),
-            "MONITOR_START_HEIGHT": "100",
-            "MONITOR_MIN_CONFIRMATIONS": str(CONFIRMATIONS),
-            "MIN_PAYMENT_AMOUNT": str(AMOUNT),
-            "NODE_NAME": f"n{index}",
-            # Lifted, as the benchmarks do: 8 x 2 redeems of one PID within a minute are the test.
-            "ABUSE_PID_PER_MINUTE": "100000",
-            **env,
-        },
-    )
+    env = {
+        "MONITOR_POLL_INTERVAL_SECS": str(POLL_SECS),
+        "MONITOR_MIN_CONFIRMATIONS": str(CONFIRMATIONS),
+        "MIN_PAYMENT_AMOUNT": str(AMOUNT),
+        # Lifted, as the benchmarks do: 8 x 2 redeems of one PID within a minute are the test.
+        "ABUSE_PID_PER_MINUTE": "100000",
+        **env,
+    }
+    return cluster_node(workdir, url, wallet, index, TOKEN, **env)
 
 
 class SessionSampler:

@@ -55,9 +55,8 @@ from tests.support.daemon import DaemonProcess
 from tests.support.fake_wallet import FakeWallet
 from tests.support.lazyfs import LazyMount, require_fuse
 from tests.support.waiting import wait_for
-from tests.test_crash_consistency import MIN_AMOUNT, Payer, exchange
+from tests.test_crash_consistency import HARNESS_ENV, Payer, exchange
 
-CONFIRMATIONS = 2
 ISSUE_PATH = "/api/v1/private-token/issue"
 REQUEST_TIMEOUT_SECS = 10.0
 CATCH_UP_SECS = 30.0
@@ -73,17 +72,7 @@ def daemon_on(mount: LazyMount, workdir: Path, wallet_url: str, module: str) -> 
         wallet_url=wallet_url,
         module=module,
         log_path=workdir / "daemon.log",
-        env={
-            "DATABASE_URL": f"sqlite:///{mount.mountpoint}/anon_ticket.db",
-            "MONITOR_START_HEIGHT": "100",
-            "MONITOR_POLL_INTERVAL_SECS": "0.1",
-            "MONITOR_MIN_CONFIRMATIONS": str(CONFIRMATIONS),
-            "MIN_PAYMENT_AMOUNT": str(MIN_AMOUNT),
-            "ACTOR_TIMEOUT_SECS": "3",
-            "ABUSE_STORAGE_RATE": "100000",
-            "ABUSE_STORAGE_BURST": "100000",
-            "ABUSE_PID_PER_MINUTE": "100000",
-        },
+        env={"DATABASE_URL": f"sqlite:///{mount.mountpoint}/anon_ticket.db", **HARNESS_ENV},
     )
 
 

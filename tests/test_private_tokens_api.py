@@ -22,13 +22,13 @@ from anon_ticket.privacypass import client
 from anon_ticket.privacypass.wire import Token, TokenChallenge, TokenRequest, b64url_decode, b64url_encode
 from tests.support.daemon import DaemonProcess, claim_token, pay
 from tests.support.fake_wallet import FakeWallet
+from tests.support.private_tokens import REQUEST_TYPE, issue, published
 from tests.support.waiting import wait_for
 
 PER_PAYMENT = 4
 ISSUE = "/api/v1/private-token/issue"
 SPEND = "/api/v1/private-token/spend"
 DIRECTORY = "/.well-known/private-token-issuer-directory"
-REQUEST_TYPE = "application/private-token-request"
 
 
 @pytest.fixture(scope="module")
@@ -51,22 +51,12 @@ def wait_for_info(daemon: DaemonProcess) -> None:
     wait_for("the wallet's address", lambda: True if daemon.public("GET", "/api/v1/info").ok else None, 15)
 
 
-def published(daemon: DaemonProcess) -> tuple[bytes, TokenChallenge]:
-    info = daemon.public("GET", "/api/v1/info").json()["private_token"]
-    return b64url_decode(info["token_key"]), TokenChallenge.decode(b64url_decode(info["challenge"]))
-
-
-def post_request(daemon: DaemonProcess, service_token: str, body: bytes, **headers: str) -> requests.Response:
-    sent = {"Content-Type": REQUEST_TYPE, "Authorization": f"Bearer {service_token}", **headers}
-    return daemon.public("POST", ISSUE, data=body, headers=sent)
-
-
 def fetch(
     daemon: DaemonProcess, service_token: str
 ) -> tuple[TokenRequest, requests.Response, client.PendingToken]:
     spki, challenge = published(daemon)
     request, pending = client.prepare(spki, challenge)
-    return request, post_request(daemon, service_token, request.encode()), pending
+    return request, issue(daemon, service_token, request.encode()), pending
 
 
 def token_for(daemon: DaemonProcess, service_token: str) -> Token:
@@ -150,7 +140,7 @@ def test_a_retried_request_gets_the_same_bytes_and_costs_nothing(
 ) -> None:
     _, service_token = claim_token(daemon, wallet)
     request, first, pending = fetch(daemon, service_token)
-    again = [post_request(daemon, service_token, request.encode()) for _ in range(3)]
+    again = [issue(daemon, service_token, request.encode()) for _ in range(3)]
     assert {answer.content for answer in again} == {first.content}
     assert counts(daemon, service_token)["issued"] == 1
     assert spend(daemon, pending.finalize(first.content)).status_code == 200
@@ -172,7 +162,7 @@ def test_the_allowance_is_used_up_then_refused_with_its_figures(
         "issued": PER_PAYMENT,
     }
     # A retry of a request already answered is still free and still answered.
-    assert post_request(daemon, service_token, kept[0].encode()).content == kept[1].content
+    assert issue(daemon, service_token, kept[0].encode()).content == kept[1].content
     # A later payment to the same PID raises the allowance (half a minimum: half as many tokens more).
     pay(wallet, pid, daemon.min_payment_amount // 2, daemon.confirmations)
 
@@ -193,7 +183,7 @@ def test_many_threads_never_exceed_the_allowance(daemon: DaemonProcess, wallet: 
     def buyer(share: list[bytes]) -> None:
         barrier.wait()
         for body in share:
-            statuses.append(post_request(daemon, service_token, body).status_code)
+            statuses.append(issue(daemon, service_token, body).status_code)
 
     threads = [threading.Thread(target=buyer, args=(bodies[i::8],)) for i in range(8)]
     for thread in threads:
@@ -232,7 +222,7 @@ def test_issuance_refuses_wrong_credentials_and_media_types(
     _, service_token = claim_token(daemon, wallet)
     spki, challenge = published(daemon)
     body = client.prepare(spki, challenge)[0].encode()
-    answer = post_request(daemon, service_token, body, **headers)
+    answer = issue(daemon, service_token, body, **headers)
     assert answer.status_code == status, answer.text
     assert answer.json()["error"] == code
     assert answer.headers["Content-Type"] == "application/json; charset=utf-8"
@@ -254,9 +244,9 @@ def test_issuance_refuses_malformed_token_requests(daemon: DaemonProcess, wallet
         "not below the modulus": good[:3] + b"\xff" * 256,
     }
     for name, body in cases.items():
-        answer = post_request(daemon, service_token, body)
+        answer = issue(daemon, service_token, body)
         assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request"), name
-    too_long = post_request(daemon, service_token, good + b"\x00")
+    too_long = issue(daemon, service_token, good + b"\x00")
     assert (too_long.status_code, too_long.json()["error"]) == (413, "payload_too_large")
     chunked = daemon.public(
         "POST",
@@ -407,5 +397,5 @@ def test_what_was_answered_survives_a_crash(daemon: DaemonProcess, wallet: FakeW
     wait_for_info(daemon)
     assert counts(daemon, service_token)["issued"] == 1
     assert spend(daemon, token).status_code == 409
-    again = post_request(daemon, service_token, request.encode())
+    again = issue(daemon, service_token, request.encode())
     assert again.content == first.content and counts(daemon, service_token)["issued"] == 1

@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from anon_ticket.privacypass import client
-from anon_ticket.privacypass.wire import TokenChallenge, b64url_decode, b64url_encode
+from anon_ticket.privacypass.wire import b64url_encode
 from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
+from tests.support.nodes import cluster_node, stop_each
+from tests.support.private_tokens import issue, published
 from tests.test_storage_postgres import fresh_schema_url
 
 PER_PAYMENT = 5
@@ -36,19 +37,16 @@ def nodes(
     key_file = workdir / "shared" / "privacy_pass_key.pem"
     key_file.parent.mkdir()
     started = [
-        DaemonProcess(
-            workdir / f"node{index}",
-            wallet_url=f"{wallet.url}?node={index}",
-            env={
-                "DATABASE_URL": url,
-                "INTERNAL_API_TOKEN": TOKEN,
-                "MONITOR_START_HEIGHT": "100",
-                "NODE_NAME": f"n{index}",
-                "PUBLIC_THREADS": "8",
-                "INTERNAL_THREADS": "4",
-                "PRIVACY_PASS_KEY_FILE": str(key_file),
-                "PRIVACY_PASS_TOKENS_PER_PAYMENT": str(PER_PAYMENT),
-            },
+        cluster_node(
+            workdir,
+            url,
+            wallet,
+            index,
+            TOKEN,
+            PUBLIC_THREADS="8",
+            INTERNAL_THREADS="4",
+            PRIVACY_PASS_KEY_FILE=str(key_file),
+            PRIVACY_PASS_TOKENS_PER_PAYMENT=str(PER_PAYMENT),
         )
         for index in range(2)
     ]
@@ -57,24 +55,7 @@ def nodes(
         started[1].start()
         yield started
     finally:
-        for node in started:
-            try:
-                node.stop()
-            finally:
-                node.kill()
-
-
-def published(node: DaemonProcess) -> tuple[bytes, TokenChallenge]:
-    info = node.public("GET", "/api/v1/info").json()["private_token"]
-    return b64url_decode(info["token_key"]), TokenChallenge.decode(b64url_decode(info["challenge"]))
-
-
-def issue(node: DaemonProcess, service_token: str, body: bytes) -> requests.Response:
-    headers = {
-        "Content-Type": "application/private-token-request",
-        "Authorization": f"Bearer {service_token}",
-    }
-    return node.public("POST", "/api/v1/private-token/issue", data=body, headers=headers)
+        stop_each(started)
 
 
 def test_every_node_publishes_the_one_shared_key(nodes: list[DaemonProcess]) -> None:

@@ -26,9 +26,10 @@ import pytest
 
 from anon_ticket.core.domain import ServiceToken
 from anon_ticket.privacypass import client
-from anon_ticket.privacypass.wire import Token, TokenChallenge, b64url_decode, b64url_encode
+from anon_ticket.privacypass.wire import Token, b64url_encode
 from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
+from tests.support.private_tokens import issue, published
 from tests.support.statsd_sink import StatsdSink
 from tests.support.waiting import wait_for
 
@@ -83,9 +84,7 @@ def play(daemon: DaemonProcess, wallet: FakeWallet, sink: StatsdSink) -> Exchang
     issuance, spends = Seen(), Seen()
     daemon.wait_scanning()
     wait_for("the address", lambda: True if daemon.public("GET", "/api/v1/info").ok else None, 15)
-    info = daemon.public("GET", "/api/v1/info").json()["private_token"]
-    spki = b64url_decode(info["token_key"])
-    challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
+    spki, challenge = published(daemon)
     tokens: list[Token] = []
     for _ in range(BUYERS):
         pid, service_token = claim_token(daemon, wallet)
@@ -93,15 +92,7 @@ def play(daemon: DaemonProcess, wallet: FakeWallet, sink: StatsdSink) -> Exchang
         issuance.add(bytes.fromhex(service_token), digest, pid.chain_payment_id().raw)
         for _ in range(TOKENS_EACH):
             request, pending = client.prepare(spki, challenge)
-            answer = daemon.public(
-                "POST",
-                "/api/v1/private-token/issue",
-                data=request.encode(),
-                headers={
-                    "Content-Type": "application/private-token-request",
-                    "Authorization": f"Bearer {service_token}",
-                },
-            )
+            answer = issue(daemon, service_token, request.encode())
             assert answer.status_code == 200, answer.text
             issuance.add(
                 request.encode(),

@@ -27,6 +27,7 @@ import pytest
 from anon_ticket.core.domain import PaymentId
 from tests.support.daemon import DaemonProcess, free_ports, pay, redeem_until
 from tests.support.fake_wallet import FakeWallet
+from tests.support.nodes import cluster_node, stop_each
 from tests.support.postgres import fresh_schema_url
 from tests.support.statsd_sink import StatsdSink
 from tests.support.waiting import wait_for
@@ -83,21 +84,18 @@ class Cluster:
 
 
 def _node(workdir: Path, url: str, wallet: FakeWallet, index: int, statsd_port: int) -> DaemonProcess:
-    return DaemonProcess(
-        workdir / f"node{index}",
-        wallet_url=f"{wallet.url}?node={index}",
-        env={
-            "DATABASE_URL": url,
-            "INTERNAL_API_TOKEN": TOKEN,
-            "MONITOR_POLL_INTERVAL_SECS": str(POLL_SECS),
-            "MONITOR_START_HEIGHT": "100",
-            "MONITOR_MIN_CONFIRMATIONS": str(CONFIRMATIONS),
-            "MIN_PAYMENT_AMOUNT": str(AMOUNT),
-            "NODE_NAME": f"n{index}",
-            "STATSD_PORT": str(statsd_port),
-            "PUBLIC_THREADS": "8",
-            "INTERNAL_THREADS": "2",
-        },
+    return cluster_node(
+        workdir,
+        url,
+        wallet,
+        index,
+        TOKEN,
+        MONITOR_POLL_INTERVAL_SECS=str(POLL_SECS),
+        MONITOR_MIN_CONFIRMATIONS=str(CONFIRMATIONS),
+        MIN_PAYMENT_AMOUNT=str(AMOUNT),
+        STATSD_PORT=str(statsd_port),
+        PUBLIC_THREADS="8",
+        INTERNAL_THREADS="2",
     )
 
 
@@ -117,11 +115,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             cluster.leader(timeout=60)
             yield cluster
         finally:
-            for node in nodes:
-                try:
-                    node.stop()
-                finally:
-                    node.kill()
+            stop_each(nodes)
             sink.close()
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from anon_ticket.core.domain import PaymentId
 from tests.support.attack import Attack, connect, honest_redeem, proxy_line, read_answer
-from tests.support.daemon import DaemonProcess, free_ports, pay, redeem_until, unused_udp_port
+from tests.support.daemon import DaemonProcess, claim_token, free_ports, pay, unused_udp_port
 from tests.support.fake_wallet import FakeWallet
 from tests.support.waiting import wait_for
 
@@ -54,10 +54,7 @@ def address(url: str) -> tuple[str, int]:
 
 def paid_pid(daemon: DaemonProcess, wallet: FakeWallet) -> PaymentId:
     """A PID whose payment the daemon has seen (redeemed once: `claimed`)."""
-    pid = PaymentId.generate()
-    pay(wallet, pid, daemon.min_payment_amount, daemon.confirmations)
-    assert redeem_until(daemon, pid, 200).json()["status"] == "claimed"
-    return pid
+    return claim_token(daemon, wallet)[0]
 
 
 def buyer_is_served(target: tuple[str, int] | Path, pid: PaymentId, proxy: bytes = b"") -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -59,6 +60,17 @@ def issue(into: Store, request: IssueRequest) -> IssueOutcome:
 
 def spend(into: Store, nonce: bytes, key_id: bytes = KEY_ID, day: int = DAY) -> bool:
     return into.spend_many([SpendRequest(key_id, hashlib.sha256(nonce).digest(), day)])[0]
+
+
+def in_parallel(writers: list[Store], run: Callable[[Store], None]) -> None:
+    """`run(writer)` on a thread of its own for each writer (up to 60 s each), then every writer closed."""
+    threads = [threading.Thread(target=run, args=(writer,)) for writer in writers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for writer in writers:
+        writer.close()
 
 
 def test_the_allowance_rule_is_integer_floor() -> None:
@@ -160,13 +172,7 @@ def test_threads_racing_for_one_allowance_never_exceed_it(db: Database, store: S
             with lock:
                 results.extend(o.verdict for o in outcomes)
 
-    threads = [threading.Thread(target=run, args=(writer,)) for writer in writers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    for writer in writers:
-        writer.close()
+    in_parallel(writers, run)
     assert len(results) == 32
     assert results.count(IssueVerdict.GRANTED) == PER_PAYMENT
     assert results.count(IssueVerdict.EXHAUSTED) == 32 - PER_PAYMENT
@@ -193,13 +199,7 @@ def test_racing_spends_of_one_nonce_succeed_once(db: Database) -> None:  # noqa:
         barrier.wait()
         fresh.append(spend(writer, nonce))
 
-    threads = [threading.Thread(target=run, args=(writer,)) for writer in writers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    for writer in writers:
-        writer.close()
+    in_parallel(writers, run)
     assert sorted(fresh) == [False, False, False, True]
 
 

@@ -21,11 +21,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-import pykka
-
 from anon_ticket.actors.abuse_metrics import Event
-from anon_ticket.actors.locator import ActorLocator, wait
-from anon_ticket.actors.storage_writer import request_issue, request_spend
+from anon_ticket.actors.locator import ActorLocator
+from anon_ticket.actors.storage_writer import ask_writer, request_issue, request_spend
 from anon_ticket.core.abuse import PerKeyLimiter
 from anon_ticket.core.domain import ServiceToken
 from anon_ticket.core.payments import TokenStatus, evaluate
@@ -36,7 +34,6 @@ from anon_ticket.errors import (
     RateLimited,
     TokenRevoked,
     Unauthorized,
-    Unavailable,
 )
 from anon_ticket.privacypass import issuer, origin
 from anon_ticket.privacypass.keys import IssuerKey
@@ -208,7 +205,6 @@ class PrivateTokens:
             raise AllowanceExhausted(granted, issued)
 
     def _record(self, token_digest: bytes, blinded: bytes) -> IssueOutcome:
-        ref = self._actors.ref("storage_writer")
         settings = self._settings
         ask = IssueRequest(
             token_digest=token_digest,
@@ -218,13 +214,7 @@ class PrivateTokens:
             min_amount=settings.min_payment_amount,
             min_confirmations=settings.min_confirmations,
         )
-        try:
-            if ref is None:
-                raise pykka.ActorDeadError("no storage writer")
-            future = request_issue(ref, ask)
-        except pykka.ActorDeadError:
-            raise Unavailable("storage writer is restarting", component="storage") from None
-        return wait(future, settings.writer_timeout_secs, "storage writer", "storage")
+        return ask_writer(self._actors, request_issue, ask, settings.writer_timeout_secs)
 
     def _refuse(self, outcome: IssueOutcome, claim: ClaimRecord) -> None:
         """The writer's refusal (it saw a change the reader had not: a revocation, a racing issuance)."""
@@ -260,15 +250,8 @@ class PrivateTokens:
         """As `spend`, for a token already decoded (an `Authorization: PrivateToken` header)."""
         if not origin.verify_token(self._key, token, self._challenge):
             return self._invalid()
-        ref = self._actors.ref("storage_writer")
         ask = SpendRequest(self._key.key_id, nonce_digest(token), int(self._clock()) // SECONDS_PER_DAY)
-        try:
-            if ref is None:
-                raise pykka.ActorDeadError("no storage writer")
-            future = request_spend(ref, ask)
-        except pykka.ActorDeadError:
-            raise Unavailable("storage writer is restarting", component="storage") from None
-        if wait(future, self._settings.writer_timeout_secs, "storage writer", "storage"):
+        if ask_writer(self._actors, request_spend, ask, self._settings.writer_timeout_secs):
             self._actors.tell("abuse_metrics", Event("private_token.spent"))
             return SpendResult.SPENT
         self._actors.tell("abuse_metrics", Event("private_token.spend_refused"))

@@ -12,11 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pykka
-
-from anon_ticket.actors.locator import ActorLocator, wait
+from anon_ticket.actors.locator import ActorLocator
 from anon_ticket.actors.published import PublishedState
-from anon_ticket.actors.storage_writer import request_claim
+from anon_ticket.actors.storage_writer import ask_writer, request_claim
 from anon_ticket.core.abuse import PerKeyLimiter, TokenBucket
 from anon_ticket.core.domain import PaymentId, TxId
 from anon_ticket.core.payments import PaymentView, TokenStatus, Transfer, evaluate
@@ -106,17 +104,10 @@ class Redeemer:
         raise InsufficientPayment(view.counted_total, self._settings.min_payment_amount)
 
     def _claim(self, pid: PaymentId, view: PaymentView) -> RedeemAnswer:
-        ref = self._actors.ref("storage_writer")
         request = ClaimRequest(
             pid, int(self._clock()), self._settings.min_payment_amount, self._settings.min_confirmations
         )
-        try:
-            if ref is None:
-                raise pykka.ActorDeadError("no storage writer")
-            future = request_claim(ref, request)
-        except pykka.ActorDeadError:
-            raise Unavailable("storage writer is restarting", component="storage") from None
-        outcome = wait(future, self._settings.writer_timeout_secs, "storage writer", "storage")
+        outcome = ask_writer(self._actors, request_claim, request, self._settings.writer_timeout_secs)
         if outcome is None:
             # A poll between our read and the writer's transaction took the payment below the
             # minimum (a reorg): answer from what is visible now.
