@@ -12,18 +12,30 @@ grow the gateway's memory without bound. No timing is asserted; every loop is bo
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
+import http.client
 import json
+import secrets
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 
+from anon_ticket.errors import RateLimited, Unauthorized
 from anon_ticket.privacypass import client
+from anon_ticket.privacypass.keys import IssuerKey
 from anon_ticket.privacypass.wire import Token, TokenChallenge, b64url_decode, b64url_encode
-from tests.support.attack import connect, read_answer
+from anon_ticket.service.private_tokens import PrivateTokens, PrivateTokenSettings
+from tests.support.access import claim_token as access_claim_token
+from tests.support.attack import Attack, connect, honest_redeem, read_answer
 from tests.support.daemon import DaemonProcess, claim_token, free_ports
 from tests.support.fake_wallet import FakeWallet
+from tests.support.pipeline import MIN_AMOUNT, Pipeline
+from tests.support.waiting import wait_for
 
 DEADLINE = "2"  # HTTP_REQUEST_DEADLINE_SECS: stalled attackers are cut off quickly
 ISSUE_PER_MINUTE = 60  # PRIVACY_PASS_ISSUE_PER_MINUTE for these daemons: the flood meets the limit
@@ -424,3 +436,223 @@ def test_spend_garbage_gets_the_contracts_errors(daemon: DaemonProcess, service_
     assert exchange(target, raw_request("POST", SPEND, [key, js], body))[0] == 200
     assert exchange(target, raw_request("POST", SPEND, [key, js], body))[0] == 409
     assert_quiet_log(daemon, before)
+
+
+# -- siege: hostile connections on the gateway, floods of issuance and of made-up tokens -------------
+
+
+def honest_auths(target: tuple[str, int], service_token: str, count: int) -> list[float]:
+    """`count` proxy decisions for a good token, each on a fresh connection: their latencies (s).
+
+    Any answer but 200, or none within 10 s, fails the test at once: the proxy's user would see it.
+    """
+    latencies = []
+    for _ in range(count):
+        started = time.monotonic()
+        status = auth(target, f"Bearer {service_token}")
+        latencies.append(time.monotonic() - started)
+        assert status == 200
+    return latencies
+
+
+def p95(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+
+@pytest.mark.parametrize("kind", ["idle", "drip", "stalled"])
+def test_auth_is_answered_while_hundreds_of_connections_hold_the_gateway(
+    daemon: DaemonProcess, service_token: str, kind: str
+) -> None:
+    target = gateway(daemon)
+    before = log_size(daemon)
+    with Attack(target, kind, 300, drip_interval=0.5) as attack:
+        attack.wait_open()
+        latencies = honest_auths(target, service_token, 20)
+        # Cut off at the deadline; an incomplete request is refused with the gateway's 401, never 408.
+        wait_for("attackers closed", lambda: attack.stats.closed_by_server >= 50 or None, 30)
+        latencies += honest_auths(target, service_token, 20)
+        if kind == "idle":
+            assert not attack.stats.answers
+        else:
+            wait_for("401 answers", lambda: attack.stats.answers[401] or None, 30)
+            assert set(attack.stats.answers) <= {401, 404}  # a drip that completes asks for no path here
+    print(f"{kind}: 40 honest /auth, p95 {p95(latencies) * 1e3:.0f} ms, max {max(latencies) * 1e3:.0f} ms")
+    assert_quiet_log(daemon, before)
+
+
+class IssueFlood:
+    """Threads sending TokenRequests for one service token as fast as answers come: counts statuses."""
+
+    def __init__(self, daemon: DaemonProcess, service_token: str, body: bytes, threads: int) -> None:
+        self._url = daemon.public_url + ISSUE
+        self._headers = {"Content-Type": REQUEST_TYPE, "Authorization": f"Bearer {service_token}"}
+        self._body = body
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.statuses: collections.Counter[int] = collections.Counter()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self) -> IssueFlood:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _run(self) -> None:
+        with requests.Session() as session:
+            deadline = time.monotonic() + 60  # stops by itself whatever happens to the test
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                status = session.post(
+                    self._url, data=self._body, headers=self._headers, timeout=10
+                ).status_code
+                with self._lock:
+                    self.statuses[status] += 1
+
+
+def token_request(daemon: DaemonProcess) -> bytes:
+    info = daemon.public("GET", "/api/v1/info").json()["private_token"]
+    challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
+    return client.prepare(b64url_decode(info["token_key"]), challenge)[0].encode()
+
+
+def test_an_issuance_flood_is_held_to_its_rate_and_starves_nobody(
+    daemon: DaemonProcess, wallet: FakeWallet
+) -> None:
+    flooder = claim_token(daemon, wallet)[1]
+    other_buyer = claim_token(daemon, wallet)[1]
+    pid, _ = claim_token(daemon, wallet)
+    public = address(daemon.public_url)
+    before = log_size(daemon)
+    # The same TokenRequest again and again: each answer is an RSA signature (a retry is re-signed),
+    # and the allowance is taken once, so only the per-token rate limit holds it back.
+    with IssueFlood(daemon, flooder, token_request(daemon), threads=4) as flood:
+        wait_for("the flood to meet the rate limit", lambda: flood.statuses[429] >= 20 or None, 30)
+        for _ in range(10):  # another buyer's redeem and issuance are answered meanwhile
+            assert honest_redeem(public, pid.hex())[0] == 200
+            fetch_private_token(daemon, other_buyer)
+    signed = flood.statuses[200]
+    print(f"issuance flood: {dict(flood.statuses)}")
+    assert set(flood.statuses) == {200, 429}
+    # The limit's burst is one minute's worth; nothing past it was signed for the flooder.
+    assert signed <= ISSUE_PER_MINUTE + 5
+    answer = issue(daemon, flooder, token_request(daemon))
+    assert answer.status_code == 429 and int(answer.headers["Retry-After"]) >= 1
+    assert_quiet_log(daemon, before)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def unknown_token_flood(target: tuple[str, int], count: int) -> collections.Counter[int]:
+    """`count` /auth requests, each with a new made-up service token, over a few kept-alive connections."""
+    statuses: collections.Counter[int] = collections.Counter()
+    conn = http.client.HTTPConnection(*target, timeout=10)
+    try:
+        for n in range(count):
+            if n % 1000 == 0:  # a fresh connection now and then, as proxies do
+                conn.close()
+                conn = http.client.HTTPConnection(*target, timeout=10)
+            conn.request("GET", "/auth", headers={"Authorization": f"Bearer {secrets.token_hex(32)}"})
+            response = conn.getresponse()
+            response.read()
+            statuses[response.status] += 1
+    finally:
+        conn.close()
+    return statuses
+
+
+def flood_grows_memory_by(daemon: DaemonProcess, rounds: int, per_round: int) -> list[int]:
+    """RSS (KiB) after each round of made-up tokens on /auth."""
+    target = gateway(daemon)
+    sizes = []
+    for _ in range(rounds):
+        assert unknown_token_flood(target, per_round) == {401: per_round}
+        sizes.append(rss_kib(daemon.pid))
+    return sizes
+
+
+def test_a_flood_of_made_up_tokens_answers_401_and_keeps_the_log_quiet(
+    daemon: DaemonProcess, service_token: str
+) -> None:
+    before = log_size(daemon)
+    sizes = flood_grows_memory_by(daemon, 2, 1500)
+    print(f"RSS after each 1500 made-up tokens: {sizes} KiB")
+    assert auth(gateway(daemon), f"Bearer {service_token}") == 200
+    assert_quiet_log(daemon, before)
+
+
+@pytest.mark.soak
+def test_a_long_flood_of_made_up_tokens_does_not_grow_memory(daemon: DaemonProcess) -> None:
+    """Past the claim cache's capacity (10,000 digests) more made-up tokens cost no more memory."""
+    sizes = flood_grows_memory_by(daemon, 6, 10_000)
+    print(f"RSS after each 10,000 made-up tokens: {sizes} KiB")
+    # Rounds 3..6 come after the caches filled: together they may add a little (allocator noise).
+    assert sizes[-1] - sizes[2] <= 8 * 1024, sizes
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("kind", ["idle", "drip", "stalled"])
+def test_auth_keeps_99_percent_while_1000_connections_hold_the_gateway(
+    daemon: DaemonProcess, service_token: str, kind: str
+) -> None:
+    """The §8 figure on the gateway: 1,000 attackers, honest decisions for 6 s, ≥ 99 % answered 200."""
+    target = gateway(daemon)
+    before = log_size(daemon)
+    latencies: list[float] = []
+    failures = 0
+    with Attack(target, kind, 1000, drip_interval=0.5) as attack:
+        attack.wait_open(timeout=60)
+        until = time.monotonic() + 3 * float(DEADLINE)  # through cut-offs and reconnections
+        while len(latencies) < 300 or (time.monotonic() < until and len(latencies) < 5000):
+            started = time.monotonic()
+            try:
+                ok = auth(target, f"Bearer {service_token}") == 200
+            except OSError:
+                ok = False
+            latencies.append(time.monotonic() - started)
+            failures += not ok
+    print(
+        f"{kind} x1000: {len(latencies) - failures}/{len(latencies)} honest /auth answered 200, "
+        f"{attack.stats.closed_by_server} attackers cut off, "
+        f"p95 {p95(latencies) * 1e3:.0f} ms, max {max(latencies) * 1e3:.0f} ms"
+    )
+    assert failures <= len(latencies) // 100
+    assert_quiet_log(daemon, before)
+
+
+def test_made_up_tokens_cannot_push_a_buyers_issuance_limit_out(
+    wallet: FakeWallet, pipeline: Pipeline
+) -> None:
+    """The per-token limiter's table is bounded: only tokens with a claim take a place in it, so a
+    flood of made-up tokens (which cost the flooder nothing) cannot reset a paying buyer's minute."""
+    running = pipeline.daemon.private_tokens()
+    assert running is not None
+    key = IssuerKey.load(pipeline.daemon.config.privacy_pass_key_path)
+    challenge = TokenChallenge.decode(b64url_decode(running.encoded_challenge))
+    settings = PrivateTokenSettings(100, MIN_AMOUNT, 10, 5.0, issue_per_minute=2, tracked_tokens=4)
+    tokens = PrivateTokens(
+        pipeline.daemon.actors, pipeline.daemon.database.reader, key, challenge, 0, settings
+    )
+    _, buyer = access_claim_token(wallet, pipeline)
+
+    def request() -> bytes:
+        return client.prepare(key.spki, challenge)[0].encode()
+
+    for _ in range(2):
+        tokens.issue(f"Bearer {buyer}", request())
+    with pytest.raises(RateLimited):
+        tokens.issue(f"Bearer {buyer}", request())
+    for _ in range(50):  # many more made-up tokens than the table holds
+        with pytest.raises(Unauthorized):
+            tokens.issue(f"Bearer {secrets.token_hex(32)}", request())
+    with pytest.raises(RateLimited):
+        tokens.issue(f"Bearer {buyer}", request())

@@ -167,9 +167,6 @@ class PrivateTokens:
         """
         service_token = bearer_service_token(authorization)
         digest = service_token.digest().raw
-        retry_after = self._per_token.hit(digest[:16])
-        if retry_after:
-            raise RateLimited(retry_after)
         request = TokenRequest.decode(body)
         if request.truncated_key_id != self._key.truncated_key_id:
             raise PrivateTokenMalformed("the TokenRequest is not for this issuer's key")
@@ -177,6 +174,12 @@ class PrivateTokens:
         claim = self._reader().claim_by_digest(digest)
         if claim is None:
             raise Unauthorized("no claim has this service token")
+        # Counted only for a token that has a claim: the limiter's table is bounded (oldest windows
+        # go first), so were made-up tokens counted too, a flood of them would push a paying
+        # buyer's window out and give that buyer a fresh minute of RSA signatures at once.
+        retry_after = self._per_token.hit(digest[:16])
+        if retry_after:
+            raise RateLimited(retry_after)
         self._precheck(claim, blinded)
         signature = issuer.blind_sign(self._key, request)
         outcome = self._record(digest, blinded)
