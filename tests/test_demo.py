@@ -46,6 +46,18 @@ def _env(runtime: Path) -> dict[str, str]:
     return env
 
 
+def run_demo(*args: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python -m anon_ticket demo ARGS` to its end: exit code and output, never raising on failure."""
+    return subprocess.run(
+        [sys.executable, "-m", "anon_ticket", "demo", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 class Demo:
     """The running `demo` command: its output, line by line, as it comes."""
 
@@ -168,14 +180,7 @@ def test_the_demo_sells_a_token_in_the_browser_and_cleans_up(demo: Demo, browser
     assert b"--regtest" in monerod and b"--offline" in monerod  # never a real chain
     assert listening_addresses(children) <= LOOPBACK
 
-    second = subprocess.run(
-        [sys.executable, "-m", "anon_ticket", "demo"],
-        env=demo.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    second = run_demo(env=demo.env, timeout=60)
     assert second.returncode == 1 and f"a demo already runs (pid {demo.popen.pid}" in second.stderr
 
     origin = first_url.rstrip("/")
@@ -191,14 +196,7 @@ def test_the_demo_sells_a_token_in_the_browser_and_cleans_up(demo: Demo, browser
         buyer.wait_field("payment-id", pid.chain_payment_id().hex())
         address, amount = buyer.field("address"), buyer.field("amount")
         assert amount == "0.1"
-        paid = subprocess.run(
-            [sys.executable, "-m", "anon_ticket", "demo", "pay", address, amount],
-            env=demo.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        paid = run_demo("pay", address, amount, env=demo.env, timeout=120)
         assert paid.returncode == 0, paid.stdout + paid.stderr
         buyer.wait_field("status", "claimed")
         token = buyer.field("token")
@@ -257,14 +255,7 @@ def test_a_chain_that_cannot_start_is_reported_and_cleaned_up(tmp_path: Path) ->
     env = _env(tmp_path)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     env["TMPDIR"] = str(tmp_path)  # the demo's folder goes here, to be looked for afterwards
-    result = subprocess.run(
-        [sys.executable, "-m", "anon_ticket", "demo"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = run_demo(env=env, timeout=180)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "could not start: monerod" in result.stderr and "exited with 3" in result.stderr
     assert "Traceback" not in result.stderr
@@ -281,41 +272,20 @@ def test_a_chain_that_cannot_start_is_reported_and_cleaned_up(tmp_path: Path) ->
 def test_without_monerod_the_demo_says_how_to_install_it(tmp_path: Path) -> None:
     env = _env(tmp_path)
     env["PATH"] = str(tmp_path)  # neither monerod nor monero-wallet-rpc
-    result = subprocess.run(
-        [sys.executable, "-m", "anon_ticket", "demo"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_demo(env=env, timeout=60)
     assert result.returncode == 1
     assert "install the Debian package `monero`" in result.stderr
     assert "apt-get install monero" in result.stderr
 
 
 def test_demo_pay_without_a_running_demo_says_so(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "anon_ticket", "demo", "pay", "4" + "A" * 105, "0.1"],
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_demo("pay", "4" + "A" * 105, "0.1", env=_env(tmp_path), timeout=60)
     assert result.returncode == 1
     assert "no demo is running" in result.stderr and "scripts/demo" in result.stderr
 
 
 @pytest.mark.parametrize("amount", ["0", "-1", "abc", "0.0000000000001", "NaN"])
 def test_demo_pay_refuses_an_amount_that_is_not_xmr(tmp_path: Path, amount: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "anon_ticket", "demo", "pay", "4" + "A" * 105, amount],
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_demo("pay", "4" + "A" * 105, amount, env=_env(tmp_path), timeout=60)
     assert result.returncode == 1
     assert "XMR" in result.stderr and "Traceback" not in result.stderr
