@@ -654,3 +654,43 @@ def test_made_up_tokens_cannot_push_a_buyers_issuance_limit_out(
             tokens.issue(f"Bearer {secrets.token_hex(32)}", request())
     with pytest.raises(RateLimited):
         tokens.issue(f"Bearer {buyer}", request())
+
+
+def test_a_replayed_private_token_flood_is_403_and_claims_go_on(
+    daemon: DaemonProcess, wallet: FakeWallet, service_token: str
+) -> None:
+    """Each replay of a spent token asks the storage writer again (the spend is decided there); a
+    flood of them must not keep a buyer's first claim, which needs the same writer, from its answer."""
+    target = gateway(daemon)
+    spent = f'PrivateToken token="{b64url_encode(fetch_private_token(daemon, service_token).encode())}"'
+    assert auth(target, spent) == 200
+    before = log_size(daemon)
+    statuses: collections.Counter[int] = collections.Counter()
+    stop = threading.Event()
+
+    def replay() -> None:
+        conn = http.client.HTTPConnection(*target, timeout=10)
+        deadline = time.monotonic() + 30  # stops by itself
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                conn.request("GET", "/auth", headers={"Authorization": spent})
+                response = conn.getresponse()
+                response.read()
+                statuses[response.status] += 1
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=replay, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for("replays answered", lambda: sum(statuses.values()) >= 500 or None, 30)
+        for _ in range(3):  # first claims while it goes on
+            claim_token(daemon, wallet)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    print(f"replayed spent token: {dict(statuses)}")
+    assert set(statuses) == {403}
+    assert_quiet_log(daemon, before)
