@@ -61,7 +61,8 @@ def daemon(
 ) -> Iterator[DaemonProcess]:
     """One daemon process per test module (starting one takes about a second).
 
-    A module using it overrides `wallet` with a module-scoped one, which the daemon polls.
+    A module using it overrides `wallet` with a module-scoped one (`wallet = module_wallet()`, from
+    tests/support/fixtures.py), which the daemon polls.
     """
     folder = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
     with DaemonProcess(folder, wallet_url=wallet.url) as running:

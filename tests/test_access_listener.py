@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import socket
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 
 from tests.support.daemon import DaemonProcess, claim_token, free_ports, unix_request
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 from tests.test_openapi import _validator
 
-
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 def test_the_gateway_listens_on_its_own_port_only(tmp_path: Path, wallet: FakeWallet) -> None:

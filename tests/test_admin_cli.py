@@ -21,15 +21,12 @@ import pytest
 from anon_ticket.commands import tokens
 from tests.support.daemon import REPO_ROOT, DaemonProcess, claim_token, free_ports
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 
 UNKNOWN_TOKEN = "12" * 32
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    """One wallet for the module, shared with its daemon (the `daemon` fixture of conftest.py)."""
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 def _environ(daemon: DaemonProcess, **extra: str) -> dict[str, str]:

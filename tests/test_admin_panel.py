@@ -30,6 +30,7 @@ from anon_ticket.privacypass.wire import b64url_encode
 from tests.support.chromium import ARTIFACTS, CookieTunnel, chromium, png_size, screenshot
 from tests.support.daemon import DaemonProcess, claim_token, pay, redeem_until
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 from tests.support.private_tokens import issue, published
 from tests.support.services import require
 from tests.support.waiting import wait_for
@@ -37,11 +38,7 @@ from tests.support.waiting import wait_for
 UNKNOWN_TOKEN = "ef" * 32
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    """One wallet for the module, shared with its daemon (the `daemon` fixture of conftest.py)."""
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 class Browser:

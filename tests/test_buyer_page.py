@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
@@ -25,6 +24,7 @@ from anon_ticket.config import Config
 from anon_ticket.errors import BuyerPageError, ConfigError
 from tests.support.daemon import DaemonProcess
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_TOTAL_BYTES = 200 * 1000
@@ -32,10 +32,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 HOOKS = {"pid", "payment-id", "address", "amount", "status", "token"}
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 class PageParser(HTMLParser):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from anon_ticket.service.redeem import Redeemer, RedeemSettings
 from anon_ticket.storage.sqlite import SqliteStore
 from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 from tests.support.pipeline import CONFIRMATIONS, MIN_AMOUNT, Pipeline
 from tests.support.waiting import wait_for
 
@@ -36,11 +36,7 @@ REDEEM = "/api/v1/redeem"
 JSON_TYPE = "application/json; charset=utf-8"
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    """One wallet for the module, shared with its daemon (the `daemon` fixture of conftest.py)."""
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 @pytest.fixture(scope="module")

@@ -29,16 +29,13 @@ from tests.support.daemon import (
     unix_request,
 )
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 from tests.support.waiting import wait_for
 
 UNKNOWN_TOKEN = "ab" * 32
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    """One wallet for the module, shared with its daemon (the `daemon` fixture of conftest.py)."""
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from anon_ticket.privacypass import client
 from anon_ticket.privacypass.wire import TokenChallenge, b64url_decode, b64url_encode
 from tests.support.daemon import DaemonProcess, claim_token, pay, redeem_until
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 
 DOC = openapi.document()
 DOC_URI = "urn:anon-ticket:openapi"
@@ -423,11 +423,7 @@ def check_private_tokens(check: Checker, daemon: DaemonProcess, wallet: FakeWall
     assert record["private_tokens"] == {"allowance": 100, "issued": 100}
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    """One wallet for the module, shared with its daemon (the `daemon` fixture of conftest.py)."""
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 def test_served_document_is_the_file_and_needs_auth(daemon: DaemonProcess) -> None:

@@ -22,6 +22,7 @@ from anon_ticket.privacypass import client
 from anon_ticket.privacypass.wire import Token, TokenChallenge, TokenRequest, b64url_decode, b64url_encode
 from tests.support.daemon import DaemonProcess, claim_token, pay
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 from tests.support.private_tokens import REQUEST_TYPE, issue, published
 from tests.support.waiting import wait_for
 
@@ -31,10 +32,7 @@ SPEND = "/api/v1/private-token/spend"
 DIRECTORY = "/.well-known/private-token-issuer-directory"
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from anon_ticket.privacypass.wire import b64url_decode, b64url_encode
 from tests.client.fakeserver import run_cli
 from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 from tests.support.privacypass_node import ReferenceImplementation, install_web_packages
 
 SPEND = "/api/v1/private-token/spend"
@@ -25,10 +26,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceImp
         yield running
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from anon_ticket.privacypass import client
 from anon_ticket.privacypass.wire import b64url_encode
 from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 from tests.support.nodes import cluster_node, stop_each
 from tests.support.private_tokens import issue, published
 from tests.test_storage_postgres import fresh_schema_url
@@ -22,10 +23,7 @@ PER_PAYMENT = 5
 TOKEN = "private-token-nodes-internal-0123"
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 @pytest.fixture(scope="module")

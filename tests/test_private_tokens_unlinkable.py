@@ -29,6 +29,7 @@ from anon_ticket.privacypass import client
 from anon_ticket.privacypass.wire import Token, b64url_encode
 from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 from tests.support.private_tokens import issue, published
 from tests.support.statsd_sink import StatsdSink
 from tests.support.waiting import wait_for
@@ -63,10 +64,7 @@ def renderings(value: bytes) -> set[bytes]:
     }
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 @dataclass

@@ -9,7 +9,7 @@ examples per listener, so the module runs in seconds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,16 +21,13 @@ from schemathesis.checks import content_type_conformance, not_a_server_error, re
 
 from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 EXAMPLES = 40
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    """One wallet for the module, shared with its daemon (the `daemon` fixture of conftest.py)."""
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -25,6 +25,7 @@ from anon_ticket.core.domain import PaymentId
 from tests.support.attack import Attack, connect, honest_redeem, proxy_line, read_answer
 from tests.support.daemon import DaemonProcess, claim_token, free_ports, pay, unused_udp_port
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 from tests.support.waiting import wait_for
 
 DEADLINE = "2"  # HTTP_REQUEST_DEADLINE_SECS for these daemons: attackers are cut off quickly
@@ -32,10 +33,7 @@ HONEST_REQUESTS = 8
 LOG_GROWTH_LIMIT = 2048  # bytes the log may grow by during an attack (it should not grow at all)
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from tests.support.access import claim_token as access_claim_token
 from tests.support.attack import Attack, connect, honest_redeem, read_answer
 from tests.support.daemon import DaemonProcess, claim_token, free_ports
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline
 from tests.support.waiting import wait_for
 
@@ -47,10 +48,7 @@ DIRECTORY = "/.well-known/private-token-issuer-directory"
 REQUEST_TYPE = "application/private-token-request"
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import pytest
 from anon_ticket.privacypass.wire import b64url_encode, parse_authorization
 from tests.support.daemon import DaemonProcess, claim_token
 from tests.support.fake_wallet import FakeWallet
+from tests.support.fixtures import module_wallet
 
 from .fakeserver import run_cli
 from .socksproxy import start_proxy
@@ -24,10 +25,7 @@ FAST = ("--poll-interval", "0.01", "--timeout", "20")
 SPEND = "/api/v1/private-token/spend"
 
 
-@pytest.fixture(scope="module")
-def wallet() -> Iterator[FakeWallet]:
-    with FakeWallet(height=200) as fake:
-        yield fake
+wallet = module_wallet()
 
 
 @pytest.fixture(scope="module")

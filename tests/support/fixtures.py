@@ -13,7 +13,7 @@ one session chain per importing module.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -23,6 +23,21 @@ from tests.support.regtest import RegtestChain, missing_binaries
 from tests.support.services import require
 from tests.support.tor_network import ServiceSpec, TorExited, TorNetwork
 from tests.support.tor_network import missing_binaries as tor_missing_binaries
+
+
+def module_wallet() -> Callable[[], Iterator[FakeWallet]]:
+    """A `wallet` fixture scoped to one test module, for the module's daemon process to poll: one fake
+    monero-wallet-rpc (height 200, the captured merchant address) from the module's first test to its
+    last. A module takes it with `wallet = module_wallet()`, which overrides the function-scoped
+    `wallet` of tests/conftest.py (a module-scoped daemon cannot poll a wallet that each test closes).
+    """
+
+    @pytest.fixture(scope="module", name="wallet")
+    def wallet() -> Iterator[FakeWallet]:
+        with FakeWallet(height=200) as fake:
+            yield fake
+
+    return wallet
 
 
 @pytest.fixture
