@@ -36,6 +36,7 @@ from tests.support.daemon import DaemonProcess, claim_token, free_ports
 from tests.support.fake_wallet import FakeWallet
 from tests.support.fixtures import module_wallet
 from tests.support.pipeline import MIN_AMOUNT, Pipeline
+from tests.support.private_tokens import REQUEST_TYPE, issue, published
 from tests.support.waiting import wait_for
 
 DEADLINE = "2"  # HTTP_REQUEST_DEADLINE_SECS: stalled attackers are cut off quickly
@@ -45,7 +46,6 @@ GATEWAY_STATUSES = {200, 401, 403}
 ISSUE = "/api/v1/private-token/issue"
 SPEND = "/api/v1/private-token/spend"
 DIRECTORY = "/.well-known/private-token-issuer-directory"
-REQUEST_TYPE = "application/private-token-request"
 
 
 wallet = module_wallet()
@@ -124,21 +124,10 @@ def head(target: tuple[str, int], path: str) -> int:
 
 def fetch_private_token(daemon: DaemonProcess, service_token: str) -> Token:
     """One Privacy Pass token issued over HTTP as a buyer's client does (§12)."""
-    info = daemon.public("GET", "/api/v1/info").json()["private_token"]
-    challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
-    request, pending = client.prepare(b64url_decode(info["token_key"]), challenge)
+    request, pending = client.prepare(*published(daemon))
     answer = issue(daemon, service_token, request.encode())
     assert answer.status_code == 200, answer.text
     return pending.finalize(answer.content)
-
-
-def issue(daemon: DaemonProcess, service_token: str, body: bytes) -> requests.Response:
-    return daemon.public(
-        "POST",
-        ISSUE,
-        data=body,
-        headers={"Content-Type": REQUEST_TYPE, "Authorization": f"Bearer {service_token}"},
-    )
 
 
 def auth(target: tuple[str, int], authorization: str | None = None, cookie: str | None = None) -> int:
@@ -332,9 +321,7 @@ def test_issuance_garbage_gets_the_contracts_errors(daemon: DaemonProcess, servi
     target = address(daemon.public_url)
     bearer = ("Authorization", f"Bearer {service_token}".encode())
     ok_type = ("Content-Type", REQUEST_TYPE.encode())
-    info = daemon.public("GET", "/api/v1/info").json()["private_token"]
-    challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
-    good = client.prepare(b64url_decode(info["token_key"]), challenge)[0].encode()
+    good = token_request(daemon)
     before = log_size(daemon)
     cases: list[tuple[bytes, int, str]] = [
         (
@@ -513,9 +500,8 @@ class IssueFlood:
 
 
 def token_request(daemon: DaemonProcess) -> bytes:
-    info = daemon.public("GET", "/api/v1/info").json()["private_token"]
-    challenge = TokenChallenge.decode(b64url_decode(info["challenge"]))
-    return client.prepare(b64url_decode(info["token_key"]), challenge)[0].encode()
+    """A fresh blinded TokenRequest for the daemon's published key and challenge, encoded."""
+    return client.prepare(*published(daemon))[0].encode()
 
 
 def test_an_issuance_flood_is_held_to_its_rate_and_starves_nobody(
