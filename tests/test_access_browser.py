@@ -21,7 +21,7 @@ from tests.support.pipeline import Pipeline
 from tests.support.proxies import PROXIES, SECRET, Proxy
 
 if TYPE_CHECKING:  # the test extra installs it; tests/support/chromium.py skips without it
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 WAIT_MS = 30_000
 
@@ -30,6 +30,16 @@ WAIT_MS = 30_000
 def browser() -> Iterator[Browser]:
     with playwright_chromium() as launched:
         yield launched
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile with JavaScript off (the sign-in page needs none), closed afterwards."""
+    opened = browser.new_context(java_script_enabled=False)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def sign_in(page: Page, token: str) -> None:
@@ -46,49 +56,37 @@ def site(request: pytest.FixtureRequest, pipeline: Pipeline) -> Iterator[Proxy]:
 
 
 def test_a_browser_signs_in_and_keeps_its_session(
-    browser: Browser, wallet: FakeWallet, pipeline: Pipeline, site: Proxy
+    context: BrowserContext, wallet: FakeWallet, pipeline: Pipeline, site: Proxy
 ) -> None:
     _, token = claim_token(wallet, pipeline)
-    context = browser.new_context(java_script_enabled=False)
-    try:
-        page = context.new_page()
-        first = page.goto(site.url + "/private/a.txt", timeout=WAIT_MS)
-        assert first is not None and first.status == 401
-        assert page.title() == "Sign in"
-        sign_in(page, token)
-        assert page.url == site.url + "/private/a.txt"
-        assert page.inner_text("body").strip() == SECRET.decode().strip()
-        cookies = {c["name"]: c for c in context.cookies()}
-        session = cookies["anon_ticket_access"]
-        assert session["httpOnly"] and session["sameSite"] == "Strict" and session["path"] == "/"
-        again = page.goto(site.url + "/private/a.txt", timeout=WAIT_MS)
-        assert again is not None and again.status == 200
-    finally:
-        context.close()
+    page = context.new_page()
+    first = page.goto(site.url + "/private/a.txt", timeout=WAIT_MS)
+    assert first is not None and first.status == 401
+    assert page.title() == "Sign in"
+    sign_in(page, token)
+    assert page.url == site.url + "/private/a.txt"
+    assert page.inner_text("body").strip() == SECRET.decode().strip()
+    cookies = {c["name"]: c for c in context.cookies()}
+    session = cookies["anon_ticket_access"]
+    assert session["httpOnly"] and session["sameSite"] == "Strict" and session["path"] == "/"
+    again = page.goto(site.url + "/private/a.txt", timeout=WAIT_MS)
+    assert again is not None and again.status == 200
 
 
-def test_a_wrong_token_is_explained_on_the_page(browser: Browser, site: Proxy) -> None:
-    context = browser.new_context(java_script_enabled=False)
-    try:
-        page = context.new_page()
-        page.goto(site.url + "/private/a.txt", timeout=WAIT_MS)
-        sign_in(page, "ab" * 32)
-        assert "no service token with this value" in page.inner_text("#message")
-        assert context.cookies() == []
-    finally:
-        context.close()
+def test_a_wrong_token_is_explained_on_the_page(context: BrowserContext, site: Proxy) -> None:
+    page = context.new_page()
+    page.goto(site.url + "/private/a.txt", timeout=WAIT_MS)
+    sign_in(page, "ab" * 32)
+    assert "no service token with this value" in page.inner_text("#message")
+    assert context.cookies() == []
 
 
 def test_a_crafted_sign_in_link_stays_on_the_site(
-    browser: Browser, wallet: FakeWallet, pipeline: Pipeline, site: Proxy
+    context: BrowserContext, wallet: FakeWallet, pipeline: Pipeline, site: Proxy
 ) -> None:
     _, token = claim_token(wallet, pipeline)
-    context = browser.new_context(java_script_enabled=False)
-    try:
-        page = context.new_page()
-        page.goto(site.url + "/login?next=//evil.example/steal", timeout=WAIT_MS)
-        sign_in(page, token)
-        assert page.url == site.url + "/"
-        assert "a public page" in page.inner_text("body")
-    finally:
-        context.close()
+    page = context.new_page()
+    page.goto(site.url + "/login?next=//evil.example/steal", timeout=WAIT_MS)
+    sign_in(page, token)
+    assert page.url == site.url + "/"
+    assert "a public page" in page.inner_text("body")

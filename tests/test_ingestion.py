@@ -278,14 +278,19 @@ def test_wallet_trouble_records_nothing_and_recovers(
     assert pipeline.daemon.published.wallet.last_error is None
 
 
-def test_a_restarted_wallet_rpc_is_reopened_when_the_wallet_file_is_configured(
-    tmp_path: Path, wallet: FakeWallet
-) -> None:
-    running = Pipeline(
+def reopening_pipeline(tmp_path: Path, wallet: FakeWallet) -> Pipeline:
+    """The actors with MONERO_WALLET_FILE set: a wallet-rpc that lost its wallet is told to open it."""
+    return Pipeline(
         pipeline_config(
             tmp_path / "o.db", wallet.url, MONERO_WALLET_FILE="merchant", MONERO_WALLET_PASSWORD=""
         )
     )
+
+
+def test_a_restarted_wallet_rpc_is_reopened_when_the_wallet_file_is_configured(
+    tmp_path: Path, wallet: FakeWallet
+) -> None:
+    running = reopening_pipeline(tmp_path, wallet)
     try:
         running.poll()
         wallet.set_no_wallet(True)
@@ -304,11 +309,7 @@ def test_a_wallet_that_takes_longer_than_the_call_deadline_to_open_is_still_reop
     Given up at MONERO_RPC_TIMEOUT_SECS (2 s here), the open completed in wallet-rpc anyway while the
     daemon logged that it could not reopen the wallet and backed off for longer.
     """
-    running = Pipeline(
-        pipeline_config(
-            tmp_path / "o.db", wallet.url, MONERO_WALLET_FILE="merchant", MONERO_WALLET_PASSWORD=""
-        )
-    )
+    running = reopening_pipeline(tmp_path, wallet)
     try:
         running.poll()
         wallet.set_no_wallet(True)
