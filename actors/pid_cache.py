@@ -28,8 +28,8 @@ from anon_ticket.actors.published import PublishedState
 from anon_ticket.actors.ticker import Ticker
 from anon_ticket.core.pid_screen import PidScreen
 from anon_ticket.errors import StorageError
-from anon_ticket.storage.base import Store
 from anon_ticket.storage.pid_feed import PaymentIdFeed
+from anon_ticket.storage.protocols import Store
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from anon_ticket.core.access_time import AccessPolicy
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.core.payments import Transfer, TransferFlag
 from anon_ticket.errors import AnonTicketError, Unavailable
-from anon_ticket.storage.base import (
+from anon_ticket.storage.protocols import (
     BatchOutcome,
     ClaimOutcome,
     ClaimRecord,

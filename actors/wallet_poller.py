@@ -47,8 +47,8 @@ from anon_ticket.errors import (
     WalletUnreachable,
 )
 from anon_ticket.process.node import LEADER, STANDBY
-from anon_ticket.storage.base import Store
 from anon_ticket.storage.leadership import Leadership, SoleLeader
+from anon_ticket.storage.protocols import Store
 from anon_ticket.wallet.ingest import height_fault, parse_transfers, scan_window
 from anon_ticket.wallet.rpc import NO_WALLET_OPEN, WalletRpc, cut
 

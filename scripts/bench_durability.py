@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from anon_ticket.config import DatabaseUrl
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.core.payments import Transfer
-from anon_ticket.storage.base import ClaimRequest, TransferBatch
 from anon_ticket.storage.database import Database
+from anon_ticket.storage.protocols import ClaimRequest, TransferBatch
 from anon_ticket.storage.sqlite import SqliteStore
 
 MIN_AMOUNT = 1_000

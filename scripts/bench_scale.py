@@ -71,8 +71,8 @@ from anon_ticket.config import DatabaseUrl, Secret  # noqa: E402
 from anon_ticket.core.domain import PaymentId  # noqa: E402
 from anon_ticket.core.payments import Transfer  # noqa: E402
 from anon_ticket.core.pid_screen import PidScreen  # noqa: E402
-from anon_ticket.storage.base import ClaimRequest, TransferBatch  # noqa: E402
 from anon_ticket.storage.database import Database  # noqa: E402
+from anon_ticket.storage.protocols import ClaimRequest, TransferBatch  # noqa: E402
 from anon_ticket.wallet.ingest import ReportedTransfer, scan_window  # noqa: E402
 from tests.support.daemon import DaemonProcess  # noqa: E402
 from tests.support.fake_wallet import MERCHANT_ADDRESS, FakeWallet  # noqa: E402

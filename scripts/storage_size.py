@@ -50,8 +50,8 @@ if str(REPO) not in sys.path:
 from anon_ticket.config import DatabaseUrl  # noqa: E402
 from anon_ticket.core.domain import PaymentId  # noqa: E402
 from anon_ticket.core.payments import TokenStatus, Transfer  # noqa: E402
-from anon_ticket.storage.base import ClaimRequest, TransferBatch  # noqa: E402
 from anon_ticket.storage.database import Database  # noqa: E402
+from anon_ticket.storage.protocols import ClaimRequest, TransferBatch  # noqa: E402
 from anon_ticket.storage.sqlite import SqliteStore, connect  # noqa: E402
 from tests.support.synthetic_payments import MIN_AMOUNT, START_HEIGHT, Payments, generate  # noqa: E402
 

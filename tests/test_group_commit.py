@@ -11,7 +11,7 @@ import pytest
 
 from anon_ticket.actors.storage_writer import request_claim
 from anon_ticket.core.domain import PaymentId
-from anon_ticket.storage.base import ClaimOutcome, ClaimRequest
+from anon_ticket.storage.protocols import ClaimOutcome, ClaimRequest
 from anon_ticket.storage.sqlite import connect
 from tests.support import wal
 from tests.support.fake_wallet import FakeWallet

@@ -19,7 +19,6 @@ from anon_ticket.actors.pid_cache import PidCache, _Listening
 from anon_ticket.actors.published import PublishedState
 from anon_ticket.core.payments import Transfer
 from anon_ticket.errors import CursorMoved, DatabaseLocked
-from anon_ticket.storage.base import TransferBatch
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.leadership import PostgresLeadership, SoleLeader
 from anon_ticket.storage.pid_feed import (
@@ -29,6 +28,7 @@ from anon_ticket.storage.pid_feed import (
     parse_payload,
 )
 from anon_ticket.storage.postgres import PostgresStore, connect
+from anon_ticket.storage.protocols import TransferBatch
 from tests.support.postgres import database_for, fresh_schema_url, raw
 from tests.support.stores import CONF, TX1, TX2
 from tests.support.waiting import wait_for

@@ -21,8 +21,8 @@ from anon_ticket.service.status import (
     TokenCounts,
     WalletStatus,
 )
-from anon_ticket.storage.base import PendingSpan
 from anon_ticket.storage.pool import PoolFigures
+from anon_ticket.storage.protocols import PendingSpan
 
 DAY = 86_400
 

@@ -28,7 +28,7 @@ from anon_ticket.service.metrics import Metrics
 from anon_ticket.service.scan import ScanService
 from anon_ticket.service.status import StatusService
 from anon_ticket.service.tokens import OperatorSettings, TokenService
-from anon_ticket.storage.base import Store
+from anon_ticket.storage.protocols import Store
 
 API_TOKEN = "panel-test-token-0123456789"
 

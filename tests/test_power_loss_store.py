@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from anon_ticket.errors import StorageError
-from anon_ticket.storage.base import SpendRequest
+from anon_ticket.storage.protocols import SpendRequest
 from anon_ticket.storage.sqlite import SqliteStore, connect, sqlite_module
 from tests.support.durable_writer import DAY, KEY_ID
 from tests.support.lazyfs import LazyMount, require_fuse

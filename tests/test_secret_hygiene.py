@@ -20,7 +20,7 @@ from anon_ticket.core.payments import TokenStatus
 from anon_ticket.errors import ConfigError
 from anon_ticket.process import internal_token
 from anon_ticket.service.redeem import RedeemAnswer
-from anon_ticket.storage.base import ClaimOutcome, ClaimRecord, ClaimRequest
+from anon_ticket.storage.protocols import ClaimOutcome, ClaimRecord, ClaimRequest
 from anon_ticket.wallet.rpc import WalletRpc
 from tests.support.daemon import REPO_ROOT, DaemonProcess
 from tests.support.fake_wallet import FakeWallet

@@ -27,10 +27,10 @@ from anon_ticket.core.domain import PaymentId, ServiceToken
 from anon_ticket.core.payments import Transfer
 from anon_ticket.errors import DatabaseLocked, SchemaTooNew, StorageError
 from anon_ticket.storage import migrations
-from anon_ticket.storage.base import TransferBatch
 from anon_ticket.storage.database import Database
 from anon_ticket.storage.lock import PostgresDaemonLock
 from anon_ticket.storage.postgres import PostgresStore, connect
+from anon_ticket.storage.protocols import TransferBatch
 
 # Re-exported for modules that still import them from here; the fixtures come from tests/conftest.py.
 from tests.support.postgres import database_for, fresh_schema_url, raw, session_database_url  # noqa: F401

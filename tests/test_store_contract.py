@@ -19,8 +19,8 @@ from anon_ticket.core.access_time import AccessPolicy
 from anon_ticket.core.domain import PaymentId, TxId
 from anon_ticket.core.payments import TokenStatus, Transfer, TransferFlag
 from anon_ticket.errors import CursorMoved, DatabaseLocked, RescanRefused, StorageError, WalletMismatch
-from anon_ticket.storage.base import ClaimOutcome, ClaimRequest, Store, TransferBatch
 from anon_ticket.storage.database import Database
+from anon_ticket.storage.protocols import ClaimOutcome, ClaimRequest, Store, TransferBatch
 from anon_ticket.storage.sqlite import connect as sqlite_connect
 from tests.support.stores import CONF, MIN, TX1, TX2, TX3, batch, paid
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.core.payments import Transfer, TransferFlag
-from anon_ticket.storage.base import DayTotals, PendingSpan, Store
+from anon_ticket.storage.protocols import DayTotals, PendingSpan, Store
 from tests.support.stores import CONF, MIN, TX1, TX2, TX3, batch
 from tests.test_store_contract import db, store  # noqa: F401 (the fixtures, parametrised by backend)
 

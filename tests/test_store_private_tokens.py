@@ -18,7 +18,9 @@ import pytest
 
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.core.payments import Transfer
-from anon_ticket.storage.base import (
+from anon_ticket.storage.backend_rules import allowance
+from anon_ticket.storage.database import Database
+from anon_ticket.storage.protocols import (
     IssueOutcome,
     IssueRequest,
     IssueVerdict,
@@ -26,8 +28,6 @@ from anon_ticket.storage.base import (
     SpendRequest,
     Store,
 )
-from anon_ticket.storage.database import Database
-from anon_ticket.storage.rows import allowance
 from tests.support.stores import CONF, MIN, TX1, TX2, batch, paid
 from tests.test_store_contract import db, rows_of, store  # noqa: F401 (the fixtures, parametrised by backend)
 

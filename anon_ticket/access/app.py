@@ -39,7 +39,7 @@ from anon_ticket.errors import AnonTicketError, InvalidRequest, InvalidToken, Un
 from anon_ticket.httpd.incidents import OncePerInterval
 from anon_ticket.panel.throttle import LoginThrottle
 from anon_ticket.privacypass.wire import Token
-from anon_ticket.storage.base import Store
+from anon_ticket.storage.protocols import Store
 
 log = logging.getLogger(__name__)
 

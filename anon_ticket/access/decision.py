@@ -21,7 +21,7 @@ from anon_ticket.privacypass.wire import (
     b64url_decode,
     parse_authorization,
 )
-from anon_ticket.storage.base import ClaimRecord
+from anon_ticket.storage.protocols import ClaimRecord
 
 
 class Reason(enum.StrEnum):

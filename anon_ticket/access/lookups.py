@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from anon_ticket.storage.base import ClaimRecord, Store
+from anon_ticket.storage.protocols import ClaimRecord, Store
 
 CACHE_SECS = 0.5
 DEFAULT_CAPACITY = 10_000

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from anon_ticket.storage.base import SECONDS_PER_DAY, FiguresStore, PendingSpan, PrivateTokenStore
+from anon_ticket.storage.protocols import SECONDS_PER_DAY, FiguresStore, PendingSpan, PrivateTokenStore
 
 DAYS = 30
 ATOMIC_PER_XMR = Decimal(10) ** 12

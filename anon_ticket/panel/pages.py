@@ -24,7 +24,7 @@ from anon_ticket.panel.throttle import LoginThrottle
 from anon_ticket.service.metrics import Metrics, MinuteSample
 from anon_ticket.service.status import StatusService
 from anon_ticket.service.tokens import OperatorSettings, TokenService
-from anon_ticket.storage.base import Store
+from anon_ticket.storage.protocols import Store
 
 log = logging.getLogger(__name__)
 

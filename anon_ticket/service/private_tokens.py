@@ -45,7 +45,8 @@ from anon_ticket.privacypass.wire import (
     b64url_decode,
     b64url_encode,
 )
-from anon_ticket.storage.base import (
+from anon_ticket.storage.backend_rules import allowance
+from anon_ticket.storage.protocols import (
     ClaimRecord,
     IssueOutcome,
     IssueRequest,
@@ -53,7 +54,6 @@ from anon_ticket.storage.base import (
     SpendRequest,
     Store,
 )
-from anon_ticket.storage.rows import allowance
 
 DIRECTORY_PATH = "/.well-known/private-token-issuer-directory"
 ISSUE_PATH = "/api/v1/private-token/issue"

@@ -26,7 +26,7 @@ from anon_ticket.errors import (
     TokenRevoked,
     Unavailable,
 )
-from anon_ticket.storage.base import ClaimRecord, ClaimRequest, Store
+from anon_ticket.storage.protocols import ClaimRecord, ClaimRequest, Store
 
 # While the PID screen is rebuilt the daemon cannot tell unknown PIDs from real ones.
 STARTING_RETRY_AFTER = 5

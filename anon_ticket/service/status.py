@@ -19,8 +19,8 @@ from anon_ticket.actors.published import PublishedState
 from anon_ticket.core.timefmt import rfc3339
 from anon_ticket.process.node import node_id
 from anon_ticket.service.tokens import OperatorSettings
-from anon_ticket.storage.base import Store
 from anon_ticket.storage.pool import PoolFigures
+from anon_ticket.storage.protocols import Store
 
 
 @dataclass(frozen=True, slots=True)

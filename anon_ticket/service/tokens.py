@@ -18,7 +18,7 @@ from anon_ticket.core.domain import ServiceToken
 from anon_ticket.core.payments import TokenStatus, evaluate
 from anon_ticket.core.timefmt import rfc3339
 from anon_ticket.errors import TokenNotFound
-from anon_ticket.storage.base import ClaimRecord, Store
+from anon_ticket.storage.protocols import ClaimRecord, Store
 
 if TYPE_CHECKING:  # only for the annotation: private_tokens imports the Privacy Pass package
     from anon_ticket.service.private_tokens import PrivateTokens

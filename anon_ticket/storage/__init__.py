@@ -1,4 +1,5 @@
-"""Storage: protocols in `base`, the embedded SQLite backend in `sqlite`, migrations in `migrations`.
+"""Storage: what callers may ask in `protocols`, what both backends share in `backend_rules`, the
+embedded SQLite backend in `sqlite`, PostgreSQL in `postgres`, migrations in `migrations`.
 
-`open_store()` in `anon_ticket.storage.factory` picks the backend from `DATABASE_URL`.
+`Database` (in `database`) picks the backend from `DATABASE_URL` and holds its connections and lock.
 """

@@ -23,7 +23,6 @@ from pathlib import Path
 from anon_ticket.config import DatabaseUrl
 from anon_ticket.errors import StorageError
 from anon_ticket.storage import migrations
-from anon_ticket.storage.base import Store
 from anon_ticket.storage.leadership import Leadership, PostgresLeadership, SoleLeader
 from anon_ticket.storage.lock import (
     PG_DAEMON_LOCK_CLASS,
@@ -34,6 +33,7 @@ from anon_ticket.storage.lock import (
 )
 from anon_ticket.storage.pid_feed import PaymentIdFeed
 from anon_ticket.storage.pool import DEFAULT_POOL_SIZE, PoolFigures, PostgresPool
+from anon_ticket.storage.protocols import Store
 from anon_ticket.storage.sqlite import SqliteStore, connect
 
 LostLock = Callable[[str], None]

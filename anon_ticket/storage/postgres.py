@@ -39,28 +39,7 @@ from anon_ticket.core.payments import (
 )
 from anon_ticket.core.rescan import RescanRequest, refusal
 from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
-from anon_ticket.storage.base import (
-    BatchOutcome,
-    ClaimOutcome,
-    ClaimRecord,
-    ClaimRequest,
-    Counts,
-    DayTotals,
-    IssueOutcome,
-    IssueRequest,
-    IssueVerdict,
-    Listing,
-    MonitorState,
-    NeverCounted,
-    PaymentSnapshot,
-    PendingSpan,
-    PrivateTokenDay,
-    SpendRequest,
-    TransferBatch,
-    UnderpaidPayment,
-)
-from anon_ticket.storage.pid_feed import CHANNEL_SQL, notification_payloads
-from anon_ticket.storage.rows import (
+from anon_ticket.storage.backend_rules import (
     CLAIM_COLUMNS,
     COUNTED,
     DAY_SHARDS,
@@ -84,6 +63,27 @@ from anon_ticket.storage.rows import (
     snapshot_from_rows,
     underpaid_from_rows,
     wallet_mismatch,
+)
+from anon_ticket.storage.pid_feed import CHANNEL_SQL, notification_payloads
+from anon_ticket.storage.protocols import (
+    BatchOutcome,
+    ClaimOutcome,
+    ClaimRecord,
+    ClaimRequest,
+    Counts,
+    DayTotals,
+    IssueOutcome,
+    IssueRequest,
+    IssueVerdict,
+    Listing,
+    MonitorState,
+    NeverCounted,
+    PaymentSnapshot,
+    PendingSpan,
+    PrivateTokenDay,
+    SpendRequest,
+    TransferBatch,
+    UnderpaidPayment,
 )
 
 Connection = psycopg.Connection[TupleRow]

@@ -25,27 +25,7 @@ from anon_ticket.core.payments import (
 )
 from anon_ticket.core.rescan import RescanRequest, refusal
 from anon_ticket.errors import CursorMoved, RescanRefused, StorageError
-from anon_ticket.storage.base import (
-    BatchOutcome,
-    ClaimOutcome,
-    ClaimRecord,
-    ClaimRequest,
-    Counts,
-    DayTotals,
-    IssueOutcome,
-    IssueRequest,
-    IssueVerdict,
-    Listing,
-    MonitorState,
-    NeverCounted,
-    PaymentSnapshot,
-    PendingSpan,
-    PrivateTokenDay,
-    SpendRequest,
-    TransferBatch,
-    UnderpaidPayment,
-)
-from anon_ticket.storage.rows import (
+from anon_ticket.storage.backend_rules import (
     CLAIM_COLUMNS,
     COUNTED,
     DOUBLE_SPEND,
@@ -68,6 +48,26 @@ from anon_ticket.storage.rows import (
     snapshot_from_rows,
     underpaid_from_rows,
     wallet_mismatch,
+)
+from anon_ticket.storage.protocols import (
+    BatchOutcome,
+    ClaimOutcome,
+    ClaimRecord,
+    ClaimRequest,
+    Counts,
+    DayTotals,
+    IssueOutcome,
+    IssueRequest,
+    IssueVerdict,
+    Listing,
+    MonitorState,
+    NeverCounted,
+    PaymentSnapshot,
+    PendingSpan,
+    PrivateTokenDay,
+    SpendRequest,
+    TransferBatch,
+    UnderpaidPayment,
 )
 
 MIN_SQLITE = (3, 35, 0)  # UPDATE/INSERT … RETURNING

@@ -28,8 +28,8 @@ from pathlib import Path
 from anon_ticket.config import DatabaseUrl
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.core.payments import Transfer
-from anon_ticket.storage.base import IssueRequest, IssueVerdict, SpendRequest, TransferBatch
 from anon_ticket.storage.database import Database
+from anon_ticket.storage.protocols import IssueRequest, IssueVerdict, SpendRequest, TransferBatch
 from anon_ticket.storage.sqlite import SqliteStore, connect
 
 MIN_AMOUNT = 1000

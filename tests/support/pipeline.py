@@ -18,7 +18,7 @@ from anon_ticket.core.domain import PaymentId
 from anon_ticket.daemon import Daemon
 from anon_ticket.errors import AnonTicketError
 from anon_ticket.service.redeem import RedeemAnswer
-from anon_ticket.storage.base import ClaimRecord, MonitorState
+from anon_ticket.storage.protocols import ClaimRecord, MonitorState
 from anon_ticket.storage.sqlite import SqliteStore
 
 MIN_AMOUNT = 1_000_000_000

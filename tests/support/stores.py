@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from anon_ticket.core.access_time import AccessPolicy
 from anon_ticket.core.domain import PaymentId
 from anon_ticket.core.payments import Transfer
-from anon_ticket.storage.base import BatchOutcome, Store, TransferBatch
+from anon_ticket.storage.protocols import BatchOutcome, Store, TransferBatch
 
 MIN = 1000
 CONF = 10

@@ -3,7 +3,7 @@ records, the claim decision and the reorg judgement.
 
 Everything here is independent of the SQL dialect: a backend runs its own statements (placeholders,
 locks and booleans differ) and hands the rows here, so SQLite and PostgreSQL cannot drift apart in
-what a row means or in what a claim or a reorg decides. Kept apart from `base` (the protocols callers
+what a row means or in what a claim or a reorg decides. Kept apart from `protocols` (what callers
 use) because only backends need it.
 """
 
@@ -22,7 +22,7 @@ from anon_ticket.core.payments import (
     reorg_decision,
 )
 from anon_ticket.errors import WalletMismatch
-from anon_ticket.storage.base import (
+from anon_ticket.storage.protocols import (
     ClaimOutcome,
     ClaimRecord,
     ClaimRequest,
