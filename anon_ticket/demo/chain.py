@@ -31,7 +31,6 @@ Facts that shape the setup (measured with monero 0.18):
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +41,7 @@ from typing import Any, TypeVar
 import requests
 
 from anon_ticket.demo import processes, waiting
+from anon_ticket.demo.ports import free_ports
 from anon_ticket.demo.processes import STOP_GRACE
 from anon_ticket.errors import ChainRpcError
 
@@ -56,20 +56,6 @@ T = TypeVar("T")
 def missing_binaries() -> list[str]:
     """Which of monerod / monero-wallet-rpc are not on PATH (empty when regtest can run)."""
     return [name for name in (MONEROD, WALLET_RPC) if shutil.which(name) is None]
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free TCP ports on 127.0.0.1 (held together while choosing, then released)."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _post(url: str, payload: dict[str, Any], timeout: float) -> Any:

@@ -8,7 +8,6 @@ listeners are on loopback ports chosen here.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from decimal import Decimal
@@ -17,20 +16,14 @@ from pathlib import Path
 import requests
 
 from anon_ticket.demo import processes, waiting
-from anon_ticket.demo.chain import RegtestChain, free_ports
+from anon_ticket.demo.chain import RegtestChain
+from anon_ticket.demo.ports import free_ports, unused_udp_port
 
 ATOMIC_PER_XMR = 10**12
 READY_TIMEOUT = 60.0
 STOP_GRACE = 15.0
 # Passed on so that the daemon runs the same Python, from the same checkout or install, as the demo.
 _INHERITED = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
-
-
-def _unused_udp_port() -> int:
-    """A UDP port nobody listens on: the demo's statsd packets go nowhere."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class DemoShop:
@@ -56,7 +49,7 @@ class DemoShop:
                 "MONITOR_MIN_CONFIRMATIONS": str(confirmations),
                 "MIN_PAYMENT_AMOUNT": str(int(price * ATOMIC_PER_XMR)),
                 "STATSD_HOST": "127.0.0.1",
-                "STATSD_PORT": str(_unused_udp_port()),
+                "STATSD_PORT": str(unused_udp_port()),
                 # One person clicking around may redeem more often than a shop would allow a stranger.
                 "ABUSE_PID_PER_MINUTE": "600",
                 "NODE_NAME": "demo",

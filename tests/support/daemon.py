@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import requests
 
 from anon_ticket.core.domain import PaymentId
+from anon_ticket.demo.ports import free_ports, unused_udp_port
 from tests.support.waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -65,24 +66,6 @@ _OWN_PREFIXES = (
 )
 
 T = TypeVar("T")
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """`count` distinct loopback ports nobody listened on a moment ago (all held open while choosing)."""
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((host, 0))
-            ports.append(sock.getsockname()[1])
-        return ports
-
-
-def unused_udp_port() -> int:
-    """A UDP port nobody listens on, so the daemon's statsd packets go nowhere."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class UnixConnection(http.client.HTTPConnection):
