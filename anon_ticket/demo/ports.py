@@ -35,22 +35,24 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """
     rng = random.SystemRandom()
     high = _ephemeral_low()
-    with contextlib.ExitStack() as stack:
-        ports: list[int] = []
+    ports: list[int] = []
+    if count == 0:
+        return ports
+    with contextlib.ExitStack() as held:
         for _ in range(200 * count):
-            if len(ports) == count:
-                return ports
             port = rng.randrange(_LOWEST, high)
             if port in ports:
                 continue
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 sock.bind((host, port))
             except OSError:
+                sock.close()
                 continue
+            held.enter_context(sock)
             ports.append(port)
-        if len(ports) == count:
-            return ports
+            if len(ports) == count:
+                return ports
     raise OSError(f"no {count} free TCP ports on {host} between {_LOWEST} and {high}")
 
 
